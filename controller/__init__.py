@@ -1,0 +1,1 @@
+"""The SwarmGuard controller: rules over recent metrics, and zero-downtime recovery actions."""

@@ -1,0 +1,117 @@
+"""The controller's shared data shapes: what the cache hands the rule engine, what the
+rule engine hands the executor, and what an action reports back.
+
+These are plain frozen dataclasses so the rule engine stays pure (no I/O, clock passed in)
+and each part can be tested on its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIONS = ("migrate", "scale_up", "scale_down")
+
+
+@dataclass(frozen=True)
+class ContainerMetrics:
+    """One sample of one container, as the exporter defines it (docs/metrics.md)."""
+
+    node: str
+    service: str
+    container_id: str
+    task_id: str
+    ts: float  # sample time, Unix seconds (exporter clock)
+    cpu: float  # cpu_percent: of the container's CPU limit, else of the node's CPUs (0-100)
+    mem: float  # memory_percent: of the memory limit, else of node memory (0-100)
+    mem_mb: float  # working set, MiB
+    net: float  # network_percent: (rx+tx bits/s) over link capacity (0-100)
+    net_rx: float  # Mbit/s received
+    net_tx: float  # Mbit/s sent
+    stale: bool = False  # its exporter stopped answering: shown, never acted on
+
+
+@dataclass(frozen=True)
+class NodeMetrics:
+    node: str
+    ts: float
+    cpu: float
+    mem: float
+    net: float
+    ready: bool = True
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What the rule engine needs to know about a Swarm service."""
+
+    name: str
+    replicas: int | None  # None for a global-mode service (never scaled)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    has_healthcheck: bool = True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent view of recent metrics at one moment, built by the cache."""
+
+    containers: Mapping[str, ContainerMetrics]  # latest sample per container id
+    history: Mapping[str, Sequence[ContainerMetrics]]  # per container id, oldest first
+    services: Mapping[str, ServiceInfo]  # by service name
+    nodes: Mapping[str, NodeMetrics]  # by node host name
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule fired: what to do, to what, and why. Produced by the pure rule engine."""
+
+    rule: str
+    action: str  # one of ACTIONS
+    service: str
+    container_id: str | None  # the container that breached (migrate, scale_up)
+    node: str | None  # its node (migrate excludes it)
+    t0: float | None  # time of the first breaching sample that completed the `for` count
+    reason: str  # the condition and the figures that made it true
+    params: Mapping[str, Any] = field(default_factory=dict)  # cooldown, min/max replicas, ...
+
+
+@dataclass
+class Timeline:
+    """T0-T6 of spec 5.4, Unix seconds; None where a stage did not happen (yet)."""
+
+    t0: float | None = None  # breach sample taken by the exporter
+    t1: float | None = None  # alert sent by the exporter
+    t2: float | None = None  # alert received by the controller
+    t3: float | None = None  # decision made
+    t4: float | None = None  # first Docker API call of the action
+    t5: float | None = None  # new task running and healthy
+    t6: float | None = None  # old task gone (migrate)
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {f"t{i}": getattr(self, f"t{i}") for i in range(7)}
+
+
+@dataclass
+class ActionRecord:
+    """The outcome of one action, logged as one JSON line, kept on /events, written to InfluxDB."""
+
+    id: str
+    action: str
+    service: str
+    rule: str
+    result: str  # "success" | "failed" | "timeout" | "dry_run" | "rejected"
+    timeline: Timeline
+    node_from: str | None = None
+    node_to: str | None = None
+    container_id: str | None = None
+    replicas_before: int | None = None
+    replicas_after: int | None = None
+    reason: str = ""
+    error: str | None = None
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = {k: v for k, v in self.__dict__.items() if k != "timeline"}
+        doc.update(self.timeline.as_dict())
+        return doc

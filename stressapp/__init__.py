@@ -1,0 +1,1 @@
+"""The web-stress test application: controllable, ramped CPU, memory and network load."""
