@@ -1,0 +1,59 @@
+"""Layered settings: defaults < YAML < environment < command line, every error reported at once."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from sgcommon.settings import SettingsError, add_arguments, cli_overrides, load_settings, setting
+
+
+@dataclass(frozen=True)
+class Demo:
+    interval: float = setting(1.0, "seconds between sweeps")
+    port: int = setting(9101, "listen port")
+    net_iface: str = setting("", "interface", env="NET_IFACE")
+    debug: bool = setting(False, "debug logs")
+    peers: list[str] = setting([], "peer URLs")
+
+
+def test_defaults_apply_when_nothing_is_given() -> None:
+    assert load_settings(Demo, prefix="X_", env={}) == Demo()
+
+
+def test_each_layer_overrides_the_one_below(tmp_path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("interval: 2\nport: 1000\npeers: [a, b]\n")
+    env = {"X_PORT": "2000", "NET_IFACE": "eth1", "X_DEBUG": "yes"}
+    got = load_settings(Demo, prefix="X_", yaml_path=str(path), env=env, overrides={"port": "3000", "interval": None})
+    assert got == Demo(interval=2.0, port=3000, net_iface="eth1", debug=True, peers=["a", "b"])
+
+
+def test_a_comma_separated_environment_value_becomes_a_list() -> None:
+    assert load_settings(Demo, prefix="X_", env={"X_PEERS": "h1:1, h2:2,"}).peers == ["h1:1", "h2:2"]
+
+
+def test_every_bad_value_is_reported_at_once(tmp_path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("intervall: 2\nport: many\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(Demo, prefix="X_", yaml_path=str(path), env={"X_DEBUG": "maybe"})
+    text = str(err.value)
+    assert "unknown setting 'intervall'" in text
+    assert "port: expected an integer" in text
+    assert "X_DEBUG: expected true/false" in text
+
+
+def test_a_yaml_file_that_is_not_a_mapping_is_refused(tmp_path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        load_settings(Demo, prefix="X_", yaml_path=str(path), env={})
+
+
+def test_command_line_flags_are_generated_from_the_fields() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Demo, prefix="X_")
+    args = parser.parse_args(["--port", "7", "--debug"])
+    assert load_settings(Demo, prefix="X_", env={}, overrides=cli_overrides(args, Demo)) == Demo(port=7, debug=True)
