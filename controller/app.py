@@ -1,0 +1,114 @@
+"""The controller's HTTP side: POST /alert (bearer token), GET /events, GET /metrics, GET /healthz.
+
+`create_app(config, runtime)` does no I/O of its own: the runtime caches the alert, decides and
+hands actions to the executor's threads, so the exporter gets its answer within milliseconds.
+Every refusal is JSON with a message naming the problem; nothing a client sends can cause a 500.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from sgcommon.alert import MAX_ALERT_BYTES, Alert, AlertError, decode_alert
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("swarmguard.controller.app")
+
+
+class AlertRuntime(Protocol):
+    """What the HTTP side needs from the runtime (controller.runtime.Runtime)."""
+
+    def handle_alert(self, alert: Alert, *, received: float) -> list[dict[str, str]]: ...
+    def health(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """`alert_token` None means alerts are accepted without a token (only with the insecure flag)."""
+
+    alert_token: str | None
+    registry: CollectorRegistry
+    recent_events: Callable[[int], list[dict[str, Any]]]
+    events_default: int = 50
+    events_max: int = 500
+    clock: Callable[[], float] = time.time
+
+
+def _error(status: int, message: str, **headers: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _authorized(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # headers arrive as latin-1 text; compare bytes so any input compares in constant time
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8"))
+
+
+def _read_alert_body() -> bytes:
+    """The body, refused before reading when it is declared or turns out larger than an alert can be."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_ALERT_BYTES:
+        raise AlertError(f"body: {declared} bytes, at most {MAX_ALERT_BYTES} allowed")
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise AlertError(f"body: more than {MAX_ALERT_BYTES} bytes, at most {MAX_ALERT_BYTES} allowed") from None
+
+
+def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
+    app = Flask("swarmguard.controller")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_ALERT_BYTES
+
+    @app.post("/alert")
+    def alert() -> Response | tuple[Response, int]:
+        received = config.clock()
+        if config.alert_token is not None and not _authorized(request.headers.get("Authorization", ""),
+                                                               config.alert_token):
+            return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="swarmguard"'})
+        try:
+            parsed = decode_alert(_read_alert_body())
+        except AlertError as exc:
+            event(log, "alert refused", level=logging.WARNING, error=str(exc), remote=request.remote_addr)
+            return _error(400, str(exc))
+        outcomes = runtime.handle_alert(parsed, received=received)
+        accepted = any(o["submit"] == "accepted" for o in outcomes)
+        return jsonify(status="accepted" if accepted else "ok", decisions=outcomes), 202 if accepted else 200
+
+    @app.get("/events")
+    def events() -> Response | tuple[Response, int]:
+        raw = request.args.get("limit", str(config.events_default))
+        if not raw.isdigit() or not 1 <= int(raw) <= config.events_max:
+            return _error(400, f"limit: expected an integer from 1 to {config.events_max}, got {raw!r}")
+        return jsonify(events=config.recent_events(int(raw)))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(config.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(runtime.health())
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("request failed", extra={"fields": {"path": request.path, "error": str(exc)}})
+        return _error(500, "internal error; see the controller log")
+
+    return app

@@ -1,0 +1,137 @@
+"""The controller's memory of recent metrics: what the rule engine sees, without any I/O.
+
+Scrapes and alerts both feed it; the alert path asks for a `Snapshot` on every alert, so a
+snapshot must be cheap. Each container's history is kept as an immutable tuple that is replaced
+on every new sample (a small copy on write, on the scrape thread), so a snapshot is two shallow
+dict copies under the lock and never copies a history. Everything is bounded: samples per
+container, the time window, and the number of containers (the least recently seen go first).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Mapping
+
+from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapshot
+
+
+class MetricsCache:
+    """Thread-safe store of recent ContainerMetrics/NodeMetrics and the known services."""
+
+    def __init__(
+        self,
+        *,
+        window: float = 300.0,
+        max_samples: int = 600,
+        max_containers: int = 20000,
+        stale_after: float = 10.0,
+        forget_after: float = 120.0,
+    ) -> None:
+        self._window = window
+        self._max_samples = max_samples
+        self._max_containers = max_containers
+        self._stale_after = stale_after
+        self._forget_after = forget_after
+        self._lock = threading.Lock()
+        self._history: dict[str, tuple[ContainerMetrics, ...]] = {}
+        self._latest: dict[str, ContainerMetrics] = {}
+        self._nodes: dict[str, NodeMetrics] = {}
+        self._down_nodes: set[str] = set()
+        self._services: Mapping[str, ServiceInfo] = {}
+
+    def add_container(self, sample: ContainerMetrics) -> bool:
+        """Adds one sample; False when it is not newer than the newest one kept (a duplicate)."""
+        with self._lock:
+            return self._add(sample)
+
+    def add_containers(self, samples: Iterable[ContainerMetrics]) -> int:
+        with self._lock:
+            return sum(self._add(sample) for sample in samples)
+
+    def _add(self, sample: ContainerMetrics) -> bool:
+        cid = sample.container_id
+        latest = self._latest.get(cid)
+        if latest is not None and sample.ts <= latest.ts:
+            return False
+        history = self._history.get(cid, ())
+        if len(history) >= self._max_samples:
+            history = history[len(history) - self._max_samples + 1:]
+        self._history[cid] = history + (sample,)
+        if latest is None and len(self._latest) >= self._max_containers:
+            self._drop_least_recent()
+        self._latest[cid] = sample
+        return True
+
+    def _drop_least_recent(self) -> None:
+        oldest = min(self._latest.values(), key=lambda s: s.ts)
+        del self._latest[oldest.container_id]
+        del self._history[oldest.container_id]
+
+    def add_nodes(self, samples: Iterable[NodeMetrics]) -> None:
+        with self._lock:
+            for sample in samples:
+                self._nodes[sample.node] = sample
+
+    def set_node_down(self, node: str, down: bool) -> None:
+        """Marks `node`'s exporter unreachable (its containers and figures become stale) or back."""
+        with self._lock:
+            if down:
+                self._down_nodes.add(node)
+            else:
+                self._down_nodes.discard(node)
+
+    def set_services(self, services: Mapping[str, ServiceInfo]) -> None:
+        frozen = dict(services)
+        with self._lock:
+            self._services = frozen
+
+    def prune(self, now: float) -> int:
+        """Drops samples older than the window and containers not seen for `forget_after`.
+
+        Returns how many containers were forgotten.
+        """
+        cutoff = now - self._window
+        forget = now - self._forget_after
+        with self._lock:
+            gone = [cid for cid, s in self._latest.items() if s.ts < forget]
+            for cid in gone:
+                del self._latest[cid]
+                del self._history[cid]
+            for cid, history in self._history.items():
+                if history[0].ts < cutoff:
+                    self._history[cid] = tuple(s for s in history if s.ts >= cutoff) or history[-1:]
+            for node in [n for n, s in self._nodes.items() if s.ts < forget]:
+                del self._nodes[node]
+            return len(gone)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """A consistent view at `now`; containers of down nodes or with old samples are stale."""
+        with self._lock:
+            latest = dict(self._latest)
+            history = dict(self._history)
+            nodes = dict(self._nodes)
+            down = set(self._down_nodes)
+            services = self._services
+        limit = now - self._stale_after
+        for cid, sample in latest.items():
+            if sample.node in down or sample.ts < limit:
+                latest[cid] = dataclasses.replace(sample, stale=True)
+        for name, node in nodes.items():
+            if name in down or node.ts < limit:
+                nodes[name] = dataclasses.replace(node, stale=True)
+        return Snapshot(containers=latest, history=history, services=services, nodes=nodes)
+
+    def node_load(self) -> dict[str, float]:
+        """Load per node with fresh figures (the larger of CPU and memory %), for picking a target."""
+        with self._lock:
+            return {name: max(n.cpu, n.mem) for name, n in self._nodes.items() if name not in self._down_nodes}
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "containers": len(self._latest),
+                "samples": sum(len(h) for h in self._history.values()),
+                "nodes": len(self._nodes),
+                "nodes_down": len(self._down_nodes),
+                "services": len(self._services),
+            }

@@ -1,0 +1,216 @@
+"""Wires the controller together: inputs (alerts, scrapes, service list) -> cache -> rules -> executor.
+
+The rule engine is pure and keeps its memory in one `EngineState`, so every evaluation (an alert
+on a Flask thread, a scrape round or the service-rule job on scheduler threads) runs under one lock.
+An evaluation is short (milliseconds); the actions it decides run on the executor's own threads.
+Timeline stamps: T1 comes from the alert, T2 is when it (or the scrape round) arrived, T3 when the
+decision was made; the executor fills T4-T6.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controller.cache import MetricsCache
+from controller.events import ControllerMetrics, EventLog
+from controller.model import ContainerMetrics, Decision, Snapshot, Timeline
+from controller.scrape import Scraper
+from controller.services import ServiceRefresher
+from sgcommon.alert import Alert
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("swarmguard.controller.runtime")
+
+Evaluate = Callable[..., list[Decision]]
+
+
+class RuleSource(Protocol):
+    def current(self) -> Any: ...
+
+
+class ExecutorLike(Protocol):
+    def submit(self, decision: Decision, timeline: Timeline) -> str: ...
+    def lift_expired_exclusions(self) -> int: ...
+    def reconcile(self) -> None: ...
+    def busy_services(self) -> set[str]: ...
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How often each background job runs, in seconds."""
+
+    scrape: float = 1.0
+    services: float = 5.0
+    service_rules: float = 15.0
+    exclusions: float = 10.0
+
+
+def alert_sample(alert: Alert) -> ContainerMetrics:
+    """An alert as a cache sample: its figures at the breach time T0."""
+    m = alert.metrics
+    return ContainerMetrics(node=alert.node, service=alert.service, container_id=alert.container_id,
+                            task_id=alert.task_id, ts=alert.t0, cpu=m["cpu"], mem=m["mem"], mem_mb=m["mem_mb"],
+                            net=m["net"], net_rx=m["net_rx"], net_tx=m["net_tx"])
+
+
+class Runtime:
+    """The running controller; `create_app` serves it, `start`/`stop` run its background jobs."""
+
+    def __init__(
+        self,
+        *,
+        cache: MetricsCache,
+        rules: RuleSource,
+        evaluate: Evaluate,
+        state: Any,
+        executor: ExecutorLike,
+        metrics: ControllerMetrics,
+        events: EventLog,
+        scraper: Scraper | None = None,
+        services: ServiceRefresher | None = None,
+        watcher: Any = None,
+        closers: tuple[Callable[[], None], ...] = (),
+        schedule: Schedule = Schedule(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cache = cache
+        self.metrics = metrics
+        self.events = events
+        self._rules = rules
+        self._evaluate = evaluate
+        self._state = state
+        self._executor = executor
+        self._scraper = scraper
+        self._services = services
+        self._watcher = watcher
+        self._closers = closers
+        self._schedule = schedule
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._scheduler: Any = None
+        self._started_at: float | None = None
+        self._last_round: float | None = None
+
+    # --- the alert path (Flask threads) -------------------------------------------------------
+
+    def handle_alert(self, alert: Alert, *, received: float) -> list[dict[str, str]]:
+        """Caches the alert's sample and evaluates that container's rules now; returns what was submitted."""
+        self.metrics.alert_latency.observe(max(0.0, received - alert.t1))
+        self.cache.add_container(alert_sample(alert))
+        outcomes = self._decide(received, t1=alert.t1, container_id=alert.container_id)
+        self.metrics.alerts.labels(outcome="action" if outcomes else "no_action").inc()
+        return outcomes
+
+    def _decide(self, received: float, *, t1: float | None = None, **scope: str | None) -> list[dict[str, str]]:
+        with self._lock:
+            snapshot = self.cache.snapshot(received)
+            decisions = self._evaluate(self._rules.current(), snapshot, received, self._state, **scope)
+            decided = self._clock()
+            self.metrics.decision_latency.observe(max(0.0, decided - received))
+            return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided)) for d in decisions]
+
+    def _submit(self, decision: Decision, timeline: Timeline) -> dict[str, str]:
+        result = self._executor.submit(decision, timeline)
+        event(log, "decision", rule=decision.rule, action=decision.action, service=decision.service,
+              container_id=decision.container_id, node=decision.node, reason=decision.reason, submit=result,
+              t0=timeline.t0, t1=timeline.t1, t2=timeline.t2, t3=timeline.t3)
+        return {"rule": decision.rule, "action": decision.action, "service": decision.service, "submit": result}
+
+    # --- background jobs ------------------------------------------------------------------------
+
+    def scrape_and_evaluate(self) -> None:
+        """One scrape round, then every rule over the fresh cache."""
+        if self._scraper is not None:
+            result = self._scraper.scrape_round()
+            self.metrics.scrape_round.observe(result.seconds)
+            self.metrics.exporters_up.set(sum(result.up.values()))
+            self.metrics.exporters_known.set(len(result.up))
+        now = self._clock()
+        self._last_round = now
+        self.cache.prune(now)
+        self._decide(now)
+
+    def evaluate_service_rules(self) -> None:
+        self._decide(self._clock(), scope="service")
+
+    def refresh_services(self) -> None:
+        if self._services is not None:
+            self._services.refresh()
+
+    def lift_exclusions(self) -> None:
+        lifted = self._executor.lift_expired_exclusions()
+        if lifted:
+            event(log, "expired node exclusions lifted", count=lifted)
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self, *, scheduler: bool = True) -> None:
+        """Reconciles interrupted actions, loads the service list, starts hot reload and the jobs."""
+        self._executor.reconcile()
+        self.refresh_services()
+        if self._watcher is not None:
+            self._watcher.start()
+        if scheduler:
+            self._scheduler = self._make_scheduler()
+            self._scheduler.start()
+        self._started_at = self._clock()
+        event(log, "controller started", jobs=[j.id for j in self._scheduler.get_jobs()] if self._scheduler else [])
+
+    def _make_scheduler(self) -> Any:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                      "misfire_grace_time": None})
+        jobs: Mapping[str, tuple[Callable[[], None], float]] = {
+            "scrape": (self.scrape_and_evaluate, self._schedule.scrape),
+            "services": (self.refresh_services, self._schedule.services),
+            "service_rules": (self.evaluate_service_rules, self._schedule.service_rules),
+            "exclusions": (self.lift_exclusions, self._schedule.exclusions),
+        }
+        for name, (func, seconds) in jobs.items():
+            scheduler.add_job(_guarded(name, func), "interval", seconds=seconds, id=name, name=name)
+        return scheduler
+
+    def stop(self) -> None:
+        """Stops the jobs, lets running actions finish, then flushes and closes the writers."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._executor.shutdown(wait=True)
+        if self._scraper is not None:
+            self._scraper.close()
+        for close in self._closers:
+            close()
+        event(log, "controller stopped")
+
+    def health(self) -> dict[str, Any]:
+        now = self._clock()
+        return {
+            "status": "ok",
+            "started": self._started_at is not None,
+            "last_scrape_age": None if self._last_round is None else round(now - self._last_round, 3),
+            "services_ok": None if self._services is None else self._services.ok,
+            "busy_services": sorted(self._executor.busy_services()),
+            "cache": self.cache.stats(),
+        }
+
+    def snapshot(self) -> Snapshot:
+        return self.cache.snapshot(self._clock())
+
+
+def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:
+    """A job that logs its failure as one JSON line and runs again next time."""
+
+    def run() -> None:
+        try:
+            func()
+        except Exception as exc:
+            log.exception("background job failed", extra={"fields": {"job": name, "error": str(exc)}})
+
+    return run

@@ -1,0 +1,103 @@
+"""The controller's settings in one dataclass (spec 3.3): defaults < YAML < env (CONTROLLER_*) < CLI.
+
+Threshold overrides for the rule files are separate: they are named by the rule files, not by
+this dataclass, so they come as `CONTROLLER_THRESHOLD_<NAME>=<number>` variables and repeatable
+`--threshold NAME=VALUE` options, merged here and handed to the rule loader, which rejects names
+the rules do not define.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sgcommon.settings import SettingsError, setting
+
+PREFIX = "CONTROLLER_"
+THRESHOLD_PREFIX = f"{PREFIX}THRESHOLD_"
+
+
+@dataclass
+class ControllerSettings:
+    """Everything the controller process needs besides its secrets and the rule files' content."""
+
+    listen: str = setting("0.0.0.0", "address the HTTP server binds")
+    port: int = setting(5000, "HTTP port for /alert, /events, /metrics, /healthz")
+    rules: str = setting("rules", "rule directory (every *.yml in it) or one rule file")
+    dry_run: bool = setting(False, "log the actions the rules decide, change nothing")
+    insecure_no_alert_token: bool = setting(False, "accept alerts without a bearer token (testing only)")
+    docker_url: str | None = setting(None, "Docker Engine API URL (default $DOCKER_HOST, else the local socket)")
+    scrape_interval: float = setting(1.0, "seconds between scrape rounds of every exporter (1-5)")
+    scrape_timeout: float = setting(1.0, "seconds an exporter has to answer one scrape")
+    scrape_workers: int = setting(8, "exporters scraped at once in one round")
+    exporters: list[str] = setting([], "static exporter list (host:port or URL); empty = find them through Swarm")
+    exporter_service: str = setting("swarmguard_exporter", "Swarm service whose tasks are the exporters")
+    exporter_port: int = setting(9101, "port of each exporter's /metrics")
+    services_interval: float = setting(5.0, "seconds between refreshes of the Swarm service list")
+    service_rules_interval: float = setting(15.0, "seconds between evaluations of service rules (scale-down)")
+    exclusions_interval: float = setting(10.0, "seconds between checks for expired node exclusions")
+    cache_window: float = setting(300.0, "seconds of samples kept per container")
+    cache_max_samples: int = setting(600, "samples kept per container at most")
+    cache_max_containers: int = setting(20000, "containers kept at most (least recently seen dropped)")
+    stale_after: float = setting(10.0, "a container whose newest sample is older than this is stale")
+    forget_after: float = setting(120.0, "a container not seen for this long is forgotten")
+    events_keep: int = setting(500, "action records kept for GET /events")
+    max_actions_per_minute: int = setting(10, "actions started per minute at most, all services together")
+    migrate_timeout: float = setting(60.0, "seconds a migration may take before it is recorded as timed out")
+    scale_timeout: float = setting(60.0, "seconds a scale-up may take before it is recorded as timed out")
+    exclusion_ttl: float = setting(300.0, "seconds a node exclusion set by a migration lasts")
+    influx_url: str | None = setting(None, "InfluxDB base URL for recovery_events (unset: not written)", env="INFLUXDB_URL")
+    influx_org: str = setting("swarmguard", "InfluxDB organisation", env="INFLUXDB_ORG")
+    influx_bucket: str = setting("metrics", "InfluxDB bucket", env="INFLUXDB_BUCKET")
+    log_level: str = setting("INFO", "log level")
+
+    def __post_init__(self) -> None:
+        errors = []
+        if not 0.2 <= self.scrape_interval <= 60:
+            errors.append(f"scrape_interval: {self.scrape_interval} s is outside 0.2-60")
+        for name in ("scrape_timeout", "services_interval", "service_rules_interval", "exclusions_interval",
+                     "cache_window", "stale_after", "forget_after"):
+            if not getattr(self, name) > 0:
+                errors.append(f"{name}: must be > 0")
+        for name in ("scrape_workers", "cache_max_samples", "cache_max_containers", "events_keep", "port"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name}: must be >= 1")
+        if errors:
+            raise SettingsError("; ".join(errors))
+
+
+def action_settings_kwargs(settings: ControllerSettings, action_settings_cls: type) -> dict[str, object]:
+    """The fields of the executor's settings class that this dataclass also has, by name."""
+    names = {f.name for f in dataclasses.fields(action_settings_cls)}
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in names}
+
+
+def threshold_overrides(env: Mapping[str, str], cli: Iterable[str] = ()) -> dict[str, float]:
+    """`CONTROLLER_THRESHOLD_CPU_HIGH=80` and `--threshold cpu_high=80` as {"cpu_high": 80.0}; CLI wins.
+
+    Every malformed entry is reported at once.
+    """
+    found: dict[str, float] = {}
+    errors: list[str] = []
+    entries = [(var[len(THRESHOLD_PREFIX):].lower(), value, var)
+               for var, value in env.items() if var.startswith(THRESHOLD_PREFIX)]
+    for item in cli:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            errors.append(f"--threshold {item!r}: expected NAME=NUMBER")
+            continue
+        entries.append((name.strip().lower(), value, f"--threshold {name.strip()}"))
+    for name, value, where in entries:
+        try:
+            number = float(value)
+        except ValueError:
+            errors.append(f"{where}: expected a number, got {value!r}")
+            continue
+        if not math.isfinite(number):
+            errors.append(f"{where}: expected a finite number, got {value!r}")
+            continue
+        found[name] = number
+    if errors:
+        raise SettingsError("; ".join(errors))
+    return found

@@ -1,0 +1,116 @@
+"""The metrics cache: bounds, de-duplication, staleness, forgetting, and what a snapshot holds."""
+from __future__ import annotations
+
+import threading
+
+from controller.cache import MetricsCache
+from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo
+
+
+def sample(cid: str = "c1", ts: float = 100.0, *, node: str = "worker-1", service: str = "web",
+           cpu: float = 10.0) -> ContainerMetrics:
+    return ContainerMetrics(node=node, service=service, container_id=cid, task_id=f"t-{cid}", ts=ts, cpu=cpu,
+                            mem=20.0, mem_mb=64.0, net=1.0, net_rx=0.5, net_tx=0.5)
+
+
+def test_a_snapshot_holds_the_latest_sample_and_the_history_oldest_first() -> None:
+    cache = MetricsCache()
+    for ts in (100.0, 101.0, 102.0):
+        cache.add_container(sample(ts=ts, cpu=ts - 90))
+    snap = cache.snapshot(102.5)
+    assert snap.containers["c1"].ts == 102.0
+    assert [s.cpu for s in snap.history["c1"]] == [10.0, 11.0, 12.0]
+    assert not snap.containers["c1"].stale
+
+
+def test_a_sample_no_newer_than_the_last_one_is_ignored_so_alert_and_scrape_count_once() -> None:
+    cache = MetricsCache()
+    assert cache.add_container(sample(ts=100.0))
+    assert not cache.add_container(sample(ts=100.0, cpu=99.0))
+    assert not cache.add_container(sample(ts=99.0))
+    snap = cache.snapshot(100.0)
+    assert len(snap.history["c1"]) == 1 and snap.containers["c1"].cpu == 10.0
+
+
+def test_history_per_container_is_bounded_and_drops_the_oldest() -> None:
+    cache = MetricsCache(max_samples=3)
+    for ts in range(10):
+        cache.add_container(sample(ts=float(ts)))
+    assert [s.ts for s in cache.snapshot(9.0).history["c1"]] == [7.0, 8.0, 9.0]
+
+
+def test_the_number_of_containers_is_bounded_and_the_least_recently_seen_goes_first() -> None:
+    cache = MetricsCache(max_containers=2)
+    cache.add_container(sample("old", ts=1.0))
+    cache.add_container(sample("mid", ts=2.0))
+    cache.add_container(sample("new", ts=3.0))
+    assert set(cache.snapshot(3.0).containers) == {"mid", "new"}
+
+
+def test_prune_drops_samples_outside_the_window_and_forgets_silent_containers() -> None:
+    cache = MetricsCache(window=10.0, forget_after=30.0)
+    for ts in (0.0, 5.0, 15.0):
+        cache.add_container(sample("live", ts=ts))
+    cache.add_container(sample("gone", ts=1.0))
+    forgotten = cache.prune(now=35.0)
+    snap = cache.snapshot(35.0)
+    assert forgotten == 1
+    assert set(snap.containers) == {"live"}
+    assert [s.ts for s in snap.history["live"]] == [15.0]
+
+
+def test_prune_keeps_the_newest_sample_even_when_it_is_older_than_the_window() -> None:
+    cache = MetricsCache(window=10.0, forget_after=100.0)
+    cache.add_container(sample(ts=0.0))
+    cache.prune(now=50.0)
+    assert [s.ts for s in cache.snapshot(50.0).history["c1"]] == [0.0]
+
+
+def test_containers_of_a_node_whose_exporter_is_down_are_stale_until_it_is_back() -> None:
+    cache = MetricsCache()
+    cache.add_container(sample("a", node="worker-1"))
+    cache.add_container(sample("b", node="worker-2"))
+    cache.add_nodes([NodeMetrics(node="worker-1", ts=100.0, cpu=1, mem=2, net=3)])
+    cache.set_node_down("worker-1", True)
+    snap = cache.snapshot(100.0)
+    assert snap.containers["a"].stale and not snap.containers["b"].stale
+    assert snap.nodes["worker-1"].stale
+    assert cache.node_load() == {}
+    cache.set_node_down("worker-1", False)
+    assert not cache.snapshot(100.0).containers["a"].stale
+    assert cache.node_load() == {"worker-1": 2}
+
+
+def test_a_container_whose_newest_sample_is_too_old_is_stale() -> None:
+    cache = MetricsCache(stale_after=5.0)
+    cache.add_container(sample(ts=100.0))
+    assert not cache.snapshot(104.0).containers["c1"].stale
+    assert cache.snapshot(106.0).containers["c1"].stale
+
+
+def test_a_snapshot_does_not_change_when_the_cache_does() -> None:
+    cache = MetricsCache()
+    cache.add_container(sample(ts=1.0))
+    cache.set_services({"web": ServiceInfo(name="web", replicas=2)})
+    snap = cache.snapshot(1.0)
+    cache.add_container(sample(ts=2.0))
+    cache.add_container(sample("other", ts=2.0))
+    cache.set_services({})
+    assert [s.ts for s in snap.history["c1"]] == [1.0]
+    assert set(snap.containers) == {"c1"}
+    assert set(snap.services) == {"web"}
+
+
+def test_writers_on_many_threads_lose_no_sample() -> None:
+    cache = MetricsCache(max_samples=10_000)
+
+    def write(cid: str) -> None:
+        for ts in range(500):
+            cache.add_container(sample(cid, ts=float(ts)))
+
+    threads = [threading.Thread(target=write, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.stats()["samples"] == 2000
