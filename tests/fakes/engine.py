@@ -1167,3 +1167,28 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(event).encode() + b"\n"
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+
+
+def service_spec(
+    name: str,
+    *,
+    replicas: int | None = 1,
+    healthcheck: bool = True,
+    order: str | None = None,
+    constraints: Iterable[str] = (),
+    labels: Mapping[str, str] | None = None,
+    image: str = "10.99.0.1:5000/stressapp:test",
+) -> dict[str, Any]:
+    """A service spec as the engine takes it (replicas None: global mode), for `create_service`."""
+    container: dict[str, Any] = {"Image": image}
+    if healthcheck:
+        container["Healthcheck"] = {"Test": ["CMD", "curl", "-fs", "http://localhost:8080/health"], "Interval": 1_000_000_000}
+    spec: dict[str, Any] = {
+        "Name": name,
+        "Labels": dict(labels or {}),
+        "TaskTemplate": {"ContainerSpec": container, "Placement": {"Constraints": list(constraints)}},
+        "Mode": {"Global": {}} if replicas is None else {"Replicated": {"Replicas": replicas}},
+    }
+    if order:
+        spec["UpdateConfig"] = {"Parallelism": 1, "Order": order}
+    return spec

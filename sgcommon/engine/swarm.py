@@ -1,0 +1,270 @@
+"""The Swarm half of the one Docker adapter: nodes, services, tasks and safe service updates.
+
+Why it exists: every write to a service must re-read it right before writing and carry its
+version (a stale version fails "update out of sequence", facts 14), should survive a transient
+5xx, and the rest of the controller should see small frozen views instead of engine JSON.
+One method maps to one endpoint family; every call runs inside `errors.translate`.
+
+Updates are expressed as a function that edits a fresh copy of the service spec (`update`);
+`scale` and `update_placement` are thin uses of it. An edit that changes nothing is not written
+(so a retried update that already landed is not applied twice).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import docker
+
+from sgcommon.engine.errors import OutOfSequence, ServerError, translate
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("sgcommon.engine.swarm")
+T = TypeVar("T")
+DEFAULT_BACKOFF = (0.1, 0.3, 0.9)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    id: str
+    hostname: str
+    role: str
+    state: str  # "ready", "down", "unknown", "disconnected"
+    availability: str  # "active", "pause", "drain"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    addr: str = ""
+
+    @property
+    def schedulable(self) -> bool:
+        """Ready and active: Swarm may place new tasks here."""
+        return self.state == "ready" and self.availability == "active"
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    id: str
+    name: str
+    version: int
+    replicas: int | None  # None for a global-mode service
+    labels: Mapping[str, str]
+    constraints: tuple[str, ...]
+    update_order: str  # "stop-first" (the engine's default) or "start-first"
+    has_healthcheck: bool
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    service_id: str
+    node_id: str | None
+    node_hostname: str | None
+    slot: int | None
+    state: str
+    desired_state: str
+    container_id: str | None
+    created_at: str
+    status_at: str  # Status.Timestamp: when the task entered `state`
+    message: str = ""
+    addresses: tuple[str, ...] = ()
+
+
+def service_view(doc: Mapping[str, Any]) -> ServiceView:
+    spec = doc.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    mode = spec.get("Mode") or {}
+    replicas = None if "Global" in mode else int((mode.get("Replicated") or {}).get("Replicas", 1))
+    test = ((template.get("ContainerSpec") or {}).get("Healthcheck") or {}).get("Test")
+    return ServiceView(
+        id=doc["ID"],
+        name=spec.get("Name", ""),
+        version=int((doc.get("Version") or {}).get("Index", 0)),
+        replicas=replicas,
+        labels=dict(spec.get("Labels") or {}),
+        constraints=tuple((template.get("Placement") or {}).get("Constraints") or ()),
+        update_order=(spec.get("UpdateConfig") or {}).get("Order") or "stop-first",
+        has_healthcheck=bool(test) and test != ["NONE"],
+        image=(template.get("ContainerSpec") or {}).get("Image", ""),
+    )
+
+
+def node_view(doc: Mapping[str, Any]) -> NodeView:
+    spec = doc.get("Spec") or {}
+    status = doc.get("Status") or {}
+    return NodeView(
+        id=doc["ID"],
+        hostname=(doc.get("Description") or {}).get("Hostname", ""),
+        role=spec.get("Role", "worker"),
+        state=status.get("State", "unknown"),
+        availability=spec.get("Availability", "active"),
+        labels=dict(spec.get("Labels") or {}),
+        addr=status.get("Addr", ""),
+    )
+
+
+def task_view(doc: Mapping[str, Any], hostnames: Mapping[str, str]) -> TaskView:
+    status = doc.get("Status") or {}
+    node_id = doc.get("NodeID") or None
+    addresses = tuple(a for att in doc.get("NetworksAttachments") or () for a in att.get("Addresses") or ())
+    return TaskView(
+        id=doc["ID"],
+        service_id=doc.get("ServiceID", ""),
+        node_id=node_id,
+        node_hostname=hostnames.get(node_id or ""),
+        slot=doc.get("Slot"),
+        state=status.get("State", "unknown"),
+        desired_state=doc.get("DesiredState", ""),
+        container_id=(status.get("ContainerStatus") or {}).get("ContainerID") or None,
+        created_at=doc.get("CreatedAt", ""),
+        status_at=status.get("Timestamp", ""),
+        message=status.get("Message", ""),
+        addresses=addresses,
+    )
+
+
+SpecEdit = Callable[[dict[str, Any]], None]
+
+
+class SwarmAdapter:
+    """Reads and writes Swarm objects through a low-level `docker.APIClient` (see module docstring)."""
+
+    def __init__(
+        self,
+        client: docker.APIClient,
+        *,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._backoff = tuple(backoff)
+        self._sleep = sleep
+
+    # ---- reads ---------------------------------------------------------------------------
+    def list_nodes(self) -> list[NodeView]:
+        return [node_view(d) for d in self._call("list nodes", self._client.nodes)]
+
+    def list_services(self, *, label: str | None = None) -> list[ServiceView]:
+        filters = {"label": label} if label else None
+        return [service_view(d) for d in self._call("list services", lambda: self._client.services(filters=filters))]
+
+    def get_service(self, name_or_id: str) -> ServiceView:
+        return service_view(self._inspect(name_or_id))
+
+    def list_tasks(
+        self,
+        *,
+        service: str | None = None,
+        desired_state: str | None = None,
+        node: str | None = None,
+    ) -> list[TaskView]:
+        filters: dict[str, str] = {}
+        if service:
+            filters["service"] = service
+        if desired_state:
+            filters["desired-state"] = desired_state
+        if node:
+            filters["node"] = node
+        docs = self._call(f"list tasks {filters}", lambda: self._client.tasks(filters=filters))
+        hostnames = {n.id: n.hostname for n in self.list_nodes()}
+        return [task_view(d, hostnames) for d in docs]
+
+    # ---- writes --------------------------------------------------------------------------
+    def scale(self, service: str, replicas: int, *, labels: Mapping[str, str | None] | None = None) -> ServiceView:
+        """Sets the replica count of a replicated service (refuses a global one)."""
+        if replicas < 0:
+            raise ValueError(f"replicas must be >= 0, got {replicas}")
+
+        def edit(spec: dict[str, Any]) -> None:
+            mode = spec.get("Mode") or {}
+            if "Replicated" not in mode:
+                raise ValueError(f"service {service} is not replicated: it cannot be scaled")
+            mode["Replicated"]["Replicas"] = replicas
+            _apply_labels(spec, labels)
+
+        return self.update(service, edit, what=f"scale {service} to {replicas}")
+
+    def update_placement(
+        self,
+        service: str,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        update_order: str | None = None,
+        labels: Mapping[str, str | None] | None = None,
+    ) -> ServiceView:
+        """Adds/removes placement constraints, optionally sets the update order and service labels,
+        all in one update (one version, one rollout)."""
+        add, remove = tuple(add), tuple(remove)
+
+        def edit(spec: dict[str, Any]) -> None:
+            if add or remove:
+                placement = spec.setdefault("TaskTemplate", {}).setdefault("Placement", {})
+                current = [c for c in placement.get("Constraints") or [] if c not in remove]
+                current += [c for c in add if c not in current]
+                placement["Constraints"] = current
+            if update_order is not None:
+                spec.setdefault("UpdateConfig", {})["Order"] = update_order
+            _apply_labels(spec, labels)
+
+        return self.update(service, edit, what=f"update placement of {service}")
+
+    def update(self, service: str, edit: SpecEdit, *, what: str) -> ServiceView:
+        """Re-reads the service, applies `edit` to a copy of its spec and writes it with the version
+        just read; retries once on "update out of sequence" and backs off on 5xx."""
+        conflicts = 0
+        while True:
+            try:
+                return self._update_once(service, edit, what)
+            except OutOfSequence:
+                conflicts += 1
+                event(log, "service update out of sequence", level=logging.WARNING, service=service, attempt=conflicts)
+                if conflicts > 1:
+                    raise
+
+    def _update_once(self, service: str, edit: SpecEdit, what: str) -> ServiceView:
+        doc = self._inspect(service)
+        spec = copy.deepcopy(doc["Spec"])
+        edit(spec)
+        if spec == doc["Spec"]:
+            return service_view(doc)
+        version = int(doc["Version"]["Index"])
+        self._call(what, lambda: self._client.update_service(
+            doc["ID"], version,
+            name=spec.get("Name"), labels=spec.get("Labels") or {}, mode=spec.get("Mode"),
+            task_template=spec.get("TaskTemplate"), update_config=spec.get("UpdateConfig"),
+            rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"),
+        ))
+        return self.get_service(doc["ID"])
+
+    def _inspect(self, name_or_id: str) -> dict[str, Any]:
+        return self._call(f"inspect service {name_or_id}", lambda: self._client.inspect_service(name_or_id))
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Runs one API call, retrying 5xx answers after each back-off delay in turn."""
+        for delay in (*self._backoff, None):
+            try:
+                with translate(what):
+                    return fn()
+            except OutOfSequence:
+                raise
+            except ServerError as exc:
+                if delay is None:
+                    raise
+                event(log, "engine error, backing off", level=logging.WARNING, call=what, status=exc.status, delay=delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _apply_labels(spec: dict[str, Any], labels: Mapping[str, str | None] | None) -> None:
+    if not labels:
+        return
+    current = spec.setdefault("Labels", {})
+    for key, value in labels.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = value

@@ -1,0 +1,174 @@
+"""The Swarm adapter against the fake engine: views, safe updates, and the fake's Swarm behaviour."""
+from __future__ import annotations
+
+import pytest
+
+from sgcommon.engine import EngineError, NotFound, OutOfSequence, ServerError, translate
+from sgcommon.engine.swarm import SwarmAdapter
+from tests.fakes.engine import FakeEngine, service_spec
+
+
+def running_nodes(fake: FakeEngine, name: str) -> list[str]:
+    return sorted(node for _, node in fake.running_tasks(name))
+
+
+def test_nodes_are_listed_with_role_state_and_host_name(swarm: SwarmAdapter) -> None:
+    nodes = {n.hostname: n for n in swarm.list_nodes()}
+    assert set(nodes) == {"manager-1", "worker-1", "worker-2"}
+    assert nodes["manager-1"].role == "manager" and nodes["worker-1"].role == "worker"
+    assert all(n.schedulable for n in nodes.values())
+
+
+def test_a_service_view_carries_version_replicas_order_and_healthcheck(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", replicas=2, labels={"swarmguard.enable": "true"}))
+    fake_engine.create_service(service_spec("agent", replicas=None, healthcheck=False, order="start-first"))
+    web, agent = swarm.get_service("web"), swarm.get_service("agent")
+    assert (web.replicas, web.update_order, web.has_healthcheck) == (2, "stop-first", True)
+    assert web.labels == {"swarmguard.enable": "true"}
+    assert (agent.replicas, agent.update_order, agent.has_healthcheck) == (None, "start-first", False)
+    assert web.version == fake_engine.service_version("web")
+    assert [s.name for s in swarm.list_services(label="swarmguard.enable=true")] == ["web"]
+
+
+def test_replicas_are_spread_and_tasks_carry_node_names_and_containers(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", replicas=3))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 3)
+    tasks = swarm.list_tasks(service="web", desired_state="running")
+    assert sorted(t.node_hostname for t in tasks) == ["manager-1", "worker-1", "worker-2"]
+    assert all(t.state == "running" and t.container_id and t.addresses for t in tasks)
+    assert sorted(t.slot for t in tasks) == [1, 2, 3]
+
+
+def test_a_missing_service_raises_not_found(swarm: SwarmAdapter) -> None:
+    with pytest.raises(NotFound):
+        swarm.get_service("nope")
+
+
+def test_scale_writes_the_replica_count_and_bumps_the_version(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", replicas=1))
+    before = swarm.get_service("web").version
+    after = swarm.scale("web", 2)
+    assert after.replicas == 2 and after.version > before
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 2)
+
+
+def test_scaling_a_global_service_is_refused_without_a_write(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("agent", replicas=None))
+    version = swarm.get_service("agent").version
+    with pytest.raises(ValueError, match="not replicated"):
+        swarm.scale("agent", 3)
+    assert fake_engine.service_version("agent") == version
+
+
+def test_an_update_out_of_sequence_is_retried_once_with_a_fresh_version(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    fake_engine.version_conflict(times=1)
+    assert swarm.scale("web", 2).replicas == 2
+    updates = [r for r in fake_engine.requests if r[0] == "POST" and r[1].endswith("/update")]
+    assert len(updates) == 2
+
+
+def test_a_second_update_out_of_sequence_is_raised(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    fake_engine.version_conflict(times=2)
+    with pytest.raises(OutOfSequence):
+        swarm.scale("web", 2)
+    assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 1
+
+
+def test_a_stale_version_is_refused_by_the_fake_like_the_engine(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    sid = fake_engine.create_service(service_spec("web"))
+    stale = fake_engine.service_version("web")
+    swarm.scale("web", 2)
+    with pytest.raises(OutOfSequence, match="update out of sequence"):
+        with translate("raw update"):
+            swarm._client.update_service(sid, stale, mode={"Replicated": {"Replicas": 5}},
+                                          task_template=fake_engine.service_spec("web")["TaskTemplate"])
+
+
+def test_server_errors_are_backed_off_and_retried(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    fake_engine.fail("GET", r"^/services/web$", status=503, times=2)
+    delays: list[float] = []
+    adapter = SwarmAdapter(swarm._client, backoff=(0.5, 1.0, 2.0), sleep=delays.append)
+    assert adapter.get_service("web").name == "web"
+    assert delays == [0.5, 1.0]
+
+
+def test_server_errors_beyond_the_back_off_budget_are_raised(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    fake_engine.fail("POST", r"/update$", status=500, times=10)
+    adapter = SwarmAdapter(swarm._client, backoff=(0.1,), sleep=lambda s: None)
+    with pytest.raises(ServerError):
+        adapter.scale("web", 3)
+
+
+def test_start_first_runs_the_replacement_before_the_old_task_stops(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", order="start-first", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-1"])
+    swarm.update_placement("web", remove=["node.hostname==worker-1"], add=["node.hostname!=worker-1"])
+    assert fake_engine.wait_until(lambda: fake_engine.task_events("web", state="shutdown") != [])
+    events = fake_engine.task_events("web")
+    new_running = next(e for e in events if e.state == "running" and e.node != "worker-1")
+    old_shutdown = next(e for e in events if e.state == "shutdown")
+    assert old_shutdown.node == "worker-1"
+    assert new_running.t < old_shutdown.t
+
+
+def test_stop_first_stops_the_old_task_before_the_replacement_starts(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-1"])
+    swarm.update_placement("web", remove=["node.hostname==worker-1"], add=["node.hostname==worker-2"])
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-2"])
+    events = fake_engine.task_events("web")
+    old_shutdown = next(e for e in events if e.state == "shutdown")
+    new_assigned = next(e for e in events if e.state == "assigned" and e.node == "worker-2")
+    assert old_shutdown.t <= new_assigned.t
+
+
+def test_a_task_with_a_healthcheck_is_starting_until_healthy(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.set_timing("web", healthy=False)
+    fake_engine.create_service(service_spec("web"))
+    assert fake_engine.wait_until(lambda: [t.state for t in swarm.list_tasks(service="web")] == ["starting"])
+    fake_engine.set_timing("web", healthy=True, health_delay=0.0)
+    fake_engine.create_service(service_spec("plain", healthcheck=False))
+    assert fake_engine.wait_until(lambda: [t.state for t in swarm.list_tasks(service="plain")] == ["running"])
+    assert "starting" not in [e.state for e in fake_engine.task_events("plain")]
+
+
+def test_relaxing_a_constraint_moves_nothing(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", order="start-first", constraints=["node.hostname!=manager-1"]))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    before = fake_engine.running_tasks("web")
+    swarm.update_placement("web", remove=["node.hostname!=manager-1"])
+    assert not fake_engine.wait_until(lambda: fake_engine.running_tasks("web") != before, timeout=0.2)
+
+
+def test_excluding_every_node_leaves_the_new_task_pending_and_the_old_one_serving(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", order="start-first", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-1"])
+    swarm.update_placement("web", add=["node.hostname!=worker-1"])
+    assert fake_engine.wait_until(lambda: any(t.state == "pending" for t in swarm.list_tasks(service="web")))
+    assert running_nodes(fake_engine, "web") == ["worker-1"]
+
+
+def test_a_down_node_orphans_its_tasks_and_they_are_replaced_elsewhere(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", constraints=["node.role==worker"]))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    [(_, node)] = fake_engine.running_tasks("web")
+    fake_engine.node_down(node)
+    assert {n.hostname: n.state for n in swarm.list_nodes()}[node] == "down"
+    other = "worker-2" if node == "worker-1" else "worker-1"
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == [other])
+    assert fake_engine.task_events("web", state="orphaned")[0].node == node
+
+
+def test_a_global_service_runs_one_task_per_eligible_node(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("agent", replicas=None, constraints=["node.role==worker"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "agent") == ["worker-1", "worker-2"])
+
+
+def test_an_invalid_constraint_is_refused_with_the_engine_message(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    with pytest.raises(EngineError, match="invalid constraint"):
+        swarm.update_placement("web", add=["node.color==blue"])
