@@ -1,0 +1,156 @@
+"""The running exporter: the collection loop and its outputs, wired together.
+
+One thread ticks every `interval` on a fixed schedule (a late tick skips to the next slot and
+counts an "overrun" rather than drifting). Each tick reads one sweep, then hands it, in order
+of urgency, to the alert sender (queue only), the latest-sweep slot that /metrics reads, and
+the InfluxDB buffer (queue only): nothing in the loop waits on the network.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from exporter.alerts import AlertSender
+from exporter.collect import Collector
+from exporter.discovery import Inventory
+from exporter.lineproto import sweep_lines
+from exporter.metrics import SelfMetrics, StatsCollector, SweepCollector
+from exporter.sample import Sweep
+from sgcommon.influx import InfluxWriter
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("exporter.service")
+
+
+class Exporter:
+    """Owns the latest sweep and the loop; outputs are optional (None: disabled)."""
+
+    def __init__(
+        self,
+        collector: Collector,
+        inventory: Inventory,
+        *,
+        interval: float,
+        alerts: AlertSender | None = None,
+        writer: InfluxWriter | None = None,
+        self_metrics: SelfMetrics | None = None,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.collector = collector
+        self.inventory = inventory
+        self.interval = interval
+        self.alerts = alerts
+        self.writer = writer
+        self.self_metrics = self_metrics or SelfMetrics()
+        self.registry = self.self_metrics.registry
+        self.registry.register(SweepCollector(lambda: self.latest))
+        self.registry.register(StatsCollector(self._stats))
+        self.latest: Sweep | None = None
+        self.last_tick = 0.0  # monotonic time of the last finished tick
+        self._mono = mono
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="collect", daemon=True)
+
+    def tick(self) -> Sweep:
+        sweep = self.collector.sweep(self.inventory.snapshot(), self.inventory.node)
+        if self.alerts is not None:
+            for sample in sweep.containers:
+                self.alerts.offer(sample)
+        self.latest = sweep
+        self.self_metrics.duration.observe(sweep.duration)
+        if self.writer is not None:
+            self.writer.write(sweep_lines(sweep, self.writer.precision))
+        self.last_tick = self._mono()
+        return sweep
+
+    def start(self) -> Exporter:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def healthy(self) -> bool:
+        return self.last_tick > 0 and self._mono() - self.last_tick < 3 * self.interval + 1
+
+    def _loop(self) -> None:
+        next_at = self._mono()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # a bug must not stop collection: count it, log it, go on
+                self.self_metrics.error("parse")
+                event(log, "sweep failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            next_at += self.interval
+            now = self._mono()
+            if now > next_at:
+                skipped = int((now - next_at) // self.interval) + 1
+                self.self_metrics.errors.labels("overrun").inc(skipped)
+                next_at += skipped * self.interval
+            self._stop.wait(next_at - now)
+
+    def _stats(self) -> dict[str, tuple[str, str, float]]:
+        out: dict[str, tuple[str, str, float]] = {
+            "swarmguard_exporter_containers": ("gauge", "Containers known from the engine.", len(self.inventory.snapshot())),
+        }
+        if self.alerts is not None:
+            a = self.alerts.stats
+            out.update({
+                "swarmguard_exporter_alerts_sent": ("counter", "Alerts the controller accepted.", a.sent),
+                "swarmguard_exporter_alerts_failed": ("counter", "Alerts given up after one retry.", a.failed),
+                "swarmguard_exporter_alerts_dropped": ("counter", "Alerts dropped: the send queue was full.", a.dropped),
+                "swarmguard_exporter_alert_delay_seconds": ("gauge", "T1 - T0 of the last accepted alert.", a.last_delay),
+            })
+        if self.writer is not None:
+            w = self.writer.stats
+            out.update({
+                "swarmguard_exporter_influx_written_lines": ("counter", "Lines InfluxDB accepted.", w.written),
+                "swarmguard_exporter_influx_dropped_lines": ("counter", "Lines dropped, oldest first, while InfluxDB was unreachable.", w.dropped),
+                "swarmguard_exporter_influx_failed_batches": ("counter", "InfluxDB batch writes that failed.", w.failed_batches),
+                "swarmguard_exporter_influx_pending_lines": ("gauge", "Lines waiting for the next batch.", self.writer.pending()),
+            })
+        return out
+
+
+def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHTTPServer:
+    """GET /metrics (Prometheus text) and GET /healthz (200 while the loop ticks, else 503)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+            return
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(exporter.registry))
+            elif path == "/healthz":
+                ok = exporter.healthy()
+                sweep = exporter.latest
+                body = {
+                    "status": "ok" if ok else "stale",
+                    "node": exporter.inventory.node,
+                    "containers": len(sweep.containers) if sweep else 0,
+                }
+                self._send(200 if ok else 503, "application/json", json.dumps(body).encode())
+            else:
+                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
+
+        def _send(self, status: int, ctype: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,59 @@
+"""The exporter's settings (spec 3.3): defaults < YAML (--config) < environment < command line.
+
+Environment variables are EXPORTER_<FIELD>, except the deployment-wide ones the stack file
+sets by their plain names: NET_IFACE, NETWORK_CAPACITY_MBPS, NODE_NAME, CONTROLLER_URL and
+INFLUXDB_*. Secrets (ALERT_TOKEN, INFLUXDB_TOKEN, or their _FILE forms) are not settings:
+they are read through sgcommon.secretfile and never logged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sgcommon.settings import SettingsError, setting
+
+PREFIX = "EXPORTER_"
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    interval: float = setting(1.0, "seconds between two sweeps of the containers")
+    listen_address: str = setting("0.0.0.0", "address of the /metrics and /healthz server")
+    port: int = setting(9101, "port of the /metrics and /healthz server (9100 is node_exporter's)")
+    cgroup_root: str = setting("/sys/fs/cgroup", "cgroup mount root (/host/sys/fs/cgroup in the container)")
+    proc_root: str = setting("/proc", "the host's /proc (/host/proc in the container)")
+    sys_root: str = setting("/sys", "the host's /sys, for the link speed (/host/sys in the container)")
+    docker_host: str = setting("", "engine address; empty: DOCKER_HOST, else unix:///var/run/docker.sock")
+    node_name: str = setting("", "node host name; empty: the engine's /info Name", env="NODE_NAME")
+    net_iface: str = setting("", "node interface for node network figures; empty: the default route's", env="NET_IFACE")
+    network_capacity_mbps: float = setting(100.0, "link capacity when the interface does not report a speed", env="NETWORK_CAPACITY_MBPS")
+    controller_url: str = setting("http://controller:5000", "controller base URL; alerts go to {url}/alert", env="CONTROLLER_URL")
+    alerts: bool = setting(True, "send instant alerts to the controller")
+    cpu_threshold: float = setting(75.0, "alert when a container's cpu_percent is above this")
+    memory_threshold: float = setting(80.0, "alert when a container's memory_percent is above this")
+    network_threshold: float = setting(65.0, "alert when a container's network_percent is above this")
+    alert_timeout: float = setting(1.0, "seconds before an alert POST is given up (one retry after 100 ms)")
+    alert_queue_size: int = setting(64, "alerts waiting to be sent; beyond that new ones are dropped and counted")
+    influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
+    influxdb_org: str = setting("swarmguard", "InfluxDB organisation", env="INFLUXDB_ORG")
+    influxdb_bucket: str = setting("metrics", "InfluxDB bucket", env="INFLUXDB_BUCKET")
+    influx_flush_interval: float = setting(5.0, "seconds between InfluxDB batches (spec 4.2: 5-10 s)")
+    influx_buffer_size: int = setting(20_000, "lines kept while InfluxDB is unreachable; the oldest are dropped first")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    def __post_init__(self) -> None:
+        errors = []
+        if not 0.05 <= self.interval <= 3600:
+            errors.append(f"interval: expected 0.05..3600 seconds, got {self.interval}")
+        if not 0 <= self.port <= 65535:
+            errors.append(f"port: expected 0..65535, got {self.port}")
+        if self.network_capacity_mbps <= 0:
+            errors.append(f"network_capacity_mbps: expected > 0, got {self.network_capacity_mbps}")
+        for name in ("cpu_threshold", "memory_threshold", "network_threshold"):
+            if not 0 <= getattr(self, name) <= 100:
+                errors.append(f"{name}: expected 0..100, got {getattr(self, name)}")
+        if self.alert_timeout <= 0 or self.alert_queue_size < 1 or self.influx_buffer_size < 1 or self.influx_flush_interval <= 0:
+            errors.append("alert_timeout and influx_flush_interval must be > 0, queue and buffer sizes >= 1")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            errors.append(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if errors:
+            raise SettingsError("; ".join(errors))
