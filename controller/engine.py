@@ -1,0 +1,251 @@
+"""The pure rule engine: `evaluate(rules, snapshot, now, state) -> [Decision]`.
+
+It does no I/O and reads no clock: the snapshot and `now` come in, decisions go out, and
+everything it must remember between calls (consecutive-breach runs, cooldowns) lives in
+an EngineState the caller keeps. That makes every behaviour testable on a fake clock, and
+lets the alert path (one container), the scrape round (everything) and the periodic
+scale-down job (service scope) share one set of counters.
+
+Semantics (docs/rules.md has the operator's view):
+- A rule counts a sample only if its timestamp is newer than the last one it counted for
+  that container (container scope) or service (service scope, the newest sample of its
+  containers), so a sample seen through an alert and again through a scrape counts once.
+- A breaching sample extends the run, a clear sample resets it (no firing on flapping).
+  The rule fires when the run has `for` samples (or, for `for: 90s`, spans that long);
+  Decision.t0 is the timestamp of the run's first sample.
+- Firing starts the rule's cooldown for that service and restarts the run; samples seen
+  during a cooldown are not counted. A scale-down never fires during a scale-up cooldown
+  of the same service.
+- Rules go in priority order and a service gets at most one decision per call; a rule
+  whose decision is held back keeps its run and may fire on a later call.
+- Stale containers are never counted or acted on; a service-scope rule waits while any of
+  the service's containers is stale. Containers of services missing from the snapshot are
+  ignored. Global services (replicas None) are never scaled nor migrated (a global task has
+  nowhere to go). scale_up stops at max_replicas, scale_down at min_replicas.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
+from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
+
+
+@dataclass
+class _Run:
+    last_ts: float  # timestamp of the last sample counted
+    count: int = 0  # consecutive breaching samples
+    start: float | None = None  # timestamp of the run's first breaching sample
+
+
+@dataclass
+class EngineState:
+    """Everything the engine remembers between calls. Calls on one state are serialised by
+    its lock, so the alert path, the scrape loop and the scheduler may share it."""
+
+    runs: dict[str, dict[str, _Run]] = field(default_factory=dict)  # rule -> container/service -> run
+    fingerprints: dict[str, str] = field(default_factory=dict)  # rule -> fingerprint its runs belong to
+    cooldown_until: dict[tuple[str, str], float] = field(default_factory=dict)  # (rule, service) -> until
+    scale_up_until: dict[str, float] = field(default_factory=dict)  # service -> end of its scale-up cooldown
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def in_cooldown(self, service: str, now: float) -> list[str]:
+        """Names of the rules cooling down for `service` at `now` (for /events and tests)."""
+        return sorted(rule for (rule, svc), until in self.cooldown_until.items() if svc == service and until > now)
+
+
+def evaluate(
+    rules: RuleSet,
+    snapshot: Snapshot,
+    now: float,
+    state: EngineState,
+    *,
+    container_id: str | None = None,
+    scope: str | None = None,
+) -> list[Decision]:
+    """The decisions `rules` make on `snapshot` at `now`, updating `state`.
+
+    container_id: evaluate container-scope rules for that container only (alert path).
+    scope: "container" or "service" to evaluate only rules of that scope.
+    """
+    with state.lock:
+        _sync(state, rules)
+        cycle = _Cycle(snapshot, now, state)
+        for rule in rules.rules:
+            if not rule.enabled or (scope is not None and rule.scope != scope):
+                continue
+            if rule.scope == "container":
+                cycle.container_rule(rule, container_id)
+            elif container_id is None:
+                cycle.service_rule(rule)
+        if container_id is None and scope is None:
+            _prune(state, snapshot, now)
+        return cycle.decisions
+
+
+def _sync(state: EngineState, rules: RuleSet) -> None:
+    """Restarts the runs of rules whose meaning changed and forgets rules that are gone."""
+    names = set()
+    for rule in rules.rules:
+        names.add(rule.name)
+        if state.fingerprints.get(rule.name) != rule.fingerprint:
+            state.fingerprints[rule.name] = rule.fingerprint
+            state.runs[rule.name] = {}
+    for name in [n for n in state.fingerprints if n not in names]:
+        del state.fingerprints[name]
+        state.runs.pop(name, None)
+
+
+def _prune(state: EngineState, snapshot: Snapshot, now: float) -> None:
+    """Drops runs of containers and services that left the snapshot, and ended cooldowns."""
+    for runs in state.runs.values():
+        gone = [key for key in runs if key not in snapshot.containers and key not in snapshot.services]
+        for key in gone:
+            del runs[key]
+    for key in [k for k, until in state.cooldown_until.items() if until <= now]:
+        del state.cooldown_until[key]
+    for key in [k for k, until in state.scale_up_until.items() if until <= now]:
+        del state.scale_up_until[key]
+
+
+class _Cycle:
+    """One call of evaluate: the per-call caches and the decisions made so far."""
+
+    def __init__(self, snapshot: Snapshot, now: float, state: EngineState) -> None:
+        self.snapshot = snapshot
+        self.now = now
+        self.state = state
+        self.decisions: list[Decision] = []
+        self.decided: set[str] = set()
+        self._groups: tuple[dict[str, list[ContainerMetrics]], set[str]] | None = None
+
+    # -- container scope ------------------------------------------------------------------
+
+    def container_rule(self, rule: Rule, container_id: str | None) -> None:
+        runs = self.state.runs.setdefault(rule.name, {})
+        services = self.snapshot.services
+        covered: dict[str, bool] = {}
+        if container_id is None:
+            samples: Iterable[ContainerMetrics] = self.snapshot.containers.values()
+        else:
+            one = self.snapshot.containers.get(container_id)
+            samples = () if one is None else (one,)
+        for sample in samples:
+            if sample.stale:
+                continue
+            service = services.get(sample.service)
+            if service is None:
+                continue
+            ok = covered.get(service.name)
+            if ok is None:
+                ok = covered[service.name] = rule.covers(service)
+            if not ok:
+                continue
+            run = runs.get(sample.container_id)
+            if run is not None and sample.ts <= run.last_ts:
+                continue
+            if run is None:
+                run = runs[sample.container_id] = _Run(sample.ts)
+            env = ContainerEnv(sample, self._history(sample, rule.condition.window),
+                               self.snapshot.nodes.get(sample.node), service.replicas)
+            self._step(rule, run, sample.ts, service, env, sample)
+
+    def _history(self, sample: ContainerMetrics, window: int) -> tuple[ContainerMetrics, ...]:
+        if window <= 1:
+            return (sample,)
+        kept = tuple(s for s in self.snapshot.history.get(sample.container_id, ())[-window:] if s.ts < sample.ts)
+        return (kept + (sample,))[-window:]
+
+    # -- service scope --------------------------------------------------------------------
+
+    def service_rule(self, rule: Rule) -> None:
+        runs = self.state.runs.setdefault(rule.name, {})
+        groups, has_stale = self._service_groups()
+        for name, service in self.snapshot.services.items():
+            samples = groups.get(name)
+            if not samples or name in has_stale or not rule.covers(service):
+                continue
+            ts = max(s.ts for s in samples)
+            run = runs.get(name)
+            if run is not None and ts <= run.last_ts:
+                continue
+            if run is None:
+                run = runs[name] = _Run(ts)
+            self._step(rule, run, ts, service, ServiceEnv(samples, service.replicas), None)
+
+    def _service_groups(self) -> tuple[dict[str, list[ContainerMetrics]], set[str]]:
+        if self._groups is None:
+            groups: dict[str, list[ContainerMetrics]] = {}
+            stale: set[str] = set()
+            for sample in self.snapshot.containers.values():
+                if sample.stale:
+                    stale.add(sample.service)
+                else:
+                    groups.setdefault(sample.service, []).append(sample)
+            self._groups = (groups, stale)
+        return self._groups
+
+    # -- the state machine ----------------------------------------------------------------
+
+    def _step(self, rule: Rule, run: _Run, ts: float, service: ServiceInfo,
+              env: ContainerEnv | ServiceEnv, sample: ContainerMetrics | None) -> None:
+        run.last_ts = ts
+        if self._cooling(rule, service.name):
+            run.count, run.start = 0, None
+            return
+        if not rule.condition.holds(env):
+            run.count, run.start = 0, None
+            return
+        run.count += 1
+        if run.start is None:
+            run.start = ts
+        if run.count < rule.hold_samples:
+            return
+        if rule.hold_seconds is not None and ts - run.start < rule.hold_seconds:
+            return
+        if service.name in self.decided or not _feasible(rule, service):
+            return
+        self._fire(rule, run, service, env, sample)
+
+    def _cooling(self, rule: Rule, service: str) -> bool:
+        until = self.state.cooldown_until.get((rule.name, service), 0.0)
+        if rule.action == "scale_down":
+            until = max(until, self.state.scale_up_until.get(service, 0.0))
+        return until > self.now
+
+    def _fire(self, rule: Rule, run: _Run, service: ServiceInfo, env: ContainerEnv | ServiceEnv,
+              sample: ContainerMetrics | None) -> None:
+        params = {"cooldown": rule.cooldown, "priority": rule.priority, **rule.params}
+        if rule.action in ("scale_up", "scale_down"):
+            step = 1 if rule.action == "scale_up" else -1
+            params.update(replicas=service.replicas, target_replicas=service.replicas + step)
+        reason = f"{rule.condition.text} held for {rule.hold_text()} ({rule.condition.explain(env)})"
+        self.decisions.append(Decision(
+            rule=rule.name,
+            action=rule.action,
+            service=service.name,
+            container_id=sample.container_id if sample else None,
+            node=sample.node if sample else None,
+            t0=run.start,
+            reason=reason,
+            params=params,
+        ))
+        self.decided.add(service.name)
+        self.state.cooldown_until[(rule.name, service.name)] = self.now + rule.cooldown
+        if rule.action == "scale_up":
+            current = self.state.scale_up_until.get(service.name, 0.0)
+            self.state.scale_up_until[service.name] = max(current, self.now + rule.cooldown)
+        run.count, run.start = 0, None
+
+
+def _feasible(rule: Rule, service: ServiceInfo) -> bool:
+    """False where the action cannot apply: global services, replica bounds."""
+    if service.replicas is None:
+        return False
+    if rule.action == "scale_up":
+        return service.replicas < rule.params["max_replicas"]
+    if rule.action == "scale_down":
+        return service.replicas > rule.params["min_replicas"]
+    return True

@@ -1,0 +1,72 @@
+"""What a loaded rule file becomes: immutable Rule and RuleSet values the engine reads.
+
+Kept apart from the YAML loader so the engine and its tests can build rules directly and
+so a RuleSet can be swapped atomically by the hot reloader while the engine runs.
+"""
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from controller.model import ServiceInfo
+from controller.rules.expr import Condition
+
+
+class RuleError(ValueError):
+    """One or more rule files are invalid; `.errors` lists every problem as
+    "file:line: rule NAME: message"."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: which services, which condition held for how long, and what to do."""
+
+    name: str
+    action: str  # migrate | scale_up | scale_down
+    scope: str  # container | service
+    condition: Condition
+    services: tuple[str, ...] = ("*",)  # glob patterns on the service name
+    labels: tuple[tuple[str, str], ...] = ()  # every label must match ("*" = any value)
+    hold_samples: int = 1  # `for: N`: N consecutive breaching samples
+    hold_seconds: float | None = None  # `for: 90s`: breaching for at least this long
+    cooldown: float = 0.0
+    priority: int = 100  # lower goes first; one decision per service per evaluation
+    enabled: bool = True
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    source: str = "<memory>"  # file:line, for messages
+    fingerprint: str = ""  # changes when the rule's meaning changes (resets its counters)
+
+    def covers(self, service: ServiceInfo) -> bool:
+        """True if this rule applies to `service` (name pattern and label opt-in)."""
+        if not any(fnmatch.fnmatchcase(service.name, pattern) for pattern in self.services):
+            return False
+        for key, wanted in self.labels:
+            value = service.labels.get(key)
+            if value is None or (wanted != "*" and value != wanted):
+                return False
+        return True
+
+    def hold_text(self) -> str:
+        if self.hold_seconds is not None:
+            return f"{self.hold_seconds:g}s"
+        return f"{self.hold_samples} samples"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule of every loaded file, in evaluation order (priority, then file order)."""
+
+    rules: tuple[Rule, ...] = ()
+    thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    files: tuple[str, ...] = ()
+
+    def by_name(self, name: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
