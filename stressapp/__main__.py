@@ -1,0 +1,49 @@
+"""`swarmguard-stressapp`: runs the stress app's HTTP API until SIGTERM.
+
+Imports stay inside main(): CPU workers are spawned interpreters that re-import this module,
+and they need none of Flask.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    from sgcommon import jsonlog
+    from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
+    from stressapp.settings import ENV_PREFIX, StressSettings
+
+    parser = argparse.ArgumentParser(prog="swarmguard-stressapp", description="The SwarmGuard web-stress test application.")
+    parser.add_argument("--config", help="YAML file of settings (env STRESS_CONFIG)")
+    add_arguments(parser, StressSettings, prefix=ENV_PREFIX)
+    args = parser.parse_args(argv)
+    try:
+        import os
+
+        settings = load_settings(StressSettings, prefix=ENV_PREFIX, yaml_path=args.config or os.environ.get("STRESS_CONFIG"),
+                                 overrides=cli_overrides(args, StressSettings))
+    except SettingsError as exc:
+        print(f"swarmguard-stressapp: {exc}", file=sys.stderr)
+        return 2
+    jsonlog.configure(settings.log_level)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    log = jsonlog.get_logger("stressapp")
+    jsonlog.event(log, "starting", **dict(describe(settings)))
+
+    from stressapp.app import EXTENSION, create_app
+    from stressapp.server import serve
+
+    try:
+        app = create_app(settings)
+    except (OSError, ValueError) as exc:
+        jsonlog.event(log, "cannot start", level=logging.ERROR, error=str(exc))
+        return 1
+    serve(app, app.extensions[EXTENSION], host=settings.host, port=settings.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
