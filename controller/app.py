@@ -63,7 +63,10 @@ def _read_alert_body() -> bytes:
     if declared is not None and declared > MAX_ALERT_BYTES:
         raise AlertError(f"body: {declared} bytes, at most {MAX_ALERT_BYTES} allowed")
     try:
-        return request.get_data(cache=False)
+        body = request.get_data(cache=False)
+        if declared is None and len(body) >= MAX_ALERT_BYTES and request.stream.read(1):
+            raise RequestEntityTooLarge()  # a chunked body that does not end at the limit
+        return body
     except RequestEntityTooLarge:
         raise AlertError(f"body: more than {MAX_ALERT_BYTES} bytes, at most {MAX_ALERT_BYTES} allowed") from None
 
