@@ -1,18 +1,119 @@
-"""Entry point of `swarmguard-controller` (filled in by the controller issue)."""
+"""Entry point of `swarmguard-controller`: `run` the controller, or `check-rules` offline.
+
+`run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
+token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
+--insecure-no-alert-token is given, loads the rules (a broken rule file at start is fatal: there are
+no last good rules yet), then serves HTTP until SIGTERM or SIGINT and shuts down cleanly.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from werkzeug.serving import make_server
+
+from controller.app import create_app
+from controller.rules import RuleError, merge_overrides
+from controller.runtime import build
+from controller.settings import PREFIX, ControllerSettings
+from sgcommon.jsonlog import configure, event, get_logger
+from sgcommon.secretfile import SecretError, read_secret
+from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
+
+log = get_logger("swarmguard.controller")
+
+NO_TOKEN = (
+    "swarmguard-controller: no alert token: set ALERT_TOKEN or ALERT_TOKEN_FILE (a Docker secret), "
+    "or pass --insecure-no-alert-token to accept unauthenticated alerts (testing only)"
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="swarmguard-controller",
-        description="Rule evaluation and recovery actions for SwarmGuard (not implemented yet).",
-    )
-    parser.parse_args(argv)
-    print("swarmguard-controller: not implemented yet; see the README's status section", file=sys.stderr)
-    return 2
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="swarmguard-controller",
+                                  description="SwarmGuard controller: rules over live metrics, recovery actions.")
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the controller (HTTP on --port, scrapes, rules, actions)")
+    run.add_argument("--config", help="YAML settings file (keys are the option names with underscores)")
+    run.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a rule-file threshold (also SWARMGUARD_THRESHOLD_<NAME>); repeatable")
+    add_arguments(run, ControllerSettings, prefix=PREFIX)
+    check = commands.add_parser("check-rules", help="validate rule files offline; exit 1 on any error")
+    check.add_argument("paths", nargs="+", help="rule files or directories")
+    return top
+
+
+def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None, out: TextIO = sys.stdout,
+         err: TextIO = sys.stderr) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check-rules":
+        from controller.check_rules import run as check_rules
+
+        return check_rules(args.paths, out=out)
+    return _run(args, env=env, err=err)
+
+
+def _prepare(args: argparse.Namespace, env: dict[str, str] | None, err: TextIO) -> tuple[Any, ...] | None:
+    """Settings, secrets and threshold overrides, or None after printing why the controller cannot start."""
+    environ = dict(os.environ) if env is None else env
+    try:
+        settings = load_settings(ControllerSettings, prefix=PREFIX, yaml_path=args.config, env=environ,
+                                 overrides=cli_overrides(args, ControllerSettings))
+        alert_token = read_secret("ALERT_TOKEN", environ)
+        influx_token = read_secret("INFLUXDB_TOKEN", environ)
+        thresholds = merge_overrides(environ, args.threshold)
+    except (SettingsError, SecretError) as exc:
+        print(f"swarmguard-controller: {exc}", file=err)
+        return None
+    except RuleError as exc:
+        print("swarmguard-controller: bad threshold overrides:\n  " + "\n  ".join(exc.errors), file=err)
+        return None
+    if alert_token is None and not settings.insecure_no_alert_token:
+        print(NO_TOKEN, file=err)
+        return None
+    return settings, alert_token, influx_token, thresholds
+
+
+def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -> int:
+    prepared = _prepare(args, env, err)
+    if prepared is None:
+        return 2
+    settings, alert_token, influx_token, thresholds = prepared
+    configure(settings.log_level)
+    get_logger("werkzeug").setLevel("WARNING")  # one line per alert would drown the decisions
+    if alert_token is None:
+        event(log, "alerts accepted WITHOUT a token (--insecure-no-alert-token)", level=logging.WARNING)
+    event(log, "settings", **dict(describe(settings)), thresholds=thresholds)
+    try:
+        runtime, config = build(settings, alert_token=alert_token, thresholds=thresholds, influx_token=influx_token)
+    except RuleError as exc:
+        print("swarmguard-controller: the rule files are broken:\n  " + "\n  ".join(exc.errors), file=err)
+        return 2
+    server = make_server(settings.listen, settings.port, create_app(config, runtime), threaded=True)
+    _on_signals(server.shutdown)
+    runtime.start()
+    event(log, "listening", listen=settings.listen, port=settings.port, dry_run=settings.dry_run)
+    try:
+        server.serve_forever()
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _on_signals(stop: Any) -> None:
+    """SIGTERM/SIGINT stop the HTTP loop from another thread (shutdown() waits for the loop)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        event(log, "stopping", signal=signal.Signals(signum).name)
+        threading.Thread(target=stop, name="shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry
+
+from controller.app import AppConfig
 from controller.cache import MetricsCache
 from controller.events import ControllerMetrics, EventLog
 from controller.model import ContainerMetrics, Decision, Snapshot, Timeline
-from controller.scrape import Scraper
+from controller.scrape import Scraper, StaticTargets, SwarmTargets
 from controller.services import ServiceRefresher
+from controller.settings import ControllerSettings, action_settings_kwargs
 from sgcommon.alert import Alert
+from sgcommon.influx import open_writer, parse_target
 from sgcommon.jsonlog import event, get_logger
 
 log = get_logger("swarmguard.controller.runtime")
@@ -214,3 +219,47 @@ def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:
             log.exception("background job failed", extra={"fields": {"job": name, "error": str(exc)}})
 
     return run
+
+
+def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: Mapping[str, float],
+          influx_token: str | None = None, swarm: Any = None) -> tuple[Runtime, AppConfig]:
+    """The real controller from its settings: Docker, rule files with hot reload, executor, InfluxDB.
+
+    Raises controller.rules.RuleError when the rule files are broken at start (nothing to keep).
+    """
+    from controller.actions import ActionSettings, Executor
+    from controller.engine import EngineState, evaluate
+    from controller.reload import RuleWatcher
+    from sgcommon.engine import connect
+    from sgcommon.engine.swarm import SwarmAdapter
+
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    closers: list[Callable[[], None]] = []
+    sink = None
+    if settings.influx_url:
+        writer = open_writer(parse_target(settings.influx_url, org=settings.influx_org, bucket=settings.influx_bucket),
+                             token=influx_token, precision="ms", name="recovery_events")
+        sink = writer
+        closers.append(writer.close)
+    events = EventLog(metrics, keep=settings.events_keep, sink=sink)
+    watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry)
+    swarm = swarm or SwarmAdapter(connect(settings.docker_url))
+    cache = MetricsCache(window=settings.cache_window, max_samples=settings.cache_max_samples,
+                         max_containers=settings.cache_max_containers, stale_after=settings.stale_after,
+                         forget_after=settings.forget_after)
+    executor = Executor(swarm, ActionSettings(**action_settings_kwargs(settings, ActionSettings)),
+                        on_record=events.record, node_load=cache.node_load)
+    source = (StaticTargets(settings.exporters, port=settings.exporter_port) if settings.exporters
+              else SwarmTargets(swarm, settings.exporter_service, port=settings.exporter_port))
+    scraper = Scraper(source, cache, timeout=settings.scrape_timeout, workers=settings.scrape_workers,
+                      observe=lambda url, seconds, ok: metrics.scrape_duration.observe(seconds))
+    runtime = Runtime(cache=cache, rules=watcher, evaluate=evaluate, state=EngineState(), executor=executor,
+                      metrics=metrics, events=events, scraper=scraper, services=ServiceRefresher(swarm, cache),
+                      watcher=watcher, closers=tuple(closers),
+                      schedule=Schedule(scrape=settings.scrape_interval, services=settings.services_interval,
+                                        service_rules=settings.service_rules_interval,
+                                        exclusions=settings.exclusions_interval))
+    config = AppConfig(alert_token=alert_token, registry=registry, recent_events=events.recent,
+                       events_max=settings.events_keep)
+    return runtime, config

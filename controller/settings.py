@@ -1,21 +1,18 @@
 """The controller's settings in one dataclass (spec 3.3): defaults < YAML < env (CONTROLLER_*) < CLI.
 
-Threshold overrides for the rule files are separate: they are named by the rule files, not by
-this dataclass, so they come as `CONTROLLER_THRESHOLD_<NAME>=<number>` variables and repeatable
-`--threshold NAME=VALUE` options, merged here and handed to the rule loader, which rejects names
-the rules do not define.
+Threshold overrides for the rule files are not here: the rule files name them, so they come as
+`SWARMGUARD_THRESHOLD_<NAME>` variables and `--threshold NAME=VALUE` options through
+controller.rules.merge_overrides. The executor's settings (controller.actions.ActionSettings) are
+filled from the fields of the same names here, so an operator has one YAML file and one prefix.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sgcommon.settings import SettingsError, setting
 
 PREFIX = "CONTROLLER_"
-THRESHOLD_PREFIX = f"{PREFIX}THRESHOLD_"
 
 
 @dataclass
@@ -71,33 +68,3 @@ def action_settings_kwargs(settings: ControllerSettings, action_settings_cls: ty
     """The fields of the executor's settings class that this dataclass also has, by name."""
     names = {f.name for f in dataclasses.fields(action_settings_cls)}
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in names}
-
-
-def threshold_overrides(env: Mapping[str, str], cli: Iterable[str] = ()) -> dict[str, float]:
-    """`CONTROLLER_THRESHOLD_CPU_HIGH=80` and `--threshold cpu_high=80` as {"cpu_high": 80.0}; CLI wins.
-
-    Every malformed entry is reported at once.
-    """
-    found: dict[str, float] = {}
-    errors: list[str] = []
-    entries = [(var[len(THRESHOLD_PREFIX):].lower(), value, var)
-               for var, value in env.items() if var.startswith(THRESHOLD_PREFIX)]
-    for item in cli:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            errors.append(f"--threshold {item!r}: expected NAME=NUMBER")
-            continue
-        entries.append((name.strip().lower(), value, f"--threshold {name.strip()}"))
-    for name, value, where in entries:
-        try:
-            number = float(value)
-        except ValueError:
-            errors.append(f"{where}: expected a number, got {value!r}")
-            continue
-        if not math.isfinite(number):
-            errors.append(f"{where}: expected a finite number, got {value!r}")
-            continue
-        found[name] = number
-    if errors:
-        raise SettingsError("; ".join(errors))
-    return found
