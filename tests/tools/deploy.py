@@ -1,0 +1,207 @@
+"""Deploys SwarmGuard's stack (PRD script 1, `tests/scripts/deploy_web_stress`) and waits for it.
+
+The production stack file is deployed unchanged; the lab adds swarm/stack.lab.yml, merged by the
+docker CLI itself (`docker stack config`), and this module then applies what a compose merge cannot
+express: services labelled `org.swarmguard.lab=omit` are left out, and a dnsrr service loses its
+ingress-published ports (Swarm refuses them, and the lab has no routing mesh). Compose-to-service
+conversion only exists in the docker CLI, so the deploy itself is `docker stack deploy -c -`; the
+network check and the wait go through sgcommon.engine.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+
+from sgcommon.engine import EngineError, connect, translate
+from tests.tools import labinfo
+
+OMIT_LABEL = "org.swarmguard.lab"
+APP = "web-stress"
+
+
+def _labels(service: dict[str, Any]) -> dict[str, str]:
+    labels = (service.get("deploy") or {}).get("labels") or {}
+    if isinstance(labels, list):  # compose allows ["k=v", ...]
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in labels)
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def _used(services: dict[str, Any], key: str) -> set[str]:
+    names: set[str] = set()
+    for service in services.values():
+        for ref in service.get(key) or []:
+            if isinstance(ref, str):
+                names.add(ref.split(":", 1)[0] if key == "volumes" else ref)
+            elif key == "volumes":
+                if ref.get("type", "volume") == "volume" and ref.get("source"):
+                    names.add(ref["source"])
+            else:
+                names.add(ref.get("source") or ref.get("name", ""))
+        if key == "networks":
+            nets = service.get("networks") or {}
+            names.update(nets if isinstance(nets, (dict, list)) else [])
+    return names
+
+
+def shape_stack(
+    config: dict[str, Any], *, lab: bool, replicas: int | None = None, port: int | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The stack to deploy from a merged config, and one note per change made (for the log)."""
+    stack = copy.deepcopy(config)
+    services: dict[str, Any] = stack.get("services") or {}
+    notes: list[str] = []
+    if lab:
+        for name in [n for n, s in services.items() if _labels(s).get(OMIT_LABEL) == "omit"]:
+            del services[name]
+            notes.append(f"left out {name} (labelled {OMIT_LABEL}=omit)")
+    if APP in services and replicas is not None:
+        services[APP].setdefault("deploy", {})["replicas"] = replicas
+        notes.append(f"{APP}: {replicas} replicas")
+    if APP in services and port is not None:
+        for entry in services[APP].get("ports") or []:
+            if isinstance(entry, dict) and entry.get("target") == 8080:
+                entry["published"] = port
+        notes.append(f"{APP}: published on port {port}")
+    for name, service in services.items():
+        if (service.get("deploy") or {}).get("endpoint_mode") == "dnsrr" and service.get("ports"):
+            kept = [p for p in service["ports"] if isinstance(p, dict) and p.get("mode") == "host"]
+            if len(kept) != len(service["ports"]):
+                notes.append(f"{name}: dropped ingress ports (dnsrr has no routing mesh)")
+            service["ports"] = kept
+            if not kept:
+                del service["ports"]
+    for key in ("volumes", "secrets", "configs", "networks"):
+        if key in stack:
+            used = _used(services, key)
+            stack[key] = {k: v for k, v in (stack[key] or {}).items() if k in used}
+            if not stack[key]:
+                del stack[key]
+    return stack, notes
+
+
+def _docker_env(docker_host: str) -> dict[str, str]:
+    return {**os.environ, "DOCKER_HOST": docker_host}
+
+
+def merged_config(files: Sequence[str], *, docker_host: str) -> dict[str, Any]:
+    args = ["docker", "stack", "config"]
+    for path in files:
+        args += ["-c", path]
+    done = subprocess.run(args, env=_docker_env(docker_host), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"deploy: `{' '.join(args)}` failed: {done.stderr.strip()}")
+    return yaml.safe_load(done.stdout)
+
+
+def ensure_network(client: Any, name: str) -> bool:
+    """Creates the attachable overlay `name` when missing; True if it had to."""
+    with translate(f"network {name}"):
+        if any(n["Name"] == name for n in client.networks(names=[name])):
+            return False
+        client.create_network(name, driver="overlay", attachable=True)
+    return True
+
+
+def stack_deploy(stack: dict[str, Any], name: str, *, docker_host: str, resolve: str) -> None:
+    args = ["docker", "stack", "deploy", "--resolve-image", resolve, "-c", "-", name]
+    done = subprocess.run(
+        args, input=yaml.safe_dump(stack, sort_keys=False), env=_docker_env(docker_host),
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"deploy: `{' '.join(args)}` failed: {done.stderr.strip()}")
+
+
+def running_tasks(client: Any, service: str) -> list[dict[str, Any]]:
+    """Tasks of `service` that should run and do (with a healthcheck: running means healthy)."""
+    with translate(f"tasks of {service}"):
+        tasks = client.tasks(filters={"service": service, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]
+
+
+def wait_running(
+    client: Any, service: str, want: int, *, timeout: float,
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Seconds until `want` tasks of `service` run; SystemExit after `timeout`."""
+    start = clock()
+    while True:
+        have = len(running_tasks(client, service))
+        if have >= want:
+            return clock() - start
+        if clock() - start > timeout:
+            raise SystemExit(f"deploy: {service} has {have}/{want} running tasks after {timeout:.0f} s")
+        sleep(0.2)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="deploy_web_stress",
+        description="Deploy SwarmGuard's stack (web-stress) to the lab, or to any swarm with --docker-host.",
+    )
+    parser.add_argument("--docker-host", help="a manager's engine (e.g. ssh://admin@manager); default: the lab")
+    parser.add_argument("--lab", action="store_true", help="the lab (the default without --docker-host)")
+    parser.add_argument("-c", "--compose-file", action="append", dest="files",
+                        help="compose files (default swarm/stack.yml, plus swarm/stack.lab.yml in the lab)")
+    parser.add_argument("--stack", default=labinfo.STACK, help="stack name (default %(default)s)")
+    parser.add_argument("--replicas", type=int, help="web-stress replicas (default: the stack file's)")
+    parser.add_argument("--port", type=int, help="published port of web-stress (not in the lab)")
+    parser.add_argument("--network", default=labinfo.NETWORK, help="the overlay network (default %(default)s)")
+    parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for web-stress (0: no wait)")
+    args = parser.parse_args(argv)
+    if args.docker_host and args.lab:
+        parser.error("--lab and --docker-host exclude each other")
+    if args.replicas is not None and args.replicas < 0:
+        parser.error("--replicas must be >= 0")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser.error("--port must be 1..65535")
+    args.lab = not args.docker_host
+    if args.lab and args.port is not None:
+        parser.error("--port: the lab publishes no port (dnsrr); reach web-stress inside swarmguard-net")
+    if not args.files:
+        stack_dir = labinfo.REPO / "swarm"
+        args.files = [str(stack_dir / "stack.yml")] + ([str(stack_dir / "stack.lab.yml")] if args.lab else [])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        docker_host = labinfo.check_lab().host_socket if args.lab else args.docker_host
+        client = connect(docker_host, timeout=30)
+        print(f"==> deploy stack {args.stack} to {docker_host} from {' + '.join(args.files)}", flush=True)
+        stack, notes = shape_stack(
+            merged_config(args.files, docker_host=docker_host),
+            lab=args.lab, replicas=args.replicas, port=args.port,
+        )
+        for note in notes:
+            print(f"    {note}")
+        if ensure_network(client, args.network):
+            print(f"    created the attachable overlay network {args.network}")
+        started = time.monotonic()
+        stack_deploy(stack, args.stack, docker_host=docker_host, resolve="never" if args.lab else "always")
+        service = f"{args.stack}_{APP}"
+        if APP in stack.get("services", {}) and args.wait > 0:
+            want = stack["services"][APP].get("deploy", {}).get("replicas", 1)
+            waited = wait_running(client, service, want, timeout=args.wait)
+            print(f"==> {service}: {want} task(s) running and healthy, {time.monotonic() - started:.1f} s "
+                  f"after deploy ({waited:.1f} s waiting)")
+        return 0
+    except labinfo.LabNotUp as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
