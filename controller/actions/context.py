@@ -1,0 +1,77 @@
+"""What an action gets to do its work: the Swarm adapter, settings, the clock, and a waiter.
+
+Actions are small functions `(ctx, decision, timeline) -> ActionRecord`; the safety rules
+(locks, rate limit, dry-run) live in the executor, never in an action.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from controller.actions.settings import ActionSettings
+from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine.swarm import NodeView, ServiceView, TaskView
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("swarmguard.controller.actions")
+T = TypeVar("T")
+STOPPED_STATES = frozenset({"shutdown", "failed", "rejected", "orphaned", "complete", "remove"})
+
+
+class Swarm(Protocol):
+    """The part of sgcommon.engine.swarm.SwarmAdapter the actions use."""
+
+    def list_nodes(self) -> list[NodeView]: ...
+    def list_services(self, *, label: str | None = None) -> list[ServiceView]: ...
+    def get_service(self, name_or_id: str) -> ServiceView: ...
+    def list_tasks(self, *, service: str | None = None, desired_state: str | None = None,
+                   node: str | None = None) -> list[TaskView]: ...
+    def scale(self, service: str, replicas: int, *, labels: Mapping[str, str | None] | None = None) -> ServiceView: ...
+    def update_placement(self, service: str, *, add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
+                         update_order: str | None = None,
+                         labels: Mapping[str, str | None] | None = None) -> ServiceView: ...
+
+
+class Rejected(Exception):
+    """The action refuses to run (nothing was changed); the message says why."""
+
+
+class TimedOut(Exception):
+    """The action's wait ran out; the message says what was still missing."""
+
+
+@dataclass
+class ActionContext:
+    swarm: Swarm
+    settings: ActionSettings
+    action_id: str
+    clock: Callable[[], float] = time.time
+    node_load: Callable[[], Mapping[str, float]] = dict
+    sleep: Callable[[float], None] = time.sleep
+    notes: list[str] = field(default_factory=list)  # facts worth adding to the record's reason
+    wrote: bool = False  # the action's service update was sent (its in-flight marker may be set)
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], *, deadline: float) -> T:
+        """Polls `probe` until it returns something other than None; TimedOut at the deadline."""
+        while True:
+            found = probe()
+            if found is not None:
+                return found
+            if self.clock() >= deadline:
+                raise TimedOut(f"{what}: not done after the time-out")
+            self.sleep(self.settings.poll_interval)
+
+    def record(self, decision: Decision, timeline: Timeline, result: str, **fields: object) -> ActionRecord:
+        reason = "; ".join([decision.reason, *self.notes]) if self.notes else decision.reason
+        return ActionRecord(
+            id=self.action_id, action=decision.action, service=decision.service, rule=decision.rule,
+            result=result, timeline=timeline, container_id=decision.container_id, reason=reason,
+            dry_run=result == "dry_run", **fields,  # type: ignore[arg-type]
+        )
+
+
+def warn(msg: str, **fields: object) -> None:
+    event(log, msg, level=logging.WARNING, **fields)

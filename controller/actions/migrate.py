@@ -1,0 +1,117 @@
+"""Scenario 1: move a service's task off a troubled node with zero downtime.
+
+One service update does it all (swarmkit PR#2496, facts 8, 11): it adds the owned placement
+constraint `node.hostname!=NODE`, records the exclusion and the in-flight action in service
+labels, and sets `UpdateConfig.Order: start-first` if the service did not have it (noted in the
+record; it is left so, since it only affects future updates and is the safer order). Swarm's
+updater then starts a replacement on another node and stops the old task only once the new one
+is running, i.e. healthy when the service has a HEALTHCHECK (fact 9).
+
+Target node: SwarmGuard does not pin the replacement. A `node.hostname==TARGET` constraint would
+move every other replica of the service onto TARGET as well, and would need to be owned and
+lifted too. Swarm's spread already puts the new task on the eligible node with the fewest tasks
+of the service; the `node_load` figures are logged with the choice Swarm made so a poor choice is
+visible. The action refuses to run when the exclusion would leave no eligible node.
+
+Waits: T5 when a task that did not exist before the update is running on another node; T6 when
+the old task has stopped. On a time-out nothing is undone: the exclusion stays owned and recorded
+(lifted after its TTL like any other), Swarm keeps the old task serving until a replacement is
+healthy, and the in-flight label is cleared; the record says "timeout" and what was missing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controller.actions.context import ActionContext, Rejected, STOPPED_STATES, warn
+from controller.actions.ownership import (
+    ACTION_LABEL,
+    EXCLUSIONS_LABEL,
+    eligible_nodes,
+    exclusion_constraint,
+    read_exclusions,
+    write_action,
+    write_exclusions,
+)
+from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine.swarm import ServiceView, TaskView
+
+
+def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> ActionRecord:
+    timeline.t4 = ctx.clock()
+    service = ctx.swarm.get_service(decision.service)
+    if service.replicas is None:
+        raise Rejected("a global service runs one task per node: excluding a node would only remove its task")
+    tasks = ctx.swarm.list_tasks(service=service.id, desired_state="running")
+    old = _problem_task(tasks, decision)
+    node = decision.node or (old.node_hostname if old else None)
+    if old is None or node is None:
+        raise Rejected(f"no running task of {service.name} for container {decision.container_id} on node {decision.node}")
+    constraint = exclusion_constraint(node)
+    targets = [n.hostname for n in eligible_nodes(ctx.swarm.list_nodes(), (*service.constraints, constraint))]
+    if not targets:
+        raise Rejected(f"excluding {node} would leave {service.name} no eligible node "
+                       f"(constraints: {', '.join(service.constraints) or 'none'})")
+    if not service.has_healthcheck:
+        warn("service has no HEALTHCHECK: zero downtime is not guaranteed", service=service.name, action_id=ctx.action_id)
+        ctx.notes.append("no HEALTHCHECK: zero downtime not guaranteed")
+    _exclude(ctx, service, node=node, old=old, ttl=decision.params.get("exclusion_ttl"))
+    load = dict(ctx.node_load())
+    deadline = timeline.t4 + ctx.settings.migrate_timeout
+    before = {t.id for t in tasks}
+    new = ctx.wait_for("replacement task running on another node",
+                       lambda: _replacement(ctx, service.id, before, node), deadline=deadline)
+    timeline.t5 = ctx.clock()
+    ctx.notes.append(f"swarm placed the replacement on {new.node_hostname} "
+                     f"(load there {load.get(new.node_hostname or '', 'unknown')}, "
+                     f"least loaded candidate {_least_loaded(targets, load)})")
+    ctx.wait_for("old task stopped", lambda: _stopped(ctx, service.id, old.id), deadline=deadline)
+    timeline.t6 = ctx.clock()
+    return ctx.record(decision, timeline, "success", node_from=node, node_to=new.node_hostname,
+                      replicas_before=service.replicas, replicas_after=service.replicas)
+
+
+def _problem_task(tasks: Sequence[TaskView], decision: Decision) -> TaskView | None:
+    cid = decision.container_id or ""
+    for task in tasks:
+        if cid and task.container_id and (task.container_id.startswith(cid) or cid.startswith(task.container_id)):
+            return task
+    if decision.node:
+        on_node = [t for t in tasks if t.node_hostname == decision.node]
+        if len(on_node) == 1 or (on_node and not cid):
+            return on_node[0]
+    return None
+
+
+def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskView, ttl: float | None) -> None:
+    """The one write of a migration: constraint, owned-exclusion record, in-flight marker, order."""
+    constraint = exclusion_constraint(node)
+    owned = read_exclusions(service.labels)
+    if constraint not in service.constraints or node in owned:
+        owned[node] = ctx.clock() + (ttl or ctx.settings.exclusion_ttl)
+    order = None
+    if service.update_order != "start-first":
+        order = "start-first"
+        ctx.notes.append(f"update order changed from {service.update_order} to start-first")
+    marker = write_action(id=ctx.action_id, action="migrate", node=node, task=old.id, started=ctx.clock())
+    ctx.wrote = True
+    ctx.swarm.update_placement(service.id, add=(constraint,), update_order=order,
+                               labels={EXCLUSIONS_LABEL: write_exclusions(owned), ACTION_LABEL: marker})
+
+
+def _replacement(ctx: ActionContext, service_id: str, before: set[str], node: str) -> TaskView | None:
+    for task in ctx.swarm.list_tasks(service=service_id, desired_state="running"):
+        if task.id not in before and task.state == "running" and task.node_hostname != node:
+            return task
+    return None
+
+
+def _stopped(ctx: ActionContext, service_id: str, task_id: str) -> bool | None:
+    for task in ctx.swarm.list_tasks(service=service_id):
+        if task.id == task_id:
+            return True if task.state in STOPPED_STATES else None
+    return True  # already removed from the task list
+
+
+def _least_loaded(targets: Sequence[str], load: dict[str, float]) -> str:
+    known = [t for t in targets if t in load]
+    return min(known, key=lambda t: load[t]) if known else "unknown"

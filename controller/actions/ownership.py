@@ -1,0 +1,98 @@
+"""What SwarmGuard owns on a service, written on the service itself so a restarted controller knows.
+
+Two service labels:
+- `swarmguard.exclusions`: JSON {node host name: expiry (Unix seconds)}; each entry owns the
+  placement constraint `node.hostname!=NODE`. Only constraints listed here are ever lifted, so
+  a constraint an operator wrote is never touched.
+- `swarmguard.action`: JSON of the action in flight ({"id", "action", "node", "task", "started"}).
+  It is written in the same service update as the action's change, and removed when the action
+  ends; one found on start marks an action interrupted by a restart (see reconcile.py).
+
+Also a small evaluator of Swarm placement constraints, so a migration can refuse to exclude the
+last eligible node before it writes anything.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sgcommon.engine.swarm import NodeView
+
+EXCLUSIONS_LABEL = "swarmguard.exclusions"
+ACTION_LABEL = "swarmguard.action"
+
+
+class LabelError(ValueError):
+    """An ownership label holds something SwarmGuard did not write."""
+
+
+def exclusion_constraint(node: str) -> str:
+    return f"node.hostname!={node}"
+
+
+def read_exclusions(labels: Mapping[str, str]) -> dict[str, float]:
+    raw = labels.get(EXCLUSIONS_LABEL)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LabelError(f"{EXCLUSIONS_LABEL} is not JSON: {exc.msg}") from None
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in doc.items()):
+        raise LabelError(f"{EXCLUSIONS_LABEL} must map node names to expiry times, got {raw!r}")
+    return {k: float(v) for k, v in doc.items()}
+
+
+def write_exclusions(exclusions: Mapping[str, float]) -> str | None:
+    """The label value (None removes the label)."""
+    if not exclusions:
+        return None
+    return json.dumps({k: round(v, 3) for k, v in sorted(exclusions.items())}, separators=(",", ":"))
+
+
+def read_action(labels: Mapping[str, str]) -> dict[str, Any] | None:
+    raw = labels.get(ACTION_LABEL)
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LabelError(f"{ACTION_LABEL} is not JSON: {exc.msg}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
+        raise LabelError(f"{ACTION_LABEL} must be an object with an action, got {raw!r}")
+    return doc
+
+
+def write_action(**fields: Any) -> str:
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+
+_CONSTRAINT = re.compile(r"\s*([\w.\-]+)\s*(==|!=)\s*(.*?)\s*")
+
+
+def satisfies(node: NodeView, constraint: str) -> bool | None:
+    """Whether the node meets one constraint; None when this evaluator does not know the key."""
+    match = _CONSTRAINT.fullmatch(constraint)
+    if not match:
+        return None
+    key, op, value = match.groups()
+    actual: str | None
+    if key == "node.hostname":
+        actual = node.hostname
+    elif key == "node.id":
+        actual = node.id
+    elif key == "node.role":
+        actual = node.role
+    elif key.startswith("node.labels."):
+        actual = node.labels.get(key[len("node.labels."):])
+    else:
+        return None
+    return (actual == value) if op == "==" else (actual != value)
+
+
+def eligible_nodes(nodes: Iterable[NodeView], constraints: Iterable[str]) -> list[NodeView]:
+    """Schedulable nodes meeting every constraint (a constraint this module cannot judge counts as met)."""
+    constraints = tuple(constraints)
+    return [n for n in nodes if n.schedulable and all(satisfies(n, c) is not False for c in constraints)]

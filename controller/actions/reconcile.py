@@ -1,0 +1,120 @@
+"""Start-up and periodic housekeeping of what SwarmGuard owns on services (see ownership.py).
+
+Interrupted actions: every action writes its change and its `swarmguard.action` marker in one
+service update, so a marker found on start means the change is already in Swarm and Swarm is
+carrying it out on its own. Repeating it would exclude a second node or add a second replica, so
+it is never repeated: the marker is cleared and one record says what was found (result
+"success" when the service already converged - e.g. the migrated task runs off the excluded
+node - else "failed" with what is still pending; the owned exclusion stays and is lifted after its
+TTL like any other). Owned exclusions whose constraint an operator removed are forgotten.
+
+Expired exclusions: the owned constraint and its entry go in one update. Relaxing a constraint
+moves no task (fact 11), so this is safe at any time; busy services are skipped until next time.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from controller.actions.context import STOPPED_STATES, Swarm
+from controller.actions.ownership import (
+    ACTION_LABEL,
+    EXCLUSIONS_LABEL,
+    LabelError,
+    exclusion_constraint,
+    read_action,
+    read_exclusions,
+    write_exclusions,
+)
+from controller.model import ActionRecord, Timeline
+from sgcommon.engine import EngineError
+from sgcommon.engine.swarm import ServiceView
+from sgcommon.jsonlog import event, get_logger
+
+log = get_logger("swarmguard.controller.actions")
+
+
+def owned_services(swarm: Swarm) -> list[ServiceView]:
+    return [s for s in swarm.list_services() if EXCLUSIONS_LABEL in s.labels or ACTION_LABEL in s.labels]
+
+
+def lift_expired(swarm: Swarm, service: ServiceView, now: float) -> int:
+    """Lifts this service's expired owned exclusions; returns how many."""
+    try:
+        owned = read_exclusions(service.labels)
+    except LabelError as exc:
+        event(log, "ownership label unreadable, left alone", level=logging.WARNING, service=service.name, error=str(exc))
+        return 0
+    expired = [node for node, expiry in owned.items() if expiry <= now]
+    if not expired:
+        return 0
+    keep = {n: e for n, e in owned.items() if n not in expired}
+    swarm.update_placement(service.id, remove=tuple(exclusion_constraint(n) for n in expired),
+                           labels={EXCLUSIONS_LABEL: write_exclusions(keep)})
+    event(log, "node exclusion lifted", service=service.name, nodes=expired)
+    return len(expired)
+
+
+def resolve_interrupted(
+    swarm: Swarm,
+    service: ServiceView,
+    *,
+    now: float,
+    on_record: Callable[[ActionRecord], None],
+) -> None:
+    """Clears an in-flight marker left by a restart and records what state the service is in."""
+    try:
+        marker = read_action(service.labels)
+        owned = read_exclusions(service.labels)
+    except LabelError as exc:
+        event(log, "ownership label unreadable, left alone", level=logging.WARNING, service=service.name, error=str(exc))
+        return
+    forgotten = [n for n in owned if exclusion_constraint(n) not in service.constraints]
+    labels: dict[str, str | None] = {}
+    if forgotten:
+        labels[EXCLUSIONS_LABEL] = write_exclusions({n: e for n, e in owned.items() if n not in forgotten})
+        event(log, "owned exclusion removed by someone else, forgotten", service=service.name, nodes=forgotten)
+    if marker is not None:
+        labels[ACTION_LABEL] = None
+    if not labels:
+        return
+    swarm.update_placement(service.id, labels=labels)
+    if marker is not None:
+        on_record(_interrupted_record(swarm, service, marker, now))
+
+
+def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict, now: float) -> ActionRecord:
+    action = str(marker.get("action", "?"))
+    converged, detail = _converged(swarm, service, marker)
+    record = ActionRecord(
+        id=str(marker.get("id", "?")), action=action.split(" ")[0], service=service.name, rule="(interrupted)",
+        result="success" if converged else "failed",
+        timeline=Timeline(t4=_float(marker.get("started"))), node_from=marker.get("node"),
+        reason=f"action interrupted by a controller restart, not repeated: {detail}",
+        error=None if converged else "interrupted by a controller restart",
+    )
+    event(log, "interrupted action resolved", level=logging.WARNING, **record.as_dict(), found_at=now)
+    return record
+
+
+def _converged(swarm: Swarm, service: ServiceView, marker: dict) -> tuple[bool, str]:
+    try:
+        tasks = swarm.list_tasks(service=service.id)
+    except EngineError as exc:
+        return False, f"tasks unreadable ({exc})"
+    if marker.get("action") == "migrate":
+        old = next((t for t in tasks if t.id == marker.get("task")), None)
+        elsewhere = [t for t in tasks if t.state == "running" and t.desired_state == "running"
+                     and t.node_hostname != marker.get("node")]
+        old_gone = old is None or old.state in STOPPED_STATES
+        if old_gone and elsewhere:
+            return True, f"the task left {marker.get('node')}; now on {elsewhere[0].node_hostname}"
+        return False, f"old task gone: {old_gone}, running elsewhere: {len(elsewhere)}; Swarm continues the rollout"
+    running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
+    if running == service.replicas:
+        return True, f"{running} replicas running as requested"
+    return False, f"{running} of {service.replicas} replicas running; Swarm continues"
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
