@@ -16,6 +16,7 @@ from controller.cache import MetricsCache
 from controller.events import ControllerMetrics, EventLog
 from controller.model import ActionRecord, Decision, Snapshot, Timeline
 from controller.runtime import Runtime, Schedule
+from controller.services import ServiceRefresher
 
 TOKEN = "s3cret-token"
 
@@ -89,19 +90,24 @@ class RecordingExecutor:
 class Rig:
     runtime: Runtime
     executor: RecordingExecutor
-    evaluate: CpuRule
+    evaluate: Any  # a CpuRule unless the test passed the real engine
     registry: CollectorRegistry
     config: AppConfig
 
 
-def make_rig(*, token: str | None = TOKEN, clock: Any = None, **runtime_args: Any) -> Rig:
+def make_rig(*, token: str | None = TOKEN, clock: Any = None, swarm: Any = None, **runtime_args: Any) -> Rig:
+    """A Runtime with the stand-ins, unless `runtime_args` names real parts; `swarm` feeds the service list."""
     registry = CollectorRegistry()
     metrics = ControllerMetrics(registry)
     events = EventLog(metrics, keep=100)
-    executor = RecordingExecutor(events.record)
-    evaluate = CpuRule()
+    cache = MetricsCache()
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    runtime = Runtime(cache=MetricsCache(), rules=FixedRules(), evaluate=evaluate, state=object(), executor=executor,
-                      metrics=metrics, events=events, schedule=Schedule(), **extra, **runtime_args)
+    args: dict[str, Any] = {
+        "cache": cache, "rules": FixedRules(), "evaluate": CpuRule(), "state": object(),
+        "executor": RecordingExecutor(events.record), "metrics": metrics, "events": events, "schedule": Schedule(),
+        "services": ServiceRefresher(swarm, cache) if swarm is not None else None, **extra,
+    }
+    args.update(runtime_args)
+    runtime = Runtime(**args)
     config = AppConfig(alert_token=token, registry=registry, recent_events=events.recent, **extra)
-    return Rig(runtime=runtime, executor=executor, evaluate=evaluate, registry=registry, config=config)
+    return Rig(runtime=runtime, executor=args["executor"], evaluate=args["evaluate"], registry=registry, config=config)

@@ -1,0 +1,123 @@
+"""The runtime's wiring: which evaluation each input triggers, the timeline it stamps, its life cycle,
+and one end-to-end run with the real rules and engine against the fake Docker Engine API."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from controller.app import create_app
+from controller.engine import EngineState, evaluate
+from controller.model import ContainerMetrics, ServiceInfo
+from controller.rules import load_rules
+from controller.services import ServiceRefresher
+from sgcommon.alert import Alert, encode_alert
+from sgcommon.engine.swarm import SwarmAdapter
+from tests.controller.conftest import FakeClock
+from tests.controller.test_runtime_standins import TOKEN, FixedRules, make_rig
+from tests.fakes.engine import FakeEngine, service_spec
+
+
+def hot(cid: str, ts: float, *, cpu: float = 95.0) -> ContainerMetrics:
+    return ContainerMetrics(node="worker-1", service="web", container_id=cid, task_id="t", ts=ts, cpu=cpu, mem=30.0,
+                            mem_mb=100.0, net=2.0, net_rx=1.0, net_tx=1.0)
+
+
+def test_a_scrape_round_evaluates_every_container_and_stamps_t2_t3_but_no_t1(clock: FakeClock) -> None:
+    rig = make_rig(clock=clock)
+    rig.runtime.cache.add_containers([hot("a", clock.now - 1), hot("b", clock.now - 1, cpu=5.0)])
+    rig.runtime.scrape_and_evaluate()
+    [call] = rig.evaluate.calls
+    assert call["container_id"] is None and call["scope"] is None and call["containers"] == 2
+    [(decision, timeline)] = rig.executor.submitted
+    assert decision.container_id == "a"
+    assert timeline.t1 is None and timeline.t2 == clock.now and timeline.t3 == clock.now
+    assert timeline.t0 == clock.now - 1
+
+
+def test_the_service_rule_job_evaluates_service_scope_only(clock: FakeClock) -> None:
+    rig = make_rig(clock=clock)
+    rig.runtime.evaluate_service_rules()
+    assert [c["scope"] for c in rig.evaluate.calls] == ["service"]
+
+
+def test_a_scrape_round_forgets_containers_not_seen_for_a_while(clock: FakeClock) -> None:
+    rig = make_rig(clock=clock)
+    rig.runtime.cache.add_container(hot("old", clock.now - 1000))
+    rig.runtime.scrape_and_evaluate()
+    assert rig.runtime.cache.stats()["containers"] == 0
+
+
+def test_start_reconciles_and_schedules_every_job_and_stop_shuts_everything_down() -> None:
+    closed: list[str] = []
+    rig = make_rig(closers=(lambda: closed.append("influx"),))
+    rig.runtime.start()
+    try:
+        jobs = {job.id for job in rig.runtime._scheduler.get_jobs()}
+    finally:
+        rig.runtime.stop()
+    assert rig.executor.reconciled
+    assert jobs == {"scrape", "services", "service_rules", "exclusions"}
+    assert rig.executor.shut_down and closed == ["influx"]
+
+
+def test_a_failing_job_is_logged_and_does_not_stop_the_runtime(clock: FakeClock,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from controller.runtime import _guarded
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    _guarded("scrape", boom)()
+    [record] = [r for r in caplog.records if r.getMessage() == "background job failed"]
+    assert record.fields["job"] == "scrape"  # type: ignore[attr-defined]
+
+
+def test_the_service_list_comes_from_swarm_with_replicas_labels_and_healthcheck(fake_engine: FakeEngine,
+                                                                                 swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", replicas=2, labels={"swarmguard.enable": "true"}))
+    fake_engine.create_service(service_spec("agent", replicas=None, healthcheck=False))
+    rig = make_rig()
+    refresher = ServiceRefresher(swarm, rig.runtime.cache)
+    assert refresher.refresh()
+    services = rig.runtime.cache.snapshot(time.time()).services
+    assert services["web"] == ServiceInfo(name="web", replicas=2, labels={"swarmguard.enable": "true"},
+                                          has_healthcheck=True)
+    assert services["agent"].replicas is None and not services["agent"].has_healthcheck
+
+
+def test_a_failed_service_refresh_keeps_the_last_list() -> None:
+    class Broken:
+        def list_services(self) -> list[object]:
+            raise RuntimeError("engine gone")
+
+    rig = make_rig()
+    rig.runtime.cache.set_services({"web": ServiceInfo(name="web", replicas=1)})
+    assert not ServiceRefresher(Broken(), rig.runtime.cache).refresh()
+    assert set(rig.runtime.cache.snapshot(0.0).services) == {"web"}
+
+
+def test_an_alert_stream_breaching_scenario_1_with_the_default_rules_ends_as_a_migration_on_events(
+    fake_engine: FakeEngine, swarm: SwarmAdapter
+) -> None:
+    fake_engine.create_service(service_spec("web", replicas=2, labels={"swarmguard.enable": "true"}))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 2)
+    task = swarm.list_tasks(service="web", desired_state="running")[0]
+    rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=EngineState(),
+                   swarm=swarm)
+    rig.runtime.refresh_services()
+    client = create_app(rig.config, rig.runtime).test_client()
+    t = time.time() - 3  # samples from the last seconds, as a live exporter sends them
+    codes = []
+    for i in range(3):
+        body = encode_alert(Alert(t0=t + i, t1=t + i + 0.01, node=task.node_hostname or "",
+                                  container_id=task.container_id or "", service="web", task_id=task.id,
+                                  metrics={"cpu": 92.0, "mem": 40.0, "mem_mb": 300.0, "net": 3.0, "net_rx": 1.0,
+                                           "net_tx": 1.0}))
+        codes.append(client.post("/alert", data=body, headers={"Authorization": f"Bearer {TOKEN}"}).status_code)
+    assert codes == [200, 202, 200]  # `for: 2`, then the rule's cooldown
+    [event] = client.get("/events").get_json()["events"]
+    assert (event["action"], event["rule"], event["service"]) == ("migrate", "migrate-on-container-problem", "web")
+    assert event["node_from"] == task.node_hostname and event["container_id"] == task.container_id
+    assert event["t0"] == pytest.approx(t) and event["t1"] == pytest.approx(t + 1.01)
+    assert event["t1"] <= event["t2"] <= event["t3"]
