@@ -1,0 +1,67 @@
+"""`swarmguard-controller run` refuses to start on bad settings or without a token, and says why."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.__main__ import main
+from controller.settings import PREFIX, ControllerSettings, action_settings_kwargs
+from sgcommon.settings import SettingsError, load_settings
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    err = io.StringIO()
+    code = main(argv, env=env, err=err)
+    return code, err.getvalue()
+
+
+def test_without_an_alert_token_the_controller_refuses_to_start_and_names_the_way_out() -> None:
+    code, text = run(["run"], {})
+    assert code == 2
+    assert "ALERT_TOKEN" in text and "--insecure-no-alert-token" in text
+
+
+def test_an_alert_token_file_that_cannot_be_read_stops_the_start(tmp_path: Path) -> None:
+    code, text = run(["run"], {"ALERT_TOKEN_FILE": str(tmp_path / "missing")})
+    assert code == 2 and "ALERT_TOKEN_FILE" in text
+
+
+def test_every_bad_setting_is_reported_at_once() -> None:
+    code, text = run(["run", "--port", "x", "--scrape-interval", "fast"], {"ALERT_TOKEN": "t"})
+    assert code == 2
+    assert "--port" in text and "--scrape-interval" in text
+
+
+def test_a_bad_threshold_override_stops_the_start() -> None:
+    code, text = run(["run", "--threshold", "cpu_high=lots"], {"ALERT_TOKEN": "t"})
+    assert code == 2 and "cpu_high=lots" in text
+
+
+def test_settings_layer_defaults_yaml_env_and_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "controller.yml"
+    path.write_text("scrape_interval: 3\nexporters: [a:9101, b]\nport: 6000\n")
+    settings = load_settings(ControllerSettings, prefix=PREFIX, yaml_path=str(path),
+                             env={"CONTROLLER_SCRAPE_INTERVAL": "2", "INFLUXDB_URL": "http://influx:8086"},
+                             overrides={"port": "7000"})
+    assert (settings.scrape_interval, settings.port, settings.exporters) == (2.0, 7000, ["a:9101", "b"])
+    assert settings.influx_url == "http://influx:8086" and settings.events_keep == 500
+
+
+def test_out_of_range_settings_are_refused_with_every_reason() -> None:
+    with pytest.raises(SettingsError) as info:
+        ControllerSettings(scrape_interval=0.01, events_keep=0)
+    assert "scrape_interval" in str(info.value) and "events_keep" in str(info.value)
+
+
+def test_the_executor_settings_are_taken_by_name_from_the_controller_settings() -> None:
+    @dataclass
+    class ActionSettings:
+        dry_run: bool = False
+        migrate_timeout: float = 1.0
+        only_here: int = 3
+
+    kwargs = action_settings_kwargs(ControllerSettings(dry_run=True, migrate_timeout=42.0), ActionSettings)
+    assert kwargs == {"dry_run": True, "migrate_timeout": 42.0}
