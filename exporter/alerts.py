@@ -144,7 +144,11 @@ class AlertSender:
             if item is _STOP:
                 return
             assert isinstance(item, ContainerSample)
-            self._deliver(item)
+            try:
+                self._deliver(item)
+            except Exception as exc:  # a bug must not kill the only sender thread
+                self.stats.failed += 1
+                event(log, "alert sender error", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
     def _deliver(self, s: ContainerSample) -> None:
         error = ""
