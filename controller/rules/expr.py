@@ -83,7 +83,7 @@ Fn = Callable[[Any], Any]
 class _Term:
     """A compiled sub-expression: a constant (`fn` is None) or a closure over an env."""
 
-    kind: str  # "num" or "bool"
+    kind: str  # "num", "bool", or "any" after an error (so one mistake is reported once)
     fn: Fn | None = None
     const: Any = None
 
@@ -206,7 +206,7 @@ class _Compiler:
 
     def run(self, tree: ast.Expression) -> Condition:
         term = self.node(tree.body)
-        if not self.errors and term.kind != "bool":
+        if not self.errors and term.kind not in ("bool", "any"):
             self.errors.append("condition must be a comparison (e.g. cpu > cpu_high), not a bare number")
         if self.errors:
             raise ExprError(list(dict.fromkeys(self.errors)))
@@ -214,7 +214,7 @@ class _Compiler:
 
     def fail(self, message: str) -> _Term:
         self.errors.append(message)
-        return _Term("num", const=0)
+        return _Term("any", const=0)
 
     def node(self, node: ast.AST) -> _Term:
         handler = getattr(self, f"on_{type(node).__name__}", None)
@@ -226,7 +226,7 @@ class _Compiler:
         return self.fail(f"{type(node).__name__} is not allowed in a condition")
 
     def expect(self, term: _Term, kind: str, what: str) -> None:
-        if term.kind != kind:
+        if term.kind not in (kind, "any"):
             wanted = "a comparison" if kind == "bool" else "a number"
             got = "a comparison" if term.kind == "bool" else "a number"
             self.errors.append(f"{what} needs {wanted}, got {got}")
@@ -300,7 +300,7 @@ class _Compiler:
         else:
             fn = self.aggregate_call(func, node.args)
         if fn is None:
-            return _Term("num", const=0)
+            return _Term("any", const=0)
         self.figures.setdefault(label, fn)
         return _Term("num", fn=fn)
 

@@ -67,9 +67,23 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
     values = {name: value for name, (value, _) in thresholds.items()}
     rules = _rules(docs, values, errors)
     if errors:
-        raise RuleError(errors)
+        raise RuleError(_in_file_order(errors, files))
     ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].priority, pair[0]))
     return RuleSet(tuple(rule for _, rule in ordered), MappingProxyType(dict(values)), tuple(files))
+
+
+def _in_file_order(errors: list[str], files: list[str]) -> list[str]:
+    """Errors sorted by file (in load order) and line; others (overrides) last."""
+    rank = {path: index for index, path in enumerate(files)}
+
+    def key(message: str) -> tuple[int, int]:
+        for path, index in rank.items():
+            prefix = f"{path}:"
+            if message.startswith(prefix):
+                line = message[len(prefix):].split(":", 1)[0]
+                return index, int(line) if line.isdigit() else 0
+        return len(rank), 0
+    return sorted(errors, key=key)
 
 
 # -- YAML with places -------------------------------------------------------------------------
@@ -205,7 +219,8 @@ def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str])
     for doc in docs:
         node = _section(doc, "rules")
         if node is None:
-            errors.append(f"{doc.path}:1: missing 'rules:' (a list of rules)")
+            if _section(doc, "thresholds") is None:
+                errors.append(f"{doc.path}:1: missing 'rules:' (a list of rules)")
             continue
         if not isinstance(node, yaml.SequenceNode):
             errors.append(f"{doc.path}:{doc.line(node)}: rules: expected a list of rules")
