@@ -74,7 +74,7 @@ class Sink:
         self._server = _SinkServer((host, port), _SinkHandler)
         self._server.counters = counters  # type: ignore[attr-defined]
         self.address: tuple[str, int] = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="sink", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="sink", daemon=True)
 
     def start(self) -> Sink:
         self._thread.start()
