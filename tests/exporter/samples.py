@@ -23,5 +23,5 @@ def node(ts: float = 1_700_000_000.25) -> NodeSample:
                       net=NetCounters(5, 1, 7, 1), rx_mbps=2.0, tx_mbps=1.0, network_percent=3.0)
 
 
-def sweep(*samples: ContainerSample, with_node: bool = True) -> Sweep:
-    return Sweep(ts=1_700_000_000.25, duration=0.002, node=node() if with_node else None, containers=tuple(samples))
+def sweep(*samples: ContainerSample, with_node: bool = True, ts: float = 1_700_000_000.25) -> Sweep:
+    return Sweep(ts=ts, duration=0.002, node=node(ts) if with_node else None, containers=tuple(samples))
