@@ -1,0 +1,370 @@
+"""The recovery actions against the fake engine: zero-downtime migration, owned exclusions,
+scale bounds, safety limits, dry-run, reconcile after a restart and time-outs."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from controller.actions import ActionSettings, Executor
+from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL, write_action, write_exclusions
+from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine.swarm import SwarmAdapter
+from tests.controller.conftest import FakeClock
+from tests.fakes.engine import FakeEngine, service_spec
+
+FAST = dict(poll_interval=0.01, migrate_timeout=5.0, scale_timeout=5.0)
+
+
+class Records:
+    """Collects on_record calls; `wait(n)` blocks until n records arrived."""
+
+    def __init__(self) -> None:
+        self.items: list[ActionRecord] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, record: ActionRecord) -> None:
+        with self._cond:
+            self.items.append(record)
+            self._cond.notify_all()
+
+    def wait(self, n: int = 1, timeout: float = 10.0) -> list[ActionRecord]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.items) >= n, timeout=timeout), f"only {self.items}"
+            return list(self.items)
+
+
+@pytest.fixture
+def records() -> Records:
+    return Records()
+
+
+@pytest.fixture
+def make_executor(swarm: SwarmAdapter, records: Records) -> Iterator[Callable[..., Executor]]:
+    made: list[Executor] = []
+
+    def make(clock: Callable[[], float] | None = None, **settings: object) -> Executor:
+        executor = Executor(swarm, ActionSettings(**{**FAST, **settings}), on_record=records,  # type: ignore[arg-type]
+                            node_load=lambda: {"worker-1": 10.0, "worker-2": 50.0, "manager-1": 30.0},
+                            **({"clock": clock} if clock else {}))
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        executor.shutdown(wait=True)
+
+
+def deploy(fake: FakeEngine, name: str, *, node: str | None = "worker-1", **kwargs: object) -> None:
+    """Creates a service and waits until it runs (on `node` first, then free to move)."""
+    constraints = [f"node.hostname=={node}"] if node else []
+    fake.create_service(service_spec(name, constraints=constraints, **kwargs))  # type: ignore[arg-type]
+    assert fake.wait_until(lambda: len(fake.running_tasks(name)) == (kwargs.get("replicas") or 1))
+    if node:  # drop the pin without moving anything (relaxing a constraint moves nothing)
+        spec = fake.service_spec(name)
+        spec["TaskTemplate"]["Placement"]["Constraints"] = []
+        fake.update_service(name, fake.service_version(name), spec)
+
+
+def migrate_decision(fake: FakeEngine, name: str, node: str = "worker-1", **params: object) -> Decision:
+    [(task_id, on)] = [t for t in fake.running_tasks(name) if t[1] == node]
+    with fake.lock:
+        cid = fake._tasks[task_id].container_id
+    return Decision(rule="migrate-on-container-problem", action="migrate", service=name, container_id=cid,
+                    node=on, t0=1.0, reason="cpu 91.0 > 75", params=params)
+
+
+def scale_decision(name: str, action: str, **params: object) -> Decision:
+    return Decision(rule=f"{action}-rule", action=action, service=name, container_id=None, node=None, t0=1.0,
+                    reason="load", params=params)
+
+
+def writes(fake: FakeEngine) -> list[tuple[str, str]]:
+    return [r for r in fake.requests if r[0] != "GET"]
+
+
+def test_migration_runs_the_replacement_before_the_old_task_stops(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    timeline = Timeline(t0=1.0)
+    assert make_executor().submit(migrate_decision(fake_engine, "web"), timeline) == "accepted"
+    [record] = records.wait()
+    assert record.result == "success", record.error
+    assert record.node_from == "worker-1" and record.node_to in ("manager-1", "worker-2")
+    events = fake_engine.task_events("web")
+    new_running = next(e for e in events if e.state == "running" and e.node != "worker-1")
+    old_stopped = next(e for e in events if e.state == "shutdown" and e.node == "worker-1")
+    assert new_running.t < old_stopped.t
+    assert timeline.t4 is not None and timeline.t4 <= timeline.t5 <= timeline.t6  # type: ignore[operator]
+    assert timeline.t6 >= old_stopped.t  # type: ignore[operator]
+
+
+def test_migration_records_its_exclusion_sets_start_first_and_clears_its_marker(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    make_executor(exclusion_ttl=120.0).submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    spec = fake_engine.service_spec("web")
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=worker-1"]
+    assert spec["UpdateConfig"]["Order"] == "start-first"
+    assert "update order changed from stop-first to start-first" in record.reason
+    owned = json.loads(spec["Labels"][EXCLUSIONS_LABEL])
+    assert list(owned) == ["worker-1"]
+    assert owned["worker-1"] == pytest.approx(record.timeline.t4 + 120.0, abs=1.0)
+    assert ACTION_LABEL not in spec["Labels"]
+
+
+def test_a_rule_can_set_its_own_exclusion_ttl(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    make_executor(exclusion_ttl=120.0).submit(migrate_decision(fake_engine, "web", exclusion_ttl=30.0), Timeline())
+    [record] = records.wait()
+    owned = json.loads(fake_engine.service_spec("web")["Labels"][EXCLUSIONS_LABEL])
+    assert owned["worker-1"] == pytest.approx(record.timeline.t4 + 30.0, abs=1.0)
+
+
+def test_migration_never_excludes_the_last_eligible_node(fake_engine, make_executor, records) -> None:
+    fake_engine.create_service(service_spec("web", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    version = fake_engine.service_version("web")
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    assert record.result == "rejected"
+    assert "no eligible node" in (record.error or "")
+    assert fake_engine.service_version("web") == version
+
+
+def test_a_node_already_excluded_counts_against_the_remaining_nodes(fake_engine, make_executor, records, swarm) -> None:
+    deploy(fake_engine, "web")
+    swarm.update_placement("web", add=["node.hostname!=manager-1", "node.hostname!=worker-2"])
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    assert records.wait()[0].result == "rejected"
+
+
+def test_a_service_without_healthcheck_is_migrated_with_a_warning(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "plain", healthcheck=False)
+    make_executor().submit(migrate_decision(fake_engine, "plain"), Timeline())
+    [record] = records.wait()
+    assert record.result == "success"
+    assert "zero downtime not guaranteed" in record.reason
+
+
+def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, make_executor, records) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web")
+    executor = make_executor(clock=clock, exclusion_ttl=300.0)
+    executor.submit(migrate_decision(fake_engine, "web"), Timeline())
+    assert records.wait()[0].result == "success"
+    running = fake_engine.running_tasks("web")
+    assert executor.lift_expired_exclusions() == 0
+    clock.advance(301.0)
+    assert executor.lift_expired_exclusions() == 1
+    spec = fake_engine.service_spec("web")
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == []
+    assert EXCLUSIONS_LABEL not in spec["Labels"]
+    assert not fake_engine.wait_until(lambda: fake_engine.running_tasks("web") != running, timeout=0.2)
+
+
+def test_an_operator_constraint_is_never_lifted(fake_engine, make_executor, swarm) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web")
+    swarm.update_placement("web", add=["node.hostname!=manager-1"],
+                           labels={EXCLUSIONS_LABEL: write_exclusions({"worker-2": clock() - 1})})
+    swarm.update_placement("web", add=["node.hostname!=worker-2"])
+    assert make_executor(clock=clock).lift_expired_exclusions() == 1
+    assert fake_engine.service_spec("web")["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=manager-1"]
+
+
+def test_a_version_conflict_during_migration_is_retried_once(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    fake_engine.version_conflict(times=1)
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    assert records.wait()[0].result == "success"
+
+
+def test_server_errors_are_backed_off_and_the_migration_completes(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    fake_engine.fail("POST", r"/update$", status=500, times=2)
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    assert records.wait()[0].result == "success"
+
+
+def test_a_persistent_engine_error_is_recorded_as_failed(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    fake_engine.fail("POST", r"/update$", status=500, message="raft unavailable", times=50)
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    assert record.result == "failed" and "raft unavailable" in (record.error or "")
+
+
+def test_three_services_are_migrated_at_once_without_interference(fake_engine, make_executor, records) -> None:
+    names = ("web", "api", "shop")
+    for name in names:
+        deploy(fake_engine, name)
+    executor = make_executor()
+    for name in names:
+        fake_engine.set_timing(name, start_delay=0.1)
+    verdicts = [executor.submit(migrate_decision(fake_engine, name), Timeline()) for name in names]
+    assert verdicts == ["accepted"] * 3
+    assert executor.busy_services() == set(names)
+    done = records.wait(3)
+    assert {r.service: r.result for r in done} == dict.fromkeys(names, "success")
+    for name in names:
+        spec = fake_engine.service_spec(name)
+        assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=worker-1"]
+        assert list(json.loads(spec["Labels"][EXCLUSIONS_LABEL])) == ["worker-1"]
+        assert [n for _, n in fake_engine.running_tasks(name)] != ["worker-1"]
+    assert executor.busy_services() == set()
+
+
+def test_a_second_decision_for_a_busy_service_answers_busy(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    fake_engine.set_timing("web", start_delay=0.2)
+    executor = make_executor()
+    assert executor.submit(migrate_decision(fake_engine, "web"), Timeline()) == "accepted"
+    assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == "busy"
+    assert len(records.wait()) == 1
+
+
+def test_dry_run_records_what_it_would_do_and_touches_nothing(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    before = len(fake_engine.requests)
+    executor = make_executor(dry_run=True)
+    assert executor.submit(migrate_decision(fake_engine, "web"), Timeline()) == "dry_run"
+    assert executor.submit(scale_decision("api", "scale_up"), Timeline()) == "dry_run"
+    executor.reconcile()
+    assert executor.lift_expired_exclusions() == 0
+    assert len(fake_engine.requests) == before
+    migrate_record, scale_record = records.wait(2)
+    assert migrate_record.result == "dry_run" and migrate_record.dry_run
+    assert "would exclude node worker-1" in migrate_record.reason
+    assert scale_record.result == "dry_run"
+
+
+def test_the_rate_limit_caps_actions_per_minute(make_executor, records) -> None:
+    clock = FakeClock()
+    executor = make_executor(clock=clock, dry_run=True, max_actions_per_minute=2)
+    verdicts = [executor.submit(scale_decision(f"s{i}", "scale_up"), Timeline()) for i in range(3)]
+    assert verdicts == ["dry_run", "dry_run", "rate_limited"]
+    clock.advance(59.0)
+    assert executor.submit(scale_decision("s3", "scale_up"), Timeline()) == "rate_limited"
+    clock.advance(1.5)
+    assert executor.submit(scale_decision("s4", "scale_up"), Timeline()) == "dry_run"
+    assert len(records.items) == 3
+
+
+def test_an_unknown_action_is_refused_and_recorded(make_executor, records) -> None:
+    verdict = make_executor().submit(scale_decision("web", "reboot"), Timeline())
+    assert verdict == "refused: unknown action 'reboot'"
+    assert records.wait()[0].result == "rejected"
+
+
+def test_scale_up_adds_one_replica_and_is_done_when_it_runs(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web", node=None)
+    timeline = Timeline()
+    make_executor().submit(scale_decision("web", "scale_up", max_replicas=3), timeline)
+    [record] = records.wait()
+    assert record.result == "success", record.error
+    assert (record.replicas_before, record.replicas_after) == (1, 2)
+    assert len(fake_engine.running_tasks("web")) == 2
+    new_running = [e for e in fake_engine.task_events("web", state="running")][-1]
+    assert timeline.t5 is not None and timeline.t5 >= new_running.t
+    assert ACTION_LABEL not in fake_engine.service_spec("web")["Labels"]
+
+
+def test_scale_up_stops_at_the_maximum(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web", node=None, replicas=2)
+    version = fake_engine.service_version("web")
+    make_executor().submit(scale_decision("web", "scale_up", max_replicas=2), Timeline())
+    [record] = records.wait()
+    assert record.result == "rejected" and "max 2" in (record.error or "")
+    assert fake_engine.service_version("web") == version
+
+
+def test_scale_down_removes_one_replica_but_never_below_the_minimum(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web", node=None, replicas=2)
+    executor = make_executor(scale_down_cooldown=0.0)
+    executor.submit(scale_decision("web", "scale_down", min_replicas=1), Timeline())
+    assert records.wait()[0].result == "success"
+    assert len(fake_engine.running_tasks("web")) == 1
+    executor.submit(scale_decision("web", "scale_down", min_replicas=1), Timeline())
+    second = records.wait(2)[1]
+    assert second.result == "rejected" and "min 1" in (second.error or "")
+    assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 1
+
+
+def test_no_scale_down_within_the_cooldown_of_a_scale_up(fake_engine, make_executor, records) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web", node=None)
+    executor = make_executor(clock=clock, scale_down_cooldown=180.0)
+    executor.submit(scale_decision("web", "scale_up"), Timeline())
+    assert records.wait()[0].result == "success"
+    clock.advance(100.0)
+    verdict = executor.submit(scale_decision("web", "scale_down"), Timeline())
+    assert verdict.startswith("refused: scale-down 100 s after a scale-up")
+    clock.advance(81.0)
+    assert executor.submit(scale_decision("web", "scale_down"), Timeline()) == "accepted"
+    assert records.wait(3)[2].result == "success"
+
+
+def test_a_global_service_is_never_scaled(fake_engine, make_executor, records) -> None:
+    fake_engine.create_service(service_spec("agent", replicas=None))
+    version = fake_engine.service_version("agent")
+    make_executor().submit(scale_decision("agent", "scale_up"), Timeline())
+    [record] = records.wait()
+    assert record.result == "rejected" and "global" in (record.error or "")
+    assert fake_engine.service_version("agent") == version
+
+
+def test_a_migration_timeout_leaves_the_old_task_serving_and_the_exclusion_owned(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    fake_engine.set_timing("web", healthy=False)
+    make_executor(migrate_timeout=0.3).submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    assert record.result == "timeout"
+    assert "replacement task running" in (record.error or "")
+    assert [n for _, n in fake_engine.running_tasks("web")] == ["worker-1"]  # start-first kept it
+    labels = fake_engine.service_spec("web")["Labels"]
+    assert list(json.loads(labels[EXCLUSIONS_LABEL])) == ["worker-1"]
+    assert ACTION_LABEL not in labels
+
+
+def test_reconcile_resolves_an_interrupted_migration_without_repeating_it(fake_engine, make_executor, records, swarm) -> None:
+    deploy(fake_engine, "web")
+    [(old_task, _)] = fake_engine.running_tasks("web")
+    clock = FakeClock()
+    marker = write_action(id="abc", action="migrate", node="worker-1", task=old_task, started=clock())
+    swarm.update_placement("web", add=["node.hostname!=worker-1"], update_order="start-first",
+                           labels={EXCLUSIONS_LABEL: write_exclusions({"worker-1": clock() + 300}), ACTION_LABEL: marker})
+    assert fake_engine.wait_until(lambda: fake_engine.task_events("web", state="shutdown") != [])
+    make_executor(clock=clock).reconcile()
+    [record] = records.wait()
+    assert (record.id, record.action, record.result) == ("abc", "migrate", "success")
+    assert "not repeated" in record.reason
+    spec = fake_engine.service_spec("web")
+    assert ACTION_LABEL not in spec["Labels"]
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=worker-1"]
+    assert list(json.loads(spec["Labels"][EXCLUSIONS_LABEL])) == ["worker-1"]
+    assert len(fake_engine.task_events("web", state="new")) == 2  # the original and one replacement
+
+
+def test_reconcile_lifts_expired_exclusions_and_forgets_ones_an_operator_removed(fake_engine, make_executor, swarm) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web")
+    deploy(fake_engine, "api")
+    swarm.update_placement("web", add=["node.hostname!=manager-1"],
+                           labels={EXCLUSIONS_LABEL: write_exclusions({"manager-1": clock() - 5})})
+    swarm.update_placement("api", labels={EXCLUSIONS_LABEL: write_exclusions({"worker-2": clock() + 300})})
+    make_executor(clock=clock).reconcile()
+    assert fake_engine.service_spec("web")["TaskTemplate"]["Placement"]["Constraints"] == []
+    assert EXCLUSIONS_LABEL not in fake_engine.service_spec("web")["Labels"]
+    assert EXCLUSIONS_LABEL not in fake_engine.service_spec("api")["Labels"]
+
+
+def test_an_unreadable_ownership_label_is_left_alone(fake_engine, make_executor, swarm) -> None:
+    deploy(fake_engine, "web")
+    swarm.update_placement("web", labels={EXCLUSIONS_LABEL: "not json"})
+    version = fake_engine.service_version("web")
+    executor = make_executor()
+    executor.reconcile()
+    assert executor.lift_expired_exclusions() == 0
+    assert fake_engine.service_version("web") == version
