@@ -62,10 +62,11 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
         doc = _read(path, errors)
         if doc is not None:
             docs.append(doc)
-    thresholds = _thresholds(docs, errors)
+    thresholds, broken = _thresholds(docs, errors)
     _apply_overrides(thresholds, overrides, errors)
     values = {name: value for name, (value, _) in thresholds.items()}
-    rules = _rules(docs, values, errors)
+    # a threshold with a bad value is still a known name, so its rules do not also fail
+    rules = _rules(docs, {**dict.fromkeys(broken, 0.0), **values}, errors)
     if errors:
         raise RuleError(_in_file_order(errors, files))
     ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].priority, pair[0]))
@@ -167,8 +168,9 @@ def _section(doc: _Doc, key: str) -> yaml.Node | None:
 
 # -- thresholds -------------------------------------------------------------------------------
 
-def _thresholds(docs: list[_Doc], errors: list[str]) -> dict[str, tuple[float, str]]:
+def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[float, str]], set[str]]:
     found: dict[str, tuple[float, str]] = {}
+    broken: set[str] = set()
     for doc in docs:
         node = _section(doc, "thresholds")
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
@@ -181,13 +183,15 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> dict[str, tuple[float, s
             problem = _threshold_problem(name, doc.value(value_node))
             if problem:
                 errors.append(f"{place}: thresholds: {problem}")
+                if NAME_RE.match(name) and name not in RESERVED:
+                    broken.add(name)
                 continue
             value = float(doc.value(value_node))
             if name in found and found[name][0] != value:
                 errors.append(f"{place}: thresholds: {name!r} is already {found[name][0]:g} at {found[name][1]}")
                 continue
             found.setdefault(name, (value, place))
-    return found
+    return found, broken
 
 
 def _threshold_problem(name: str, value: Any) -> str | None:

@@ -1,0 +1,398 @@
+"""The pure rule engine on a fake clock: scenarios, `for`, cooldowns, flapping, scope, safety."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from controller.engine import EngineState, evaluate
+from controller.model import ContainerMetrics, Decision, NodeMetrics, ServiceInfo, Snapshot
+from controller.rules import RuleSet, load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = load_rules([str(ROOT / "rules" / "default.yml")])
+OPT_IN = {"swarmguard.enable": "true"}
+
+PROBLEM = {"cpu": 90.0, "mem": 50.0, "net": 5.0}  # scenario 1: cpu high, network low
+TRAFFIC = {"cpu": 90.0, "mem": 90.0, "net": 80.0}  # scenario 2: everything high
+CALM = {"cpu": 20.0, "mem": 30.0, "net": 20.0}
+IDLE = {"cpu": 5.0, "mem": 10.0, "net": 1.0}
+
+
+@dataclass
+class World:
+    """A cache stand-in: services, containers and their samples, turned into Snapshots."""
+
+    services: dict[str, ServiceInfo] = field(default_factory=dict)
+    latest: dict[str, ContainerMetrics] = field(default_factory=dict)
+    history: dict[str, list[ContainerMetrics]] = field(default_factory=dict)
+    nodes: dict[str, NodeMetrics] = field(default_factory=dict)
+
+    def service(self, name: str, replicas: int | None = 1, labels: dict[str, str] | None = None) -> None:
+        self.services[name] = ServiceInfo(name, replicas, OPT_IN if labels is None else labels)
+
+    def sample(self, cid: str, ts: float, figures: dict[str, float], *, service: str = "web",
+               node: str = "worker-1", stale: bool = False) -> ContainerMetrics:
+        values = {"cpu": 0.0, "mem": 0.0, "mem_mb": 100.0, "net": 0.0, "net_rx": 1.0, "net_tx": 1.0}
+        values.update(figures)
+        metrics = ContainerMetrics(node, service, cid, f"task-{cid}", ts, stale=stale, **values)
+        self.latest[cid] = metrics
+        self.history.setdefault(cid, []).append(metrics)
+        return metrics
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(dict(self.latest), {k: tuple(v) for k, v in self.history.items()}, dict(self.services),
+                        dict(self.nodes))
+
+
+def rules(tmp_path: Path, text: str) -> RuleSet:
+    path = tmp_path / "rules.yml"
+    path.write_text(text)
+    return load_rules([str(path)])
+
+
+def run(ruleset: RuleSet, world: World, now: float, state: EngineState, **kwargs: object) -> list[Decision]:
+    return evaluate(ruleset, world.snapshot(), now, state, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.service("web", replicas=2)
+    return w
+
+
+@pytest.fixture
+def state() -> EngineState:
+    return EngineState()
+
+
+def test_scenario_one_migrates_after_two_consecutive_breaching_samples(world: World, state: EngineState) -> None:
+    world.sample("c1", 100.0, PROBLEM)
+    assert run(DEFAULT, world, 100.1, state) == []
+    world.sample("c1", 101.0, PROBLEM)
+    [decision] = run(DEFAULT, world, 101.1, state)
+    assert (decision.action, decision.service, decision.container_id, decision.node) == \
+        ("migrate", "web", "c1", "worker-1")
+    assert decision.rule == "migrate-on-container-problem"
+    assert decision.t0 == 100.0
+    assert decision.params["cooldown"] == 30
+    assert "cpu=90" in decision.reason and "net=5" in decision.reason and "net_low=35" in decision.reason
+
+
+def test_scenario_two_scales_up_by_one_replica(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, TRAFFIC)
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    [decision] = decisions
+    assert decision.action == "scale_up" and decision.container_id == "c1"
+    assert decision.params["replicas"] == 2 and decision.params["target_replicas"] == 3
+    assert decision.params["max_replicas"] == 10
+
+
+def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, state: EngineState) -> None:
+    world.sample("c1", 100.0, PROBLEM)
+    assert run(DEFAULT, world, 100.05, state, container_id="c1") == []  # the alert
+    assert run(DEFAULT, world, 100.5, state) == []  # the scrape round brings the same sample
+    assert run(DEFAULT, world, 100.9, state, container_id="c1") == []
+    world.sample("c1", 101.0, PROBLEM)
+    assert [d.action for d in run(DEFAULT, world, 101.1, state, container_id="c1")] == ["migrate"]
+
+
+def test_flapping_breach_clear_breach_does_not_fire_with_for_two(world: World, state: EngineState) -> None:
+    for ts, figures in ((100.0, PROBLEM), (101.0, CALM), (102.0, PROBLEM), (103.0, CALM), (104.0, PROBLEM)):
+        world.sample("c1", ts, figures)
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+    world.sample("c1", 105.0, PROBLEM)
+    [decision] = run(DEFAULT, world, 105.1, state)
+    assert decision.t0 == 104.0
+
+
+def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: EngineState) -> None:
+    fired = []
+    for second in range(0, 40):
+        world.sample("c1", 100.0 + second, PROBLEM)
+        fired += [(second, d.t0) for d in run(DEFAULT, world, 100.5 + second, state)]
+    # fires at 1 (samples 0, 1); the cooldown runs 30 s from 101.5: samples up to 130 (seen
+    # before 131.5) are not counted, samples 31 and 32 (seen at 131.5 and 132.5) fire again.
+    assert fired == [(1, 100.0), (32, 131.0)]
+
+
+def test_cooldown_is_per_service_so_another_service_still_fires(world: World, state: EngineState) -> None:
+    world.service("api", replicas=2)
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, PROBLEM)
+        world.sample("a1", ts, PROBLEM, service="api")
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    assert sorted(d.service for d in decisions) == ["api", "web"]
+    assert state.in_cooldown("web", 101.2) == ["migrate-on-container-problem"]
+
+
+def test_a_second_container_of_a_cooling_service_does_not_fire(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, PROBLEM)
+        world.sample("c2", ts, PROBLEM, node="worker-2")
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    assert len(decisions) == 1
+    world.sample("c2", 102.0, PROBLEM, node="worker-2")
+    assert run(DEFAULT, world, 102.1, state) == []
+
+
+def test_stale_containers_are_never_counted_or_acted_on(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0, 102.0):
+        world.sample("c1", ts, PROBLEM, stale=True)
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+        assert run(DEFAULT, world, ts + 0.2, state, container_id="c1") == []
+    world.sample("c1", 103.0, PROBLEM)
+    assert run(DEFAULT, world, 103.1, state) == []  # only one fresh sample so far
+    world.sample("c1", 104.0, PROBLEM)
+    assert len(run(DEFAULT, world, 104.1, state)) == 1
+
+
+def test_services_that_do_not_opt_in_by_label_are_left_alone(world: World, state: EngineState) -> None:
+    world.service("influxdb", replicas=1, labels={})
+    world.service("other", replicas=1, labels={"swarmguard.enable": "false"})
+    for ts in (100.0, 101.0, 102.0):
+        world.sample("i1", ts, PROBLEM, service="influxdb")
+        world.sample("o1", ts, PROBLEM, service="other")
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+
+
+def test_containers_of_unknown_services_are_ignored(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("x1", ts, PROBLEM, service="not-in-snapshot")
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+
+
+def test_name_patterns_select_services(tmp_path: Path, world: World, state: EngineState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: web-only
+    services: ["web-*"]
+    when: cpu > 50
+    action: migrate
+""")
+    world.service("web-front", labels={})
+    world.service("db", labels={})
+    world.sample("f1", 100.0, PROBLEM, service="web-front")
+    world.sample("d1", 100.0, PROBLEM, service="db")
+    assert [(d.service, d.container_id) for d in run(ruleset, world, 100.1, state)] == [("web-front", "f1")]
+
+
+def test_global_services_are_never_scaled_or_migrated(world: World, state: EngineState) -> None:
+    world.service("agent", replicas=None)
+    for ts in (100.0, 101.0, 102.0):
+        world.sample("g1", ts, TRAFFIC, service="agent")
+        world.sample("g2", ts, PROBLEM, service="agent", node="worker-2")
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+
+
+def test_scale_up_stops_at_max_replicas(tmp_path: Path, world: World, state: EngineState) -> None:
+    world.service("web", replicas=10)
+    for ts in (100.0, 101.0, 102.0):
+        world.sample("c1", ts, TRAFFIC)
+        assert run(DEFAULT, world, ts + 0.1, state) == []
+    world.service("web", replicas=9)
+    world.sample("c1", 103.0, TRAFFIC)
+    [decision] = run(DEFAULT, world, 103.1, state)
+    assert decision.params["target_replicas"] == 10
+
+
+def scale_down_world(world: World, replicas: int, figures: dict[str, float]) -> None:
+    world.service("web", replicas=replicas)
+    world.latest.clear()
+    world.history.clear()
+    for index in range(replicas):
+        world.sample(f"c{index}", 100.0, figures, node=f"worker-{index}")
+
+
+def advance(world: World, ts: float) -> None:
+    for cid, metrics in list(world.latest.items()):
+        world.sample(cid, ts, {k: getattr(metrics, k) for k in ("cpu", "mem", "net")},
+                     service=metrics.service, node=metrics.node)
+
+
+def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(world: World,
+                                                                            state: EngineState) -> None:
+    scale_down_world(world, 3, IDLE)
+    fired = []
+    for step in range(0, 200, 5):
+        advance(world, 100.0 + step)
+        fired += [(step, d) for d in run(DEFAULT, world, 100.5 + step, state, scope="service")]
+    [(step, decision)] = fired
+    assert step == 180
+    assert decision.action == "scale_down" and decision.container_id is None and decision.t0 == 100.0
+    assert decision.params["replicas"] == 3 and decision.params["target_replicas"] == 2
+
+
+def test_scale_down_waits_when_the_total_would_overload_the_remaining_replicas(world: World,
+                                                                              state: EngineState) -> None:
+    scale_down_world(world, 3, {"cpu": 55.0, "mem": 10.0, "net": 50.0})  # 165 >= 75 * 2
+    for step in range(0, 400, 10):
+        advance(world, 100.0 + step)
+        assert run(DEFAULT, world, 100.5 + step, state) == []
+
+
+def test_scale_down_never_goes_below_min_replicas(world: World, state: EngineState) -> None:
+    scale_down_world(world, 1, IDLE)
+    for step in range(0, 400, 10):
+        advance(world, 100.0 + step)
+        assert run(DEFAULT, world, 100.5 + step, state) == []
+
+
+def test_scale_down_waits_until_every_replica_reports(world: World, state: EngineState) -> None:
+    scale_down_world(world, 3, IDLE)
+    world.service("web", replicas=4)  # a fourth replica is starting and has no samples yet
+    for step in range(0, 400, 10):
+        advance(world, 100.0 + step)
+        assert run(DEFAULT, world, 100.5 + step, state) == []
+
+
+def test_scale_down_never_fires_within_the_scale_up_cooldown(world: World, state: EngineState) -> None:
+    for ts in (0.0, 1.0):
+        world.sample("c0", ts, TRAFFIC)
+        decisions = run(DEFAULT, world, ts + 0.5, state)
+    assert [d.action for d in decisions] == ["scale_up"]  # cooldown 60 s from 1.5
+    scale_down_world(world, 3, IDLE)
+    fired = []
+    for step in range(0, 400, 5):
+        advance(world, 2.0 + step)
+        fired += [step for d in run(DEFAULT, world, 2.5 + step, state) if d.action == "scale_down"]
+    # counting starts at the first sample after the scale-up cooldown (t=62), then 180 s
+    assert fired == [240]
+
+
+def test_a_stale_container_pauses_service_rules(world: World, state: EngineState) -> None:
+    scale_down_world(world, 3, IDLE)
+    for step in range(0, 400, 10):
+        advance(world, 100.0 + step)
+        world.sample("c0", 100.0 + step, IDLE, stale=True, node="worker-0")
+        assert run(DEFAULT, world, 100.5 + step, state) == []
+
+
+def test_scope_service_evaluates_only_service_rules(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0, 102.0):
+        world.sample("c1", ts, PROBLEM)
+        assert run(DEFAULT, world, ts + 0.1, state, scope="service") == []
+    world.sample("c1", 103.0, PROBLEM)
+    assert run(DEFAULT, world, 103.1, state, scope="container") == []  # service calls counted nothing
+    world.sample("c1", 104.0, PROBLEM)
+    assert [d.action for d in run(DEFAULT, world, 104.1, state, scope="container")] == ["migrate"]
+
+
+def test_container_id_evaluates_that_container_only(world: World, state: EngineState) -> None:
+    world.service("api", replicas=2)
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, PROBLEM)
+        world.sample("a1", ts, PROBLEM, service="api")
+        decisions = run(DEFAULT, world, ts + 0.1, state, container_id="a1")
+    assert [(d.service, d.container_id) for d in decisions] == [("api", "a1")]
+    assert run(DEFAULT, world, 101.2, state, container_id="missing") == []
+
+
+def test_one_decision_per_service_per_call_and_the_lower_priority_number_wins(
+        tmp_path: Path, world: World, state: EngineState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: move
+    when: cpu > 50
+    action: migrate
+    priority: 20
+  - name: grow
+    when: cpu > 50
+    action: scale_up
+    priority: 10
+""")
+    world.service("web", replicas=2, labels={})
+    world.sample("c1", 100.0, PROBLEM)
+    world.sample("c2", 100.0, PROBLEM, node="worker-2")
+    decisions = run(ruleset, world, 100.1, state)
+    assert [(d.rule, d.container_id) for d in decisions] == [("grow", "c1")]
+
+
+def test_a_held_back_rule_keeps_its_run_and_fires_on_a_later_call(tmp_path: Path, world: World,
+                                                                   state: EngineState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: grow
+    when: cpu > 50
+    action: scale_up
+    priority: 1
+    cooldown: 60s
+  - name: move
+    when: cpu > 50
+    action: migrate
+    priority: 2
+""")
+    world.service("web", replicas=2, labels={})
+    world.sample("c1", 100.0, PROBLEM)
+    assert [d.rule for d in run(ruleset, world, 100.1, state)] == ["grow"]
+    world.sample("c1", 101.0, PROBLEM)
+    assert [d.rule for d in run(ruleset, world, 101.1, state)] == ["move"]
+
+
+def test_window_functions_read_the_containers_history(tmp_path: Path, world: World, state: EngineState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: smoothed
+    when: avg(cpu, 3) > 60
+    action: migrate
+""")
+    world.service("web", replicas=2, labels={})
+    outcomes = []
+    for ts, cpu in ((1.0, 100.0), (2.0, 10.0), (3.0, 10.0), (4.0, 100.0), (5.0, 100.0)):
+        world.sample("c1", ts, {"cpu": cpu})
+        outcomes.append(bool(run(ruleset, world, ts + 0.1, state)))
+    # means: 100, 55, 40, 40, 70
+    assert outcomes == [True, False, False, False, True]
+
+
+def test_disabled_rules_never_fire(tmp_path: Path, world: World, state: EngineState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: switched-off
+    when: cpu > 0
+    action: migrate
+    enabled: false
+""")
+    world.service("web", labels={})
+    world.sample("c1", 1.0, PROBLEM)
+    assert run(ruleset, world, 1.1, state) == []
+
+
+def test_a_changed_rule_restarts_its_counters_but_an_unchanged_reload_keeps_them(
+        tmp_path: Path, world: World, state: EngineState) -> None:
+    text = """
+rules:
+  - name: move
+    when: cpu > {limit}
+    for: 2
+    action: migrate
+"""
+    world.service("web", labels={})
+    world.sample("c1", 1.0, PROBLEM)
+    assert run(rules(tmp_path, text.format(limit=50)), world, 1.1, state) == []
+    world.sample("c1", 2.0, PROBLEM)
+    assert run(rules(tmp_path, text.format(limit=60)), world, 2.1, state) == []  # changed: run restarts
+    world.sample("c1", 3.0, PROBLEM)
+    [decision] = run(rules(tmp_path, text.format(limit=60)), world, 3.1, state)  # same rule reloaded
+    assert decision.t0 == 2.0
+
+
+def test_full_evaluations_forget_containers_that_left(world: World, state: EngineState) -> None:
+    world.sample("c1", 1.0, PROBLEM)
+    run(DEFAULT, world, 1.1, state)
+    assert "c1" in state.runs["migrate-on-container-problem"]
+    del world.latest["c1"], world.history["c1"]
+    run(DEFAULT, world, 2.0, state)
+    assert "c1" not in state.runs["migrate-on-container-problem"]
+
+
+def test_evaluate_does_not_change_the_snapshot(world: World, state: EngineState) -> None:
+    world.sample("c1", 1.0, PROBLEM)
+    world.sample("c1", 2.0, PROBLEM)
+    snapshot = world.snapshot()
+    before = replace(snapshot)
+    evaluate(DEFAULT, snapshot, 2.1, state)
+    assert snapshot == before
