@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from exporter.alerts import AlertSender
 from exporter.collect import Collector
@@ -131,7 +131,7 @@ def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHT
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(exporter.registry))
+                self._send(200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(exporter.registry))
             elif path == "/healthz":
                 ok = exporter.healthy()
                 sweep = exporter.latest

@@ -3,60 +3,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from exporter.alerts import AlertSender, Thresholds
 from sgcommon.alert import decode_alert
+from tests.exporter.peers import Controller
 from tests.exporter.samples import CID, sample
 from tests.support import free_port
-
-
-class Controller:
-    """Records POSTs to /alert and answers with the next scripted status (then 200)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        self.got = threading.Condition()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with outer.got:
-                    status = outer.statuses.pop(0) if outer.statuses else 200
-                    outer.received.append(({k.lower(): v for k, v in self.headers.items()} | {"path": self.path}, body))
-                    outer.got.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def wait_for(self, n: int) -> list[tuple[dict[str, str], bytes]]:
-        with self.got:
-            assert self.got.wait_for(lambda: len(self.received) >= n, timeout=5), f"got {len(self.received)} of {n}"
-            return list(self.received)
 
 
 @pytest.fixture
 def controller() -> Iterator[Controller]:
     c = Controller()
     yield c
-    c.server.shutdown()
-    c.server.server_close()
+    c.close()
 
 
 @pytest.fixture
