@@ -18,7 +18,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def stats(iterations: Sequence[Iteration]) -> dict[str, dict[str, float | None]]
 
 def format_table(iterations: Sequence[Iteration], summary: dict[str, dict[str, float | None]]) -> str:
     def cell(value: float | None) -> str:
-        return "-" if value is None else (f"{value:.0f}" if float(value).is_integer() and value > 10 else f"{value:.2f}")
+        return "-" if value is None else (str(value) if isinstance(value, int) else f"{value:.2f}")
 
     header = f"{'':10}" + "".join(f"{m:>17}" for m in METRICS)
     rows = [header]
@@ -93,8 +93,9 @@ class Baseline:
     """Breaks and watches one service of the lab; all Docker calls through sgcommon.engine."""
 
     def __init__(self, lab: labinfo.Lab, service: str, *, interval: float, timeout: float,
-                 log: Callable[[str], None] = print) -> None:
-        self.lab, self.service, self.interval, self.timeout, self.log = lab, service, interval, timeout, log
+                 target: str = "http://web-stress:8080/health", network: str = labinfo.NETWORK) -> None:
+        self.lab, self.service, self.interval, self.timeout = lab, service, interval, timeout
+        self.target, self.network = target, network
         self.client = connect(lab.host_socket, timeout=30)
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -167,8 +168,8 @@ class Baseline:
     def iteration(self, mode: str) -> Iteration:
         task = self.only_running_task()
         node = self.hostname(task["NodeID"])
-        probe = ProbeRun(self.lab.host_socket, image=labinfo.BASE_IMAGE, network=self.lab.network,
-                         target="http://web-stress:8080/health", interval=self.interval,
+        probe = ProbeRun(self.lab.host_socket, image=labinfo.BASE_IMAGE, network=self.network,
+                         target=self.target, interval=self.interval,
                          duration=self.timeout + 90).start()
         try:
             self.wait_steady(probe)
@@ -221,6 +222,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=MODES, default="crash", help="what breaks (default %(default)s)")
     parser.add_argument("--iterations", type=int, default=5, help="default %(default)s")
     parser.add_argument("--service", default=f"{labinfo.STACK}_web-stress", help="default %(default)s")
+    parser.add_argument("--target", default="http://web-stress:8080/health", help="probe URL (default %(default)s)")
     parser.add_argument("--interval", type=float, default=0.1, help="probe interval (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per recovery (default %(default)s)")
     parser.add_argument("--output", type=Path, help="JSON results (default results/baseline-<mode>-<time>.json)")
@@ -238,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         lab = labinfo.check_lab()
-        baseline = Baseline(lab, args.service, interval=args.interval, timeout=args.timeout)
+        baseline = Baseline(lab, args.service, interval=args.interval, timeout=args.timeout, target=args.target)
         paused = pause_controllers(baseline.client)
         iterations: list[Iteration] = []
         try:
