@@ -5,6 +5,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
+import docker
 import pytest
 
 from exporter.discovery import Discovery, Inventory
@@ -20,6 +21,13 @@ def fake() -> Iterator[FakeEngine]:
     with FakeEngine(hostname="worker-3") as engine:
         yield engine
         engine.assert_no_unknown_routes()
+
+
+@pytest.fixture
+def client(fake: FakeEngine) -> Iterator[docker.APIClient]:
+    c = connect(fake.base_url)
+    yield c
+    c.close()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -45,9 +53,8 @@ def discover(fake: FakeEngine) -> Iterator[Callable[..., Discovery]]:
         d.stop()
 
 
-def test_inspect_gives_service_task_pid_and_limits(fake: FakeEngine) -> None:
+def test_inspect_gives_service_task_pid_and_limits(fake: FakeEngine, client: docker.APIClient) -> None:
     cid = fake.add_container(name="web.1.task-9", labels=SWARM, pid=777, nano_cpus=1_500_000_000, memory=64 << 20)
-    client = connect(fake.base_url)
     assert list_running(client) == [cid]
     assert node_name(client) == "worker-3"
     assert inspect(client, cid) == LocalContainer(
@@ -114,8 +121,7 @@ def test_a_container_gone_between_listing_and_inspect_is_skipped(fake: FakeEngin
     assert set(d.inventory.snapshot()) == {kept}
 
 
-def test_the_event_stream_yields_only_watched_container_actions(fake: FakeEngine) -> None:
-    client = connect(fake.base_url)
+def test_the_event_stream_yields_only_watched_container_actions(fake: FakeEngine, client: docker.APIClient) -> None:
     stream = EventStream(client, since=time.time() - 1)
     cid = fake.add_container(name="x", pid=1)  # create (ignored) and start
     fake.set_health(cid, "healthy")  # ignored

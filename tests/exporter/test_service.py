@@ -72,6 +72,7 @@ def test_metrics_and_healthz_are_served_over_http(host: FakeHost, clock: FakeClo
     try:
         with pytest.raises(urllib.error.HTTPError) as stale:
             urllib.request.urlopen(f"{base}/healthz", timeout=5)
+        stale.value.close()
         assert stale.value.code == 503
         exporter.tick()
         clock.advance(1.0)
@@ -86,9 +87,11 @@ def test_metrics_and_healthz_are_served_over_http(host: FakeHost, clock: FakeClo
         clock.advance(10.0)
         with pytest.raises(urllib.error.HTTPError) as late:
             urllib.request.urlopen(f"{base}/healthz", timeout=5)
+        late.value.close()
         assert late.value.code == 503
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"{base}/nope", timeout=5)
+        missing.value.close()
         assert missing.value.code == 404
     finally:
         server.shutdown()
