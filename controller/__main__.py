@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
         return 2
     settings, alert_token, influx_token, thresholds = prepared
     configure(settings.log_level)
-    get_logger("werkzeug").setLevel("WARNING")  # one line per alert would drown the decisions
+    for noisy in ("werkzeug", "apscheduler"):  # a line per alert and per job run would drown the decisions
+        get_logger(noisy).setLevel("WARNING")
     if alert_token is None:
         event(log, "alerts accepted WITHOUT a token (--insecure-no-alert-token)", level=logging.WARNING)
     event(log, "settings", **dict(describe(settings)), thresholds=thresholds)

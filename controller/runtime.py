@@ -25,7 +25,7 @@ from controller.services import ServiceRefresher
 from controller.settings import ControllerSettings, action_settings_kwargs
 from sgcommon.alert import Alert
 from sgcommon.influx import open_writer, parse_target
-from sgcommon.jsonlog import event, get_logger
+from sgcommon.jsonlog import OnceLogger, event, get_logger
 
 log = get_logger("swarmguard.controller.runtime")
 
@@ -99,6 +99,8 @@ class Runtime:
         self._scheduler: Any = None
         self._started_at: float | None = None
         self._last_round: float | None = None
+        self._reconciled = False
+        self._once = OnceLogger(log)
 
     # --- the alert path (Flask threads) -------------------------------------------------------
 
@@ -147,6 +149,9 @@ class Runtime:
             self._services.refresh()
 
     def lift_exclusions(self) -> None:
+        if not self._reconciled:
+            self._reconcile()
+            return
         lifted = self._executor.lift_expired_exclusions()
         if lifted:
             event(log, "expired node exclusions lifted", count=lifted)
@@ -154,8 +159,12 @@ class Runtime:
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self, *, scheduler: bool = True) -> None:
-        """Reconciles interrupted actions, loads the service list, starts hot reload and the jobs."""
-        self._executor.reconcile()
+        """Reconciles interrupted actions, loads the service list, starts hot reload and the jobs.
+
+        Docker being unreachable at start is not fatal: reconciling is retried by the exclusions job
+        before any exclusion is lifted, and the service list by its own job.
+        """
+        self._reconcile()
         self.refresh_services()
         if self._watcher is not None:
             self._watcher.start()
@@ -164,6 +173,15 @@ class Runtime:
             self._scheduler.start()
         self._started_at = self._clock()
         event(log, "controller started", jobs=[j.id for j in self._scheduler.get_jobs()] if self._scheduler else [])
+
+    def _reconcile(self) -> None:
+        try:
+            self._executor.reconcile()
+        except Exception as exc:  # EngineError: Docker not reachable yet
+            self._once.warn("reconcile", "cannot reconcile interrupted actions yet; will retry", error=str(exc))
+            return
+        self._once.clear("reconcile", "interrupted actions reconciled")
+        self._reconciled = True
 
     def _make_scheduler(self) -> Any:
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -199,6 +217,7 @@ class Runtime:
         return {
             "status": "ok",
             "started": self._started_at is not None,
+            "reconciled": self._reconciled,
             "last_scrape_age": None if self._last_round is None else round(now - self._last_round, 3),
             "services_ok": None if self._services is None else self._services.ok,
             "busy_services": sorted(self._executor.busy_services()),

@@ -121,3 +121,21 @@ def test_an_alert_stream_breaching_scenario_1_with_the_default_rules_ends_as_a_m
     assert event["node_from"] == task.node_hostname and event["container_id"] == task.container_id
     assert event["t0"] == pytest.approx(t) and event["t1"] == pytest.approx(t + 1.01)
     assert event["t1"] <= event["t2"] <= event["t3"]
+
+
+def test_a_reconcile_that_fails_at_start_is_retried_before_any_exclusion_is_lifted() -> None:
+    rig = make_rig()
+    calls = []
+
+    def reconcile() -> None:
+        calls.append("reconcile")
+        if len(calls) == 1:
+            raise RuntimeError("docker.sock not there yet")
+
+    rig.executor.reconcile = reconcile  # type: ignore[method-assign]
+    rig.runtime.start(scheduler=False)
+    assert rig.runtime.health()["reconciled"] is False
+    rig.runtime.lift_exclusions()
+    assert calls == ["reconcile", "reconcile"] and rig.executor.lifted == 0
+    rig.runtime.lift_exclusions()
+    assert rig.executor.lifted == 1 and rig.runtime.health()["reconciled"] is True
