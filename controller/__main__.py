@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from werkzeug.serving import make_server
 
 from controller.app import create_app
+from controller.check_rules import run as check_rules
 from controller.rules import RuleError, merge_overrides
 from controller.runtime import build
 from controller.settings import PREFIX, ControllerSettings
@@ -45,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     add_arguments(run, ControllerSettings, prefix=PREFIX)
     check = commands.add_parser("check-rules", help="validate rule files offline; exit 1 on any error")
     check.add_argument("paths", nargs="+", help="rule files or directories")
+    check.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                       help="check with a threshold overridden, as `run` would (also SWARMGUARD_THRESHOLD_<NAME>)")
     return top
 
 
@@ -52,10 +55,17 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
          err: TextIO = sys.stderr) -> int:
     args = parser().parse_args(argv)
     if args.command == "check-rules":
-        from controller.check_rules import run as check_rules
-
-        return check_rules(args.paths, out=out)
+        return _check_rules(args, env=env, out=out)
     return _run(args, env=env, err=err)
+
+
+def _check_rules(args: argparse.Namespace, *, env: dict[str, str] | None, out: TextIO) -> int:
+    try:
+        overrides = merge_overrides(dict(os.environ) if env is None else env, args.threshold)
+    except RuleError as exc:
+        print("\n".join(exc.errors), file=out)
+        return 1
+    return check_rules(args.paths, out=out, overrides=overrides)
 
 
 def _prepare(args: argparse.Namespace, env: dict[str, str] | None, err: TextIO) -> tuple[Any, ...] | None:

@@ -65,3 +65,23 @@ def test_the_executor_settings_are_taken_by_name_from_the_controller_settings() 
 
     kwargs = action_settings_kwargs(ControllerSettings(dry_run=True, migrate_timeout=42.0), ActionSettings)
     assert kwargs == {"dry_run": True, "migrate_timeout": 42.0}
+
+
+def test_check_rules_accepts_the_shipped_rules_and_exits_0() -> None:
+    out = io.StringIO()
+    assert main(["check-rules", "rules/"], env={}, out=out) == 0
+    assert out.getvalue().startswith("OK: 3 rules")
+
+
+def test_check_rules_prints_every_error_with_its_place_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(Path("rules/default.yml").read_text().replace("action: migrate", "action: teleport"))
+    out = io.StringIO()
+    assert main(["check-rules", str(bad)], env={}, out=out) == 1
+    assert f"{bad}:" in out.getvalue() and "teleport" in out.getvalue()
+
+
+def test_check_rules_applies_threshold_overrides_and_refuses_unknown_ones() -> None:
+    out = io.StringIO()
+    assert main(["check-rules", "rules/", "--threshold", "no_such_threshold=1"], env={}, out=out) == 1
+    assert "no_such_threshold" in out.getvalue()
