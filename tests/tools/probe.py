@@ -112,7 +112,7 @@ def run(
         record = request(host, port, path, timeout=timeout)
         records.append(record)
         emit(record)
-        tick = max(tick + 1, int((clock() - start) / interval))
+        tick = max(tick + 1, int((clock() - start) / interval) + 1)
         wait = start + tick * interval - clock()
         if wait > 0:
             sleep(wait)

@@ -1,0 +1,80 @@
+"""What the deploy tool changes in a merged stack, and its arguments."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.tools import cleanup, deploy
+
+
+def merged() -> dict[str, Any]:
+    return {
+        "version": "3.8",
+        "services": {
+            "web-stress": {"image": "r/stressapp", "deploy": {"endpoint_mode": "dnsrr", "replicas": 1},
+                           "ports": [{"mode": "ingress", "target": 8080, "published": 8080}],
+                           "networks": {"swarmguard-net": None}},
+            "influxdb": {"image": "influxdb:2.7", "deploy": {"labels": {"org.swarmguard.lab": "omit"}},
+                         "secrets": [{"source": "pw"}], "volumes": [{"type": "volume", "source": "data",
+                                                                     "target": "/d"}]},
+        },
+        "networks": {"swarmguard-net": {"external": True}},
+        "volumes": {"data": {}},
+        "secrets": {"pw": {"external": True}},
+    }
+
+
+def test_the_lab_leaves_out_omitted_services_and_what_only_they_used() -> None:
+    stack, notes = deploy.shape_stack(merged(), lab=True)
+    assert list(stack["services"]) == ["web-stress"]
+    assert "volumes" not in stack and "secrets" not in stack
+    assert stack["networks"] == {"swarmguard-net": {"external": True}}
+    assert any("influxdb" in n for n in notes)
+
+
+def test_a_dnsrr_service_loses_its_ingress_ports_but_keeps_host_ports() -> None:
+    config = merged()
+    config["services"]["web-stress"]["ports"].append({"mode": "host", "target": 9000, "published": 9000})
+    stack, _ = deploy.shape_stack(config, lab=True)
+    assert stack["services"]["web-stress"]["ports"] == [{"mode": "host", "target": 9000, "published": 9000}]
+
+
+def test_a_real_cluster_keeps_every_service_and_gets_the_requested_replicas_and_port() -> None:
+    config = merged()
+    config["services"]["web-stress"]["deploy"].pop("endpoint_mode")
+    stack, _ = deploy.shape_stack(config, lab=False, replicas=3, port=18080)
+    assert sorted(stack["services"]) == ["influxdb", "web-stress"]
+    assert stack["services"]["web-stress"]["deploy"]["replicas"] == 3
+    assert stack["services"]["web-stress"]["ports"][0]["published"] == 18080
+    assert stack["secrets"] == {"pw": {"external": True}}
+
+
+def test_shaping_does_not_touch_the_merged_config() -> None:
+    config = merged()
+    deploy.shape_stack(config, lab=True, replicas=2)
+    assert config == merged()
+
+
+def test_the_lab_is_the_default_target_with_both_stack_files() -> None:
+    args = deploy.parse_args([])
+    assert args.lab is True
+    assert [f.rsplit("/", 1)[1] for f in args.files] == ["stack.yml", "stack.lab.yml"]
+    assert [f.rsplit("/", 1)[1] for f in deploy.parse_args(["--docker-host", "ssh://m"]).files] == ["stack.yml"]
+
+
+@pytest.mark.parametrize("argv", [["--port", "8080"], ["--replicas", "-1"], ["--lab", "--docker-host", "tcp://m:2375"],
+                                  ["--docker-host", "tcp://m:2375", "--port", "0"]])
+def test_bad_deploy_arguments_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        deploy.parse_args(argv)
+
+
+def test_cleanup_removes_the_stack_services_and_a_hand_made_web_stress_only() -> None:
+    services = [
+        {"Spec": {"Name": "swarmguard_web-stress", "Labels": {"com.docker.stack.namespace": "swarmguard"}}},
+        {"Spec": {"Name": "web-stress"}},
+        {"Spec": {"Name": "other_web-stress", "Labels": {"com.docker.stack.namespace": "other"}}},
+        {"Spec": {"Name": "unrelated", "Labels": None}},
+    ]
+    assert cleanup.doomed_services(services, "swarmguard") == ["swarmguard_web-stress", "web-stress"]
