@@ -16,6 +16,7 @@ from controller.runtime import Runtime, build
 from controller.settings import ControllerSettings
 from sgcommon.alert import Alert, encode_alert
 from tests.controller.test_scrape import EXPOSITION, ExporterServer
+from tests.exporter.test_influx import export, victoria  # noqa: F401 (victoria is a fixture)
 from tests.fakes.engine import FakeEngine, service_spec
 
 TOKEN = "e2e-token"
@@ -150,3 +151,21 @@ def test_a_broken_rule_edit_is_rejected_and_the_last_good_rules_keep_deciding(we
         assert wait_for_event(client)["rule"] == "migrate-on-container-problem"
     finally:
         runtime.stop()
+
+
+@pytest.mark.real
+def test_an_action_record_reaches_influxdb_as_recovery_events_with_its_tags(web: FakeEngine, rules_dir: Path,
+                                                                           exporter: ExporterServer,
+                                                                           victoria: str) -> None:
+    runtime, client = started(web, rules_dir, exporter, dry_run=True, influx_url=f"{victoria}/api/v2/write?org=o&bucket=b")
+    try:
+        send_breach(client, web, count=2)
+        record = wait_for_event(client)
+    finally:
+        runtime.stop()  # closes the writer: what is buffered is flushed
+    (row,) = export(victoria, '{__name__="recovery_events_decision_latency"}')
+    assert row["metric"] == {"__name__": "recovery_events_decision_latency", "action": "migrate", "result": "dry_run",
+                             "rule": "migrate-on-container-problem", "service": "web"}
+    assert row["values"] == [pytest.approx(record["t3"] - record["t2"], abs=1e-6)]
+    (t0,) = export(victoria, '{__name__="recovery_events_t0"}')
+    assert t0["values"] == [pytest.approx(record["t0"], abs=1e-3)]
