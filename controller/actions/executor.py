@@ -83,7 +83,11 @@ class Executor:
                                       result="dry_run", timeline=timeline, container_id=decision.container_id,
                                       node_from=decision.node, reason=f"{decision.reason}; would {what}", dry_run=True))
             return verdict
-        self._pool.submit(self._run, decision, timeline, action_id)
+        try:
+            self._pool.submit(self._run, decision, timeline, action_id)
+        except RuntimeError:  # the pool is shut down: the controller is stopping
+            self._release(decision.service)
+            return "refused: the executor is shutting down"
         return "accepted"
 
     def busy_services(self) -> set[str]:

@@ -43,9 +43,12 @@ def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Actio
         raise Rejected("a global service runs one task per node: excluding a node would only remove its task")
     tasks = ctx.swarm.list_tasks(service=service.id, desired_state="running")
     old = _problem_task(tasks, decision)
-    node = decision.node or (old.node_hostname if old else None)
+    node = old.node_hostname if old else None
     if old is None or node is None:
-        raise Rejected(f"no running task of {service.name} for container {decision.container_id} on node {decision.node}")
+        raise Rejected(f"no running task of {service.name} for container {decision.container_id} "
+                       f"on node {decision.node}: already replaced or moved")
+    if decision.node and decision.node != node:
+        ctx.notes.append(f"the task runs on {node}, not on {decision.node} as the alert said")
     constraint = exclusion_constraint(node)
     targets = [n.hostname for n in eligible_nodes(ctx.swarm.list_nodes(), (*service.constraints, constraint))]
     if not targets:
@@ -71,15 +74,12 @@ def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Actio
 
 
 def _problem_task(tasks: Sequence[TaskView], decision: Decision) -> TaskView | None:
-    cid = decision.container_id or ""
-    for task in tasks:
-        if cid and task.container_id and (task.container_id.startswith(cid) or cid.startswith(task.container_id)):
-            return task
-    if decision.node:
-        on_node = [t for t in tasks if t.node_hostname == decision.node]
-        if len(on_node) == 1 or (on_node and not cid):
-            return on_node[0]
-    return None
+    """The running task of the breaching container; without a container id, the task on the node.
+    A container id that no running task has means Swarm already replaced it: nothing to move."""
+    cid = decision.container_id
+    if cid:
+        return next((t for t in tasks if t.container_id and (t.container_id.startswith(cid) or cid.startswith(t.container_id))), None)
+    return next((t for t in tasks if t.node_hostname == decision.node), None)
 
 
 def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskView, ttl: float | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -368,3 +369,31 @@ def test_an_unreadable_ownership_label_is_left_alone(fake_engine, make_executor,
     executor.reconcile()
     assert executor.lift_expired_exclusions() == 0
     assert fake_engine.service_version("web") == version
+
+
+def test_a_container_swarm_already_replaced_is_not_migrated(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    decision = migrate_decision(fake_engine, "web")
+    gone = replace(decision, container_id="f" * 64)
+    version = fake_engine.service_version("web")
+    make_executor().submit(gone, Timeline())
+    [record] = records.wait()
+    assert record.result == "rejected" and "already replaced" in (record.error or "")
+    assert fake_engine.service_version("web") == version
+
+
+def test_the_task_node_wins_over_the_node_the_alert_named(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    decision = migrate_decision(fake_engine, "web")
+    make_executor().submit(replace(decision, node="worker-2"), Timeline())
+    [record] = records.wait()
+    assert record.result == "success" and record.node_from == "worker-1"
+    assert "runs on worker-1, not on worker-2" in record.reason
+    assert fake_engine.service_spec("web")["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=worker-1"]
+
+
+def test_a_submit_after_shutdown_is_refused_and_leaves_nothing_busy(make_executor) -> None:
+    executor = make_executor()
+    executor.shutdown()
+    assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == "refused: the executor is shutting down"
+    assert executor.busy_services() == set()

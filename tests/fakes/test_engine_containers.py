@@ -108,3 +108,18 @@ def test_an_injected_fault_answers_the_error_a_given_number_of_times(fake: FakeE
     with pytest.raises(docker.errors.APIError, match="boom"):
         client.containers()
     assert client.containers() == []
+
+
+def test_a_slow_fault_delays_the_answer_then_answers_normally(fake: FakeEngine, client: docker.APIClient) -> None:
+    fake.fail("GET", r"^/info$", status=None, delay=0.3)
+    start = time.monotonic()
+    assert client.info()["Name"] == "worker-7"
+    assert time.monotonic() - start >= 0.3
+
+
+def test_assert_no_unknown_routes_names_the_unknown_request(fake: FakeEngine, client: docker.APIClient) -> None:
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes()
+    with pytest.raises(AssertionError, match="GET /volumes"):
+        fake.assert_no_unknown_routes()
+    fake.unknown_routes.clear()
