@@ -1,6 +1,7 @@
-"""Where every finished action ends up: /events, one JSON log line, InfluxDB, Prometheus metrics.
+"""Where every finished action ends up: /events, InfluxDB, Prometheus metrics.
 
-The executor calls `EventLog.record` once per action (`on_record`). Nothing here blocks on the
+The executor calls `EventLog.record` once per action (`on_record`); it has already logged the record
+as its one JSON line ("action finished"), so this does not log it again. Nothing here blocks on the
 network: the InfluxDB write goes to a `LineSink`, which the runtime backs with the project's bounded
 non-blocking writer. The line-protocol text is built by a pure function tested with exact strings.
 """
@@ -127,9 +128,6 @@ class EventLog:
     def record(self, record: ActionRecord) -> None:
         with self._lock:
             self._records.append(record)
-        doc = record.as_dict()
-        doc["mttr_seconds"] = mttr_seconds(record)
-        event(log, "action finished", **doc)
         self._metrics.actions.labels(action=record.action, result=record.result).inc()
         if self._sink is not None:
             try:
