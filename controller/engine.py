@@ -33,6 +33,9 @@ from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
 
 
+_SKIP, _COOLING, _LIVE = 0, 1, 2  # what a container rule does with a service's samples this call
+
+
 @dataclass
 class _Run:
     last_ts: float  # timestamp of the last sample counted
@@ -124,9 +127,14 @@ class _Cycle:
     # -- container scope ------------------------------------------------------------------
 
     def container_rule(self, rule: Rule, container_id: str | None) -> None:
+        # The hot loop of a full cycle (every container x every container rule): per-service
+        # answers are computed once per call and the common "no breach" path stays inline.
         runs = self.state.runs.setdefault(rule.name, {})
         services = self.snapshot.services
-        covered: dict[str, bool] = {}
+        nodes = self.snapshot.nodes
+        condition = rule.condition
+        window = condition.window
+        modes: dict[str, int] = {}
         if container_id is None:
             samples: Iterable[ContainerMetrics] = self.snapshot.containers.values()
         else:
@@ -135,26 +143,37 @@ class _Cycle:
         for sample in samples:
             if sample.stale:
                 continue
-            service = services.get(sample.service)
-            if service is None:
+            name = sample.service
+            mode = modes.get(name)
+            if mode is None:
+                mode = modes[name] = self._mode(rule, services.get(name))
+            if mode == _SKIP:
                 continue
-            ok = covered.get(service.name)
-            if ok is None:
-                ok = covered[service.name] = rule.covers(service)
-            if not ok:
-                continue
-            run = runs.get(sample.container_id)
-            if run is not None and sample.ts <= run.last_ts:
-                continue
+            cid, ts = sample.container_id, sample.ts
+            run = runs.get(cid)
             if run is None:
-                run = runs[sample.container_id] = _Run(sample.ts)
-            env = ContainerEnv(sample, self._history(sample, rule.condition.window),
-                               self.snapshot.nodes.get(sample.node), service.replicas)
-            self._step(rule, run, sample.ts, service, env, sample)
+                run = runs[cid] = _Run(ts)
+            elif ts <= run.last_ts:
+                continue
+            run.last_ts = ts
+            if mode == _COOLING:
+                run.count, run.start = 0, None
+                continue
+            service = services[name]
+            history = (sample,) if window <= 1 else self._history(sample, window)
+            env = ContainerEnv(sample, history, nodes.get(sample.node), service.replicas)
+            if not condition.holds(env):
+                run.count, run.start = 0, None
+                continue
+            if self._breach(rule, run, ts, service, env, sample) and rule.cooldown > 0:
+                modes[name] = _COOLING
+
+    def _mode(self, rule: Rule, service: ServiceInfo | None) -> int:
+        if service is None or not rule.covers(service):
+            return _SKIP
+        return _COOLING if self._cooling(rule, service.name) else _LIVE
 
     def _history(self, sample: ContainerMetrics, window: int) -> tuple[ContainerMetrics, ...]:
-        if window <= 1:
-            return (sample,)
         kept = tuple(s for s in self.snapshot.history.get(sample.container_id, ())[-window:] if s.ts < sample.ts)
         return (kept + (sample,))[-window:]
 
@@ -173,7 +192,12 @@ class _Cycle:
                 continue
             if run is None:
                 run = runs[name] = _Run(ts)
-            self._step(rule, run, ts, service, ServiceEnv(samples, service.replicas), None)
+            run.last_ts = ts
+            env = ServiceEnv(samples, service.replicas)
+            if self._cooling(rule, name) or not rule.condition.holds(env):
+                run.count, run.start = 0, None
+                continue
+            self._breach(rule, run, ts, service, env, None)
 
     def _service_groups(self) -> tuple[dict[str, list[ContainerMetrics]], set[str]]:
         if self._groups is None:
@@ -189,25 +213,20 @@ class _Cycle:
 
     # -- the state machine ----------------------------------------------------------------
 
-    def _step(self, rule: Rule, run: _Run, ts: float, service: ServiceInfo,
-              env: ContainerEnv | ServiceEnv, sample: ContainerMetrics | None) -> None:
-        run.last_ts = ts
-        if self._cooling(rule, service.name):
-            run.count, run.start = 0, None
-            return
-        if not rule.condition.holds(env):
-            run.count, run.start = 0, None
-            return
+    def _breach(self, rule: Rule, run: _Run, ts: float, service: ServiceInfo,
+                env: ContainerEnv | ServiceEnv, sample: ContainerMetrics | None) -> bool:
+        """Counts a breaching sample; fires if the run is long enough. True if it fired."""
         run.count += 1
         if run.start is None:
             run.start = ts
         if run.count < rule.hold_samples:
-            return
+            return False
         if rule.hold_seconds is not None and ts - run.start < rule.hold_seconds:
-            return
+            return False
         if service.name in self.decided or not _feasible(rule, service):
-            return
+            return False
         self._fire(rule, run, service, env, sample)
+        return True
 
     def _cooling(self, rule: Rule, service: str) -> bool:
         until = self.state.cooldown_until.get((rule.name, service), 0.0)
