@@ -25,7 +25,7 @@ class ControllerSettings:
     dry_run: bool = setting(False, "log the actions the rules decide, change nothing")
     insecure_no_alert_token: bool = setting(False, "accept alerts without a bearer token (testing only)")
     docker_url: str | None = setting(None, "Docker Engine API URL (default $DOCKER_HOST, else the local socket)")
-    scrape_interval: float = setting(1.0, "seconds between scrape rounds of every exporter (1-5)")
+    scrape_interval: float = setting(1.0, "seconds between scrape rounds of every exporter (1-5 recommended)")
     scrape_timeout: float = setting(1.0, "seconds an exporter has to answer one scrape")
     scrape_workers: int = setting(8, "exporters scraped at once in one round")
     exporters: list[str] = setting([], "static exporter list (host:port or URL); empty = find them through Swarm")
