@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 def lab_snapshot(client: Any) -> dict[str, Any]:
     """What `up` could change: nodes, engines' pids, namespaces, links, the bridge rule."""
     nodes = sorted((n["ID"], n["Description"]["Hostname"], n["Status"]["State"]) for n in client.nodes())
-    pids = {p: open(p).read().strip() for p in
+    pids = {p: Path(p).read_text().strip() for p in
             ["/var/run/docker.pid"] + [f"/run/sgn{i}/dockerd.pid" for i in range(1, labinfo.workers_count() + 1)]}
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show", "master", "sgbr0"], capture_output=True, text=True,

@@ -120,8 +120,12 @@ class Baseline:
         broke_at = time.time()
         if mode == "crash":
             container = task["Status"]["ContainerStatus"]["ContainerID"]
-            with translate(f"kill {container[:12]} on {node}"):
-                connect(self.lab.socket_of(node), timeout=10).kill(container, "SIGKILL")
+            node_client = connect(self.lab.socket_of(node), timeout=10)
+            try:
+                with translate(f"kill {container[:12]} on {node}"):
+                    node_client.kill(container, "SIGKILL")
+            finally:
+                node_client.close()
         else:
             if labinfo.run_lab("node-stop", node).returncode != 0:
                 raise EngineError(f"swarm/lab node-stop {node} failed")

@@ -55,8 +55,12 @@ def remove_probes(client: Any) -> int:
 
 def prune_stopped(sockets: Sequence[str]) -> None:
     for url in sockets:
-        with translate(f"prune {url}"):
-            pruned = connect(url, timeout=60).prune_containers()
+        client = connect(url, timeout=60)
+        try:
+            with translate(f"prune {url}"):
+                pruned = client.prune_containers()
+        finally:
+            client.close()
         print(f"    {url}: removed {len(pruned.get('ContainersDeleted') or [])} stopped containers")
 
 

@@ -58,8 +58,11 @@ def workers_count(path: Path = WORKERS_FILE) -> int:
 def _swarm_state(url: str) -> tuple[str, str]:
     """(LocalNodeState, node host name) of the engine at `url`."""
     client = connect(url, timeout=5)
-    with translate(f"info {url}"):
-        info = client.info()
+    try:
+        with translate(f"info {url}"):
+            info = client.info()
+    finally:
+        client.close()
     return info["Swarm"]["LocalNodeState"], info["Name"]
 
 

@@ -99,10 +99,14 @@ class ProbeRun:
         return self._summary if self._summary is not None else summarize(self.records)
 
     def remove(self) -> None:
-        if self.container_id:
-            with translate("remove the probe container"):
-                self._client.remove_container(self.container_id, force=True)
-            self.container_id = ""
+        """Removes the container (if still there) and closes the connection."""
+        try:
+            if self.container_id:
+                with translate("remove the probe container"):
+                    self._client.remove_container(self.container_id, force=True)
+                self.container_id = ""
+        finally:
+            self._client.close()
 
 
 def format_summary(summary: dict[str, Any]) -> str:
