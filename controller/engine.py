@@ -54,6 +54,14 @@ class EngineState:
     scale_up_until: dict[str, float] = field(default_factory=dict)  # service -> end of its scale-up cooldown
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def release(self, decision: Decision) -> None:
+        """Takes back the cooldown `decision` started, for a decision the executor did not take
+        (e.g. "rate_limited"): the rule may then fire again after `for` fresh samples."""
+        with self.lock:
+            self.cooldown_until.pop((decision.rule, decision.service), None)
+            if decision.action == "scale_up":
+                self.scale_up_until.pop(decision.service, None)
+
     def in_cooldown(self, service: str, now: float) -> list[str]:
         """Names of the rules cooling down for `service` at `now` (for /events and tests)."""
         return sorted(rule for (rule, svc), until in self.cooldown_until.items() if svc == service and until > now)

@@ -119,6 +119,19 @@ def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: Eng
     assert fired == [(1, 100.0), (32, 131.0)]
 
 
+def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, state: EngineState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, TRAFFIC)
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    [decision] = decisions
+    state.release(decision)  # e.g. the executor answered "rate_limited"
+    assert state.in_cooldown("web", 101.2) == [] and "web" not in state.scale_up_until
+    world.sample("c1", 102.0, TRAFFIC)
+    assert run(DEFAULT, world, 102.1, state) == []
+    world.sample("c1", 103.0, TRAFFIC)
+    assert [d.action for d in run(DEFAULT, world, 103.1, state)] == ["scale_up"]
+
+
 def test_cooldown_is_per_service_so_another_service_still_fires(world: World, state: EngineState) -> None:
     world.service("api", replicas=2)
     for ts in (100.0, 101.0):
