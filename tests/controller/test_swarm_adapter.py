@@ -172,3 +172,17 @@ def test_an_invalid_constraint_is_refused_with_the_engine_message(fake_engine: F
     fake_engine.create_service(service_spec("web"))
     with pytest.raises(EngineError, match="invalid constraint"):
         swarm.update_placement("web", add=["node.color==blue"])
+
+
+def test_a_drained_node_loses_its_tasks_and_a_paused_one_gets_no_new_ones(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", constraints=["node.role==worker"]))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    [(_, node)] = fake_engine.running_tasks("web")
+    other = "worker-2" if node == "worker-1" else "worker-1"
+    fake_engine.set_availability(node, "drain")
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == [other])
+    assert {n.hostname: n.schedulable for n in swarm.list_nodes()}[node] is False
+    fake_engine.set_availability(other, "pause")
+    assert running_nodes(fake_engine, "web") == [other]
+    swarm.scale("web", 2)
+    assert fake_engine.wait_until(lambda: any(t.state == "pending" for t in swarm.list_tasks(service="web")))

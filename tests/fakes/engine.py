@@ -44,7 +44,8 @@ Faults: `fail(method, path_regex, status=500, message=..., times=1, delay=0.0)` 
 `times` matching requests with that error (status None: only delay, then answer normally);
 `version_conflict(times=1)` makes the next service updates fail "update out of sequence";
 `node_down(hostname)` marks the node down; after `orphan_delay` its tasks become "orphaned"
-and are replaced elsewhere; `node_up(hostname)` brings it back.
+and are replaced elsewhere; `node_up(hostname)` brings it back; `set_availability(hostname,
+"drain")` moves its tasks away, "pause" only stops new placements there.
 """
 from __future__ import annotations
 
@@ -410,6 +411,7 @@ class FakeEngine:
             node.version = next(self._index)
 
     def set_availability(self, hostname: str, availability: str) -> None:
+        """"active", "pause" (no new tasks) or "drain" (its tasks are moved away too)."""
         with self.lock:
             self._node(hostname).availability = availability
 
@@ -610,6 +612,10 @@ class FakeEngine:
                 self._reconcile(time.monotonic())
 
     def _reconcile(self, now: float) -> None:
+        for task in self._tasks.values():  # a drained node's tasks are shut down and replaced elsewhere
+            node = self._nodes.get(task.node_id or "")
+            if node is not None and node.availability == "drain" and task.desired == "running":
+                self._set_desired(task, "shutdown")
         for task in list(self._tasks.values()):
             self._progress(task, now)
         for svc in list(self._services.values()):
