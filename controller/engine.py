@@ -81,6 +81,8 @@ def evaluate(
     container_id: evaluate container-scope rules for that container only (alert path).
     scope: "container" or "service" to evaluate only rules of that scope.
     """
+    if scope not in (None, "container", "service"):
+        raise ValueError(f"scope must be None, 'container' or 'service', got {scope!r}")
     with state.lock:
         _sync(state, rules)
         cycle = _Cycle(snapshot, now, state)

@@ -53,3 +53,12 @@ def test_the_module_runs_as_a_command_with_threshold_overrides() -> None:
     bad = subprocess.run([sys.executable, "-m", "controller.check_rules", str(ROOT / "rules"),
                           "--threshold", "cpu_high=x"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode == 1 and "expected a number" in bad.stdout
+
+
+def test_every_good_test_file_passes_and_every_bad_one_fails() -> None:
+    good = sorted((DATA / "good").rglob("*.yml"))
+    bad = sorted((DATA / "bad").rglob("*.yml"))
+    assert good and bad
+    assert check(*map(str, good))[0] == 0
+    for path in bad:  # loaded next to the defaults, as they would be deployed
+        assert check(str(ROOT / "rules"), str(path))[0] == 1, path

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.engine import EngineState, evaluate
 from controller.model import ContainerMetrics, Decision, NodeMetrics, ServiceInfo, Snapshot
@@ -409,3 +411,29 @@ def test_evaluate_does_not_change_the_snapshot(world: World, state: EngineState)
     before = replace(snapshot)
     evaluate(DEFAULT, snapshot, 2.1, state)
     assert snapshot == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(min_value=1, max_value=3)), max_size=40))
+def test_a_for_three_rule_fires_exactly_on_every_third_consecutive_breach(steps: list[tuple[bool, int]]) -> None:
+    """Whatever the sequence of breaching and clear samples, and however often each sample is
+    evaluated again (alert, scrape, alert...), the rule fires where a plain counter says."""
+    ruleset = load_rules([str(ROOT / "tests" / "controller" / "data" / "rules" / "good" / "for_three.yml")])
+    world, state = World(), EngineState()
+    world.service("web", replicas=2, labels={})
+    fired, expected, count = [], [], 0
+    for index, (breach, repeats) in enumerate(steps):
+        world.sample("c1", float(index), PROBLEM if breach else CALM)
+        for attempt in range(repeats):
+            kwargs = {"container_id": "c1"} if attempt % 2 else {}
+            fired += [index for _ in run(ruleset, world, index + 0.1 * attempt, state, **kwargs)]
+        count = count + 1 if breach else 0
+        if count == 3:
+            expected.append(index)
+            count = 0
+    assert fired == expected
+
+
+def test_an_unknown_scope_is_a_programming_error(world: World, state: EngineState) -> None:
+    with pytest.raises(ValueError, match="scope must be"):
+        run(DEFAULT, world, 1.0, state, scope="node")
