@@ -81,16 +81,10 @@ context_tar() {
 }
 
 dockerfiles() {
-  local f found=0
+  local f
   for f in "$ROOT"/swarm/*.Dockerfile; do
-    [ -e "$f" ] || continue
-    found=1
-    echo "swarm/${f##*/}"
+    [ -e "$f" ] && echo "swarm/${f##*/}"
   done
-  # Until the stress app's own Dockerfile exists, a stand-in with the same contract (/health).
-  if [ ! -e "$ROOT/swarm/stressapp.Dockerfile" ]; then
-    echo "swarm/lab.d/stressapp-standin.Dockerfile"
-  fi
   return 0
 }
 
@@ -98,10 +92,15 @@ build_one() { # build_one DOCKERFILE BASE
   local file=$1 base=$2 name t0=$SECONDS
   name=${file##*/}
   name=${name%.Dockerfile}
-  name=${name%-standin}
   step "image $name from $file"
+  # The classic builder (no BuildKit frontend image to pull); its deprecation notice is noise.
+  local errors status=0
+  errors=$(mktemp)
   context_tar | DOCKER_BUILDKIT=0 docker build -q --network host -f "$file" \
-    --build-arg "BASE_IMAGE=$base" -t "$REGISTRY/$name:latest" - >/dev/null ||
+    --build-arg "BASE_IMAGE=$base" -t "$REGISTRY/$name:latest" - >/dev/null 2>"$errors" || status=$?
+  grep -v -E 'DEPRECATED|BuildKit|environment-variable|^ *$' "$errors" >&2 || true
+  rm -f "$errors"
+  ((status == 0)) ||
     die "docker build of $file failed (rerun: docker build -f $file --build-arg BASE_IMAGE=$base .)"
   docker push -q "$REGISTRY/$name:latest" >/dev/null
   info "built and pushed $REGISTRY/$name:latest in $(elapsed $t0)"
@@ -127,6 +126,7 @@ main() {
   base=$(ensure_base)
   docker push -q "$REGISTRY/swarmguard-base:latest" >/dev/null
   while read -r file; do build_one "$file" "$base"; done < <(dockerfiles)
+  ((${#BUILT[@]})) || info "no swarm/*.Dockerfile: only the base image"
   prepull "$REGISTRY/swarmguard-base:latest" "${BUILT[@]}"
   step "build done in $(elapsed $t0)"
   docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep "^$REGISTRY/" | grep -v ':[0-9a-f]\{12\} '
