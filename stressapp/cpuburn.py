@@ -14,18 +14,24 @@ PERIOD_S = 0.02
 
 
 def burn(duty: Any, cpu_time: Any, slot: int) -> None:
-    """Busy for duty*PERIOD_S, asleep for the rest, until the duty goes negative or the parent dies."""
+    """Each period, spins until it has *used* duty*PERIOD_S of CPU, then sleeps out the period.
+
+    Counting CPU time rather than wall time keeps the share right when other processes preempt
+    the worker: it spins longer (within the period) to get the CPU it was given.
+    Ends when the duty goes negative or the parent dies.
+    """
     parent = os.getppid()
-    clock = time.perf_counter
+    wall, used = time.perf_counter, time.process_time
     while True:
         share = duty.value
         if share < 0 or os.getppid() != parent:
             return
-        start = clock()
-        busy_until = start + PERIOD_S * min(share, 1.0)
-        while clock() < busy_until:
+        start = wall()
+        period_end = start + PERIOD_S
+        budget_end = used() + PERIOD_S * min(share, 1.0)
+        while used() < budget_end and wall() < period_end:
             pass
-        cpu_time[slot] = time.process_time()
-        rest = start + PERIOD_S - clock()
+        cpu_time[slot] = used()
+        rest = period_end - wall()
         if rest > 0:
             time.sleep(rest)

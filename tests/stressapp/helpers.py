@@ -31,13 +31,14 @@ def get_json(url: str, *, timeout: float = 5.0) -> tuple[int, Any]:
 class AppProcess:
     """The stress app in a subprocess on a free loopback port; `stop()` sends SIGTERM and waits."""
 
-    def __init__(self, *args: str, module: str = "stressapp", env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, module: str = "stressapp", env: dict[str, str] | None = None, nice: int = 0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--port", str(self.port), "--sink-port", "0", *args],
             cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -80,6 +81,8 @@ class AppProcess:
             self.proc.kill()
             code = self.proc.wait()
         self._reader.join(timeout=2.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         return code
 
 

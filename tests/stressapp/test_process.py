@@ -1,0 +1,133 @@
+"""The stress app as a real process: start-up, idle footprint, SIGTERM, and accuracy measured from /proc."""
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from stressapp import cgroup, procfs
+from tests.stressapp.helpers import AppProcess, CountingSink, cpu_percent_over, get_json
+
+pytestmark = pytest.mark.slow
+
+CAPACITY = cgroup.cpu_capacity(cgroup_root="/sys/fs/cgroup", proc_root="/proc", online_cpus=len(os.sched_getaffinity(0)))
+
+
+@pytest.fixture
+def app() -> Iterator[AppProcess]:
+    process = AppProcess()
+    process.wait_healthy()
+    yield process
+    process.stop()
+
+
+def test_the_app_serves_quickly_and_idles_light() -> None:
+    process = AppProcess()
+    try:
+        seconds_to_serve = process.wait_healthy()
+        time.sleep(0.5)
+        idle_cpu = cpu_percent_over(process, 3.0, 1.0)  # % of one core
+        rss = process.rss_mb()
+    finally:
+        assert process.stop() == 0
+    print(f"serving after {seconds_to_serve:.2f} s; idle {idle_cpu:.2f} % of a core, {rss:.1f} MB RSS")
+    assert seconds_to_serve < 3.0  # PRD: < 3 s (measured about 0.3 s here: see the docs' table)
+    assert idle_cpu < 5.0
+    assert rss < 100.0
+
+
+def test_sigterm_stops_the_stress_lets_the_request_in_flight_finish_and_exits_0() -> None:
+    process = AppProcess(module="tests.stressapp.slow_server")
+    process.wait_healthy()
+    assert process.get("/stress/cpu?target=30&duration=60")[0] == 200
+    time.sleep(0.5)
+    workers = procfs.descendants("/proc", process.proc.pid)
+    result: dict[str, object] = {}
+
+    def slow_request() -> None:
+        result["answer"] = get_json(process.url + "/slow?seconds=1.5")
+
+    request = threading.Thread(target=slow_request)
+    request.start()
+    time.sleep(0.4)
+    process.proc.send_signal(signal.SIGTERM)
+    request.join(10)
+    code = process.stop()
+    assert result["answer"] == (200, {"done": True})
+    assert code == 0
+    assert len(workers) >= cgroup.workers_for(CAPACITY)
+    assert not [pid for pid in workers if _alive(pid)]
+    assert '"stopped_stress":["cpu"]' in "".join(process.output)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (the pid may have been reused since, by something else entirely)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("target", [30])
+def test_cpu_holds_the_target_within_5_points_while_health_stays_fast(app: AppProcess, target: float) -> None:
+    assert app.get(f"/stress/cpu?target={target}&duration=30&ramp=1")[0] == 200
+    time.sleep(2.0)  # ramp plus the controller settling
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            with urllib.request.urlopen(app.url + "/health", timeout=5) as response:
+                response.read()
+            latencies.append(time.monotonic() - started)
+            stop.wait(0.2)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    measured = cpu_percent_over(app, 6.0, CAPACITY)
+    stop.set()
+    prober.join()
+    reported = app.get("/metrics")[1]["cpu_percent"]
+    app.get("/stress/stop")
+    print(f"cpu target {target} %: measured {measured:.1f} %, /metrics {reported} %, "
+          f"/health median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    assert measured == pytest.approx(target, abs=5)
+    assert reported == pytest.approx(target, abs=10)
+    assert statistics.median(latencies) < 0.1
+    assert sorted(latencies)[int(len(latencies) * 0.9)] < 0.1
+
+
+def test_network_reaches_the_bandwidth_within_10_percent_at_a_configured_peer() -> None:
+    judge = CountingSink()
+    process = AppProcess(env={"STRESS_NETWORK_PEER": f"127.0.0.1:{judge.port}"})
+    try:
+        process.wait_healthy()
+        assert process.get("/stress/network?bandwidth=30&duration=30&ramp=0.5")[0] == 200
+        time.sleep(1.5)
+        achieved = judge.mbps_over(3.0)
+        reported = process.get("/metrics")[1]["network_tx_mbps"]
+    finally:
+        process.stop()
+        judge.close()
+    print(f"network target 30 Mbit/s: received {achieved:.2f}, /metrics tx {reported}")
+    assert achieved == pytest.approx(30, rel=0.10)
+    assert reported == pytest.approx(30, rel=0.15)
+
+
+def test_memory_stress_shows_in_the_rss_and_leaves_it_when_stopped(app: AppProcess) -> None:
+    before = app.rss_mb()
+    assert app.get("/stress/memory?target=150&duration=30&ramp=0.5")[0] == 200
+    time.sleep(1.5)
+    held = app.rss_mb()
+    assert app.get("/stress/stop")[1]["stopped_tests"] == ["memory"]
+    after = app.rss_mb()
+    assert held - before >= 140
+    assert after - before < 25
