@@ -87,9 +87,10 @@ def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict, now: f
     action = str(marker.get("action", "?"))
     converged, detail = _converged(swarm, service, marker)
     record = ActionRecord(
-        id=str(marker.get("id", "?")), action=action.split(" ")[0], service=service.name, rule="(interrupted)",
+        id=str(marker.get("id", "?")), action=action, service=service.name, rule="(interrupted)",
         result="success" if converged else "failed",
         timeline=Timeline(t4=_float(marker.get("started"))), node_from=marker.get("node"),
+        replicas_after=marker.get("replicas") if isinstance(marker.get("replicas"), int) else None,
         reason=f"action interrupted by a controller restart, not repeated: {detail}",
         error=None if converged else "interrupted by a controller restart",
     )

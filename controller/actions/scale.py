@@ -23,7 +23,7 @@ def scale_up(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Acti
     if service.replicas >= ceiling:
         raise Rejected(f"{service.name} already runs {service.replicas} replicas (max {ceiling})")
     before = {t.id for t in ctx.swarm.list_tasks(service=service.id)}
-    _write(ctx, service, service.replicas + 1)
+    _write(ctx, service, service.replicas + 1, action="scale_up")
     deadline = timeline.t4 + ctx.settings.scale_timeout
 
     def new_task_running() -> str | None:
@@ -46,7 +46,7 @@ def scale_down(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Ac
     if service.replicas <= floor:
         raise Rejected(f"{service.name} already runs {service.replicas} replicas (min {floor})")
     target = service.replicas - 1
-    _write(ctx, service, target)
+    _write(ctx, service, target, action="scale_down")
     timeline.t5 = ctx.clock()
 
     def settled() -> bool | None:
@@ -65,7 +65,7 @@ def _replicated(ctx: ActionContext, decision: Decision) -> ServiceView:
     return service
 
 
-def _write(ctx: ActionContext, service: ServiceView, replicas: int) -> None:
-    marker = write_action(id=ctx.action_id, action=f"scale to {replicas}", replicas=replicas, started=ctx.clock())
+def _write(ctx: ActionContext, service: ServiceView, replicas: int, *, action: str) -> None:
+    marker = write_action(id=ctx.action_id, action=action, replicas=replicas, started=ctx.clock())
     ctx.wrote = True
     ctx.swarm.scale(service.id, replicas, labels={ACTION_LABEL: marker})

@@ -397,3 +397,35 @@ def test_a_submit_after_shutdown_is_refused_and_leaves_nothing_busy(make_executo
     executor.shutdown()
     assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == "refused: the executor is shutting down"
     assert executor.busy_services() == set()
+
+
+def test_migrating_one_replica_leaves_the_other_replicas_where_they_are(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web", node=None, replicas=3)
+    before = {task for task, node in fake_engine.running_tasks("web") if node != "worker-1"}
+    make_executor().submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    assert record.result == "success", record.error
+    after = fake_engine.running_tasks("web")
+    assert before <= {task for task, _ in after}
+    assert len(after) == 3 and "worker-1" not in [node for _, node in after]
+
+
+def test_reconcile_resolves_an_interrupted_scale_up_without_adding_another_replica(fake_engine, make_executor, records, swarm) -> None:
+    deploy(fake_engine, "web", node=None)
+    swarm.scale("web", 2, labels={ACTION_LABEL: write_action(id="def", action="scale_up", replicas=2, started=1.0)})
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 2)
+    make_executor().reconcile()
+    [record] = records.wait()
+    assert (record.id, record.action, record.result, record.replicas_after) == ("def", "scale_up", "success", 2)
+    spec = fake_engine.service_spec("web")
+    assert spec["Mode"]["Replicated"]["Replicas"] == 2 and ACTION_LABEL not in spec["Labels"]
+
+
+def test_reconcile_reports_an_interrupted_action_swarm_has_not_finished(fake_engine, make_executor, records, swarm) -> None:
+    deploy(fake_engine, "web", node=None)
+    fake_engine.set_timing("web", healthy=False)
+    swarm.scale("web", 2, labels={ACTION_LABEL: write_action(id="ghi", action="scale_up", replicas=2, started=1.0)})
+    make_executor().reconcile()
+    [record] = records.wait()
+    assert record.result == "failed" and "1 of 2 replicas running" in record.reason
+    assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 2
