@@ -186,3 +186,22 @@ def test_a_drained_node_loses_its_tasks_and_a_paused_one_gets_no_new_ones(fake_e
     assert running_nodes(fake_engine, "web") == [other]
     swarm.scale("web", 2)
     assert fake_engine.wait_until(lambda: any(t.state == "pending" for t in swarm.list_tasks(service="web")))
+
+
+def test_scaling_proceeds_while_a_start_first_update_is_stuck(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", order="start-first", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-1"])
+    fake_engine.set_timing("web", healthy=False)
+    swarm.update_placement("web", remove=["node.hostname==worker-1"], add=["node.hostname!=worker-1"])
+    swarm.scale("web", 2)
+    assert fake_engine.wait_until(lambda: len(swarm.list_tasks(service="web", desired_state="running")) == 3)
+    assert running_nodes(fake_engine, "web") == ["worker-1"]  # the old one still serves
+
+
+def test_a_stop_first_update_replaces_the_task_exactly_once(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", constraints=["node.hostname==worker-1"]))
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-1"])
+    swarm.update_placement("web", remove=["node.hostname==worker-1"], add=["node.hostname==worker-2"])
+    assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-2"])
+    assert not fake_engine.wait_until(lambda: len(swarm.list_tasks(service="web", desired_state="running")) > 1, timeout=0.2)
+    assert len(fake_engine.task_events("web", state="new")) == 2

@@ -770,16 +770,19 @@ class FakeEngine:
         slots: dict[int, list[_Task]] = {}
         for task in active:
             slots.setdefault(task.slot or 0, []).append(task)
-        if svc.updating is not None:
-            self._continue_update(svc)
-            return
+        stopping_first = None  # a stop-first update empties its slot on purpose
+        if svc.updating is not None and svc.updating[1] is None and svc.updating[0] in self._tasks:
+            stopping_first = self._tasks[svc.updating[0]].slot
         for slot in range(1, want + 1):
-            if slot not in slots:
+            if slot not in slots and slot != stopping_first:
                 self._new_task(svc, slot)
         for slot, tasks in slots.items():
             if slot > want:
                 for task in tasks:
                     self._set_desired(task, "shutdown")
+        if svc.updating is not None:
+            self._continue_update(svc)
+            return
         for slot in sorted(s for s in slots if s <= want):
             tasks = slots[slot]
             if len(tasks) == 1 and tasks[0].state == "running" and self._is_dirty(svc, tasks[0]):
