@@ -7,8 +7,8 @@ lets the alert path (one container), the scrape round (everything) and the perio
 scale-down job (service scope) share one set of counters.
 
 Semantics (docs/rules.md has the operator's view):
-- A rule counts a sample only if its timestamp is newer than the last one it counted for
-  that container (container scope) or service (service scope, the newest sample of its
+- A rule counts a sample only if its timestamp is newer (by more than SAME_SAMPLE, 5 ms)
+  than the last one it counted for that container (container scope) or service (service scope, the newest sample of its
   containers), so a sample seen through an alert and again through a scrape counts once.
 - A breaching sample extends the run, a clear sample resets it (no firing on flapping).
   The rule fires when the run has `for` samples (or, for `for: 90s`, spans that long);
@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
 
+
+# Timestamps closer than this are one sample: an alert carries t0 rounded to 0.1 ms
+# (sgcommon.alert) while the exposition carries it in full, and exporters sample far less often.
+SAME_SAMPLE = 0.005
 
 _SKIP, _COOLING, _LIVE = 0, 1, 2  # what a container rule does with a service's samples this call
 
@@ -163,7 +167,7 @@ class _Cycle:
             run = runs.get(cid)
             if run is None:
                 run = runs[cid] = _Run(ts)
-            elif ts <= run.last_ts:
+            elif ts <= run.last_ts + SAME_SAMPLE:
                 continue
             run.last_ts = ts
             if mode == _COOLING:
@@ -198,7 +202,7 @@ class _Cycle:
                 continue
             ts = max(s.ts for s in samples)
             run = runs.get(name)
-            if run is not None and ts <= run.last_ts:
+            if run is not None and ts <= run.last_ts + SAME_SAMPLE:
                 continue
             if run is None:
                 run = runs[name] = _Run(ts)

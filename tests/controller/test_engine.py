@@ -102,6 +102,17 @@ def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, s
     assert [d.action for d in run(DEFAULT, world, 101.1, state, container_id="c1")] == ["migrate"]
 
 
+def test_an_alerts_rounded_timestamp_and_the_scrapes_full_one_are_the_same_sample(world: World,
+                                                                                   state: EngineState) -> None:
+    exact = 100.123456789
+    world.sample("c1", round(exact, 4), PROBLEM)  # the alert (sgcommon.alert rounds t0)
+    assert run(DEFAULT, world, 100.2, state, container_id="c1") == []
+    world.sample("c1", exact, PROBLEM)  # the scrape of the same exporter sample
+    assert run(DEFAULT, world, 100.9, state) == []
+    world.sample("c1", exact + 0.5, PROBLEM)
+    assert len(run(DEFAULT, world, 101.0, state)) == 1
+
+
 def test_flapping_breach_clear_breach_does_not_fire_with_for_two(world: World, state: EngineState) -> None:
     for ts, figures in ((100.0, PROBLEM), (101.0, CALM), (102.0, PROBLEM), (103.0, CALM), (104.0, PROBLEM)):
         world.sample("c1", ts, figures)
