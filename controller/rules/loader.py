@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,6 +37,13 @@ RULE_KEYS = ("name", "description", "enabled", "scope", "services", "labels", "w
 ACTION_PARAMS = {"migrate": ("exclusion_ttl",), "scale_up": ("max_replicas",), "scale_down": ("min_replicas",)}
 ACTION_SCOPES = {"migrate": ("container",), "scale_up": ("container", "service"), "scale_down": ("service",)}
 DEFAULTS = {"max_replicas": 10, "min_replicas": 1}
+
+# Values are quoted in messages through a bounded repr: a YAML alias bomb or a huge string
+# in a wrong place must give a short message, not a hang.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 2
+_show = _REPR.repr
 
 
 def rule_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -137,7 +145,7 @@ def _read(path: str, errors: list[str]) -> _Doc | None:
     doc = _Doc(path, loader, root)
     for key, _node, line in _items(doc, root, errors, where=""):
         if key not in TOP_KEYS:
-            errors.append(f"{path}:{line}: unknown top-level key {key!r} (expected {', '.join(TOP_KEYS)})")
+            errors.append(f"{path}:{line}: unknown top-level key {_show(key)} (expected {', '.join(TOP_KEYS)})")
     return doc
 
 
@@ -152,7 +160,7 @@ def _items(doc: _Doc, node: yaml.MappingNode, errors: list[str], *, where: str) 
             continue
         key = key_node.value
         if key in seen:
-            errors.append(f"{doc.path}:{line}: {where}duplicate key {key!r} (first at line {seen[key]})")
+            errors.append(f"{doc.path}:{line}: {where}duplicate key {_show(key)} (first at line {seen[key]})")
             continue
         seen[key] = line
         items.append((key, value_node, line))
@@ -188,7 +196,7 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
                 continue
             value = float(doc.value(value_node))
             if name in found and found[name][0] != value:
-                errors.append(f"{place}: thresholds: {name!r} is already {found[name][0]:g} at {found[name][1]}")
+                errors.append(f"{place}: thresholds: {_show(name)} is already {found[name][0]:g} at {found[name][1]}")
                 continue
             found.setdefault(name, (value, place))
     return found, broken
@@ -196,11 +204,11 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
 
 def _threshold_problem(name: str, value: Any) -> str | None:
     if not NAME_RE.match(name):
-        return f"{name!r} is not a valid name (lower case letters, digits and _, starting with a letter)"
+        return f"{_show(name)} is not a valid name (lower case letters, digits and _, starting with a letter)"
     if name in RESERVED:
-        return f"{name!r} is a metric or function name and cannot be a threshold"
+        return f"{_show(name)} is a metric or function name and cannot be a threshold"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return f"{name}: expected a finite number, got {value!r}"
+        return f"{name}: expected a finite number, got {_show(value)}"
     return None
 
 
@@ -208,9 +216,9 @@ def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str
     for name, value in overrides.items():
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
-            errors.append(f"threshold override: unknown threshold {name!r} (defined: {known})")
+            errors.append(f"threshold override: unknown threshold {_show(name)} (defined: {known})")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            errors.append(f"threshold override: {name}: expected a finite number, got {value!r}")
+            errors.append(f"threshold override: {name}: expected a finite number, got {_show(value)}")
         else:
             found[name] = (float(value), "override")
 
@@ -272,12 +280,12 @@ class _RuleReader:
         if isinstance(name, str) and RULE_NAME_RE.match(name):
             self.name = name
         elif "name" in raw:
-            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {name!r}", key="name")
+            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {_show(name)}", key="name")
         else:
             self.error("missing 'name'")
         for key in raw:
             if key not in RULE_KEYS:
-                self.error(f"unknown key {key!r} (allowed: {', '.join(RULE_KEYS)})", key=key)
+                self.error(f"unknown key {_show(key)} (allowed: {', '.join(RULE_KEYS)})", key=key)
         return self.build(raw)
 
     def build(self, raw: dict[str, Any]) -> Rule | None:
@@ -310,24 +318,24 @@ class _RuleReader:
                default: str | None = None) -> str | None:
         if key not in raw:
             if required:
-                self.error(f"missing {key!r} (one of {', '.join(allowed)})")
+                self.error(f"missing {_show(key)} (one of {', '.join(allowed)})")
             return default
         if raw[key] not in allowed:
-            self.error(f"{key} must be one of {', '.join(allowed)}, got {raw[key]!r}", key=key)
+            self.error(f"{key} must be one of {', '.join(allowed)}, got {_show(raw[key])}", key=key)
             return None
         return raw[key]
 
     def typed(self, raw: dict[str, Any], key: str, typ: type, what: str, default: Any) -> Any:
         value = raw.get(key, default)
         if type(value) is not typ:
-            self.error(f"{key} must be {what}, got {value!r}", key=key)
+            self.error(f"{key} must be {what}, got {_show(value)}", key=key)
             return default
         return value
 
     def integer(self, raw: dict[str, Any], key: str, default: int, *, minimum: int) -> int:
         value = raw.get(key, default)
         if type(value) is not int or value < minimum:
-            self.error(f"{key} must be a whole number >= {minimum}, got {value!r}", key=key)
+            self.error(f"{key} must be a whole number >= {minimum}, got {_show(value)}", key=key)
             return default
         return value
 
@@ -337,7 +345,7 @@ class _RuleReader:
         seconds = parse_duration(raw[key])
         if seconds is None or seconds < minimum:
             self.error(f"{key} must be a duration like 30s, 2m, 1h or a number of seconds "
-                       f">= {minimum:g}, got {raw[key]!r}", key=key)
+                       f">= {minimum:g}, got {_show(raw[key])}", key=key)
             return default
         return seconds
 
@@ -361,7 +369,7 @@ class _RuleReader:
         seconds = parse_duration(value) if isinstance(value, str) else None
         if seconds is not None and seconds > 0:
             return 1, seconds
-        self.error(f"for must be a number of consecutive samples (>= 1) or a duration like 90s, got {value!r}",
+        self.error(f"for must be a number of consecutive samples (>= 1) or a duration like 90s, got {_show(value)}",
                    key="for")
         return 1, None
 
@@ -370,7 +378,7 @@ class _RuleReader:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            self.error(f"services must be a name pattern or a list of them (e.g. ['web-*']), got {value!r}",
+            self.error(f"services must be a name pattern or a list of them (e.g. ['web-*']), got {_show(value)}",
                        key="services")
             return ("*",)
         return tuple(value)
@@ -378,7 +386,7 @@ class _RuleReader:
     def labels(self, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         value = raw.get("labels", {})
         if not isinstance(value, dict):
-            self.error(f"labels must be a mapping of label: value, got {value!r}", key="labels")
+            self.error(f"labels must be a mapping of label: value, got {_show(value)}", key="labels")
             return ()
         pairs = []
         for key, wanted in value.items():
@@ -387,7 +395,7 @@ class _RuleReader:
             elif isinstance(wanted, (int, float)):
                 wanted = str(wanted)
             if not isinstance(key, str) or not isinstance(wanted, str):
-                self.error(f"labels: {key!r}: expected a string value, got {wanted!r}", key="labels")
+                self.error(f"labels: {_show(key)}: expected a string value, got {_show(wanted)}", key="labels")
                 continue
             pairs.append((key, wanted))
         return tuple(sorted(pairs))

@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {cycle['p99_ms']} ms, max {cycle['max_ms']} ms over {cycle['cycles']} cycles (goal <= 100 ms); "
           f"CPU time p50 {cycle['cpu_p50_ms']} ms, p99 {cycle['cpu_p99_ms']} ms")
     alert = report["alert"]
-    print(f"alert path evaluate(container_id), {alert['decisions']} decisions: deciding p50 {alert['deciding_p50_us']} us, "
+    print(f"alert path evaluate(container_id), {alert['decisions']} decisions: "
+          f"deciding p50 {alert['deciding_p50_us']} us, "
           f"p99 {alert['deciding_p99_us']} us; quiet p50 {alert['quiet_p50_us']} us, "
           f"p99 {alert['quiet_p99_us']} us (goal p99 <= 5 ms)")
     ok = cycle["p99_ms"] <= 100 and alert["deciding_p99_us"] <= 5000

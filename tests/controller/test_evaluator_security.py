@@ -7,13 +7,14 @@ ExprError (a load-time message), never a crash or a hang.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.model import ContainerMetrics
-from controller.rules import ContainerEnv, ExprError, ServiceEnv, compile_condition
+from controller.rules import ContainerEnv, ExprError, RuleError, ServiceEnv, compile_condition, load_rules
 from controller.rules.expr import MAX_DEPTH, MAX_TEXT
 
 THRESHOLDS = {"cpu_high": 75.0}
@@ -151,3 +152,29 @@ def test_any_text_either_compiles_or_is_refused_cleanly(text: str) -> None:
         env = ContainerEnv(s, (s,), None, 1) if scope == "container" else ServiceEnv((s,), 1)
         assert condition.holds(env) in (True, False)
     assert time.perf_counter() - started < 5
+
+
+def test_a_yaml_alias_bomb_in_a_rule_gives_a_short_error_quickly(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "thresholds: {}\nbomb:\n" + "\n".join(f"  {line}" for line in levels)
+    text += "\nrules:\n  - name: boom\n    when: cpu > 1\n    action: migrate\n    services: *a8\n    labels: *a8\n"
+    path = tmp_path / "bomb.yml"
+    path.write_text(text)
+    started = time.perf_counter()
+    with pytest.raises(RuleError) as caught:
+        load_rules([str(path)])
+    assert time.perf_counter() - started < 2
+    assert all(len(error) < 600 for error in caught.value.errors)
+    assert any("unknown top-level key 'bomb'" in error for error in caught.value.errors)
+    assert any("rule boom: services must be" in error for error in caught.value.errors)
+
+
+def test_a_huge_value_in_the_wrong_place_is_quoted_briefly(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yml"
+    rule = "rules:\n  - name: big\n    when: cpu > 1\n    action: migrate\n    cooldown: "
+    path.write_text(rule + "x" * 100_000 + "\n")
+    with pytest.raises(RuleError) as caught:
+        load_rules([str(path)])
+    [error] = caught.value.errors
+    assert "cooldown must be a duration" in error and len(error) < 400
