@@ -71,8 +71,7 @@ def deploy(fake: FakeEngine, name: str, *, node: str | None = "worker-1", **kwar
 
 def migrate_decision(fake: FakeEngine, name: str, node: str = "worker-1", **params: object) -> Decision:
     [(task_id, on)] = [t for t in fake.running_tasks(name) if t[1] == node]
-    with fake.lock:
-        cid = fake._tasks[task_id].container_id
+    cid = fake.container_of(task_id)
     return Decision(rule="migrate-on-container-problem", action="migrate", service=name, container_id=cid,
                     node=on, t0=1.0, reason="cpu 91.0 > 75", params=params)
 

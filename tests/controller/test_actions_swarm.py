@@ -38,7 +38,7 @@ def lab() -> SwarmAdapter:
 
 @pytest.fixture
 def service(lab: SwarmAdapter) -> Iterator[str]:
-    client: docker.APIClient = lab._client
+    client = connect(timeout=10)
     name = f"sgtest-{secrets.token_hex(3)}"
     health = docker.types.Healthcheck(test=["CMD", "true"], interval=500_000_000, start_period=0)
     template = docker.types.TaskTemplate(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgcommon.engine import EngineError, NotFound, OutOfSequence, ServerError, translate
+from sgcommon.engine import EngineError, NotFound, OutOfSequence, ServerError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.fakes.engine import FakeEngine, service_spec
 
@@ -82,7 +82,7 @@ def test_a_stale_version_is_refused_by_the_fake_like_the_engine(fake_engine: Fak
     swarm.scale("web", 2)
     with pytest.raises(OutOfSequence, match="update out of sequence"):
         with translate("raw update"):
-            swarm._client.update_service(sid, stale, mode={"Replicated": {"Replicas": 5}},
+            connect(fake_engine.base_url).update_service(sid, stale, mode={"Replicated": {"Replicas": 5}},
                                           task_template=fake_engine.service_spec("web")["TaskTemplate"])
 
 
@@ -90,7 +90,7 @@ def test_server_errors_are_backed_off_and_retried(fake_engine: FakeEngine, swarm
     fake_engine.create_service(service_spec("web"))
     fake_engine.fail("GET", r"^/services/web$", status=503, times=2)
     delays: list[float] = []
-    adapter = SwarmAdapter(swarm._client, backoff=(0.5, 1.0, 2.0), sleep=delays.append)
+    adapter = SwarmAdapter(connect(fake_engine.base_url), backoff=(0.5, 1.0, 2.0), sleep=delays.append)
     assert adapter.get_service("web").name == "web"
     assert delays == [0.5, 1.0]
 
@@ -98,7 +98,7 @@ def test_server_errors_are_backed_off_and_retried(fake_engine: FakeEngine, swarm
 def test_server_errors_beyond_the_back_off_budget_are_raised(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
     fake_engine.create_service(service_spec("web"))
     fake_engine.fail("POST", r"/update$", status=500, times=10)
-    adapter = SwarmAdapter(swarm._client, backoff=(0.1,), sleep=lambda s: None)
+    adapter = SwarmAdapter(connect(fake_engine.base_url), backoff=(0.1,), sleep=lambda s: None)
     with pytest.raises(ServerError):
         adapter.scale("web", 3)
 

@@ -37,8 +37,14 @@ Relaxing a constraint moves nothing (swarmkit PR#2496). A task with a healthchec
 stop_delay=, healthy=False)` (never healthy: for timeout tests). Tasks of this engine's node get
 containers (with the swarm labels) and emit container events.
 
+Services can also be made and changed from Python: `create_service(service_spec("web",
+replicas=2, order="start-first", constraints=[...]))`, `update_service(name, version, spec)`,
+`service_spec(name)` / `service_version(name)` read them back.
+
 Assertions: `timeline` is a list of `TaskEvent(t, task_id, service, slot, node, state)` in
-order; `task_events(service)` filters it; `requests` lists (method, path) served.
+order; `task_events(service, state=None)` filters it; `running_tasks(service)` gives (task id,
+node) pairs; `container_of(task_id)`; `wait_until(predicate, timeout=5)` polls; `requests`
+lists (method, path) served.
 
 Faults: `fail(method, path_regex, status=500, message=..., times=1, delay=0.0)` answers the next
 `times` matching requests with that error (status None: only delay, then answer normally);
@@ -458,6 +464,7 @@ class FakeEngine:
             return [e for e in self.timeline if e.service == service and (state is None or e.state == state)]
 
     def service_spec(self, service: str) -> dict[str, Any]:
+        """A copy of the service's current spec (see also the module-level `service_spec` builder)."""
         with self.lock:
             svc = self._find_service(service)
             assert svc is not None
@@ -479,6 +486,12 @@ class FakeEngine:
                 for t in self._tasks.values()
                 if t.service_id == svc.id and t.state == "running" and t.node_id
             ]
+
+    def container_of(self, task_id: str) -> str | None:
+        """The container id of a task (None before it was placed)."""
+        with self.lock:
+            task = self._tasks.get(task_id)
+            return task.container_id if task else None
 
     def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 5.0) -> bool:
         """Polls `predicate` (for tests that must wait for the scheduler); False on timeout."""
