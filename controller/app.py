@@ -27,6 +27,7 @@ class AlertRuntime(Protocol):
     """What the HTTP side needs from the runtime (controller.runtime.Runtime)."""
 
     def handle_alert(self, alert: Alert, *, received: float) -> list[dict[str, str]]: ...
+    def refused_alert(self, outcome: str) -> None: ...
     def health(self) -> dict[str, Any]: ...
 
 
@@ -80,10 +81,12 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
         received = config.clock()
         if config.alert_token is not None and not _authorized(request.headers.get("Authorization", ""),
                                                                config.alert_token):
+            runtime.refused_alert("unauthorized")
             return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="swarmguard"'})
         try:
             parsed = decode_alert(_read_alert_body())
         except AlertError as exc:
+            runtime.refused_alert("invalid")
             event(log, "alert refused", level=logging.WARNING, error=str(exc), remote=request.remote_addr)
             return _error(400, str(exc))
         outcomes = runtime.handle_alert(parsed, received=received)

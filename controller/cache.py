@@ -15,6 +15,11 @@ from collections.abc import Iterable, Mapping
 from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapshot
 
 
+# An alert carries t0 rounded to 0.1 ms while a scrape carries the exporter's full timestamp of the
+# same sample; samples of one container are at least ~0.5 s apart, so anything closer is one sample.
+SAME_SAMPLE = 0.01
+
+
 class MetricsCache:
     """Thread-safe store of recent ContainerMetrics/NodeMetrics and the known services."""
 
@@ -40,7 +45,8 @@ class MetricsCache:
         self._services: Mapping[str, ServiceInfo] = {}
 
     def add_container(self, sample: ContainerMetrics) -> bool:
-        """Adds one sample; False when it is not newer than the newest one kept (a duplicate)."""
+        """Adds one sample; False when it is not newer than the newest one kept (the same sample
+        seen again through the other input, or an old one)."""
         with self._lock:
             return self._add(sample)
 
@@ -51,7 +57,7 @@ class MetricsCache:
     def _add(self, sample: ContainerMetrics) -> bool:
         cid = sample.container_id
         latest = self._latest.get(cid)
-        if latest is not None and sample.ts <= latest.ts:
+        if latest is not None and sample.ts <= latest.ts + SAME_SAMPLE:
             return False
         history = self._history.get(cid, ())
         if len(history) >= self._max_samples:

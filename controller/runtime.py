@@ -112,6 +112,10 @@ class Runtime:
         self.metrics.alerts.labels(outcome="action" if outcomes else "no_action").inc()
         return outcomes
 
+    def refused_alert(self, outcome: str) -> None:
+        """Counts an alert the HTTP side refused ("unauthorized", "invalid")."""
+        self.metrics.alerts.labels(outcome=outcome).inc()
+
     def _decide(self, received: float, *, t1: float | None = None, **scope: str | None) -> list[dict[str, str]]:
         with self._lock:
             snapshot = self.cache.snapshot(received)

@@ -134,6 +134,15 @@ def test_metrics_shows_actions_and_latencies_in_prometheus_text(client: FlaskCli
     assert 'swarmguard_controller_alerts_total{outcome="action"} 1.0' in text
 
 
+def test_refused_alerts_are_counted_by_reason(client: FlaskClient) -> None:
+    client.post("/alert", data=alert())
+    client.post("/alert", data=b"{}", headers=AUTH)
+    client.post("/alert", data=b"[]", headers=AUTH)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'swarmguard_controller_alerts_total{outcome="unauthorized"} 1.0' in text
+    assert 'swarmguard_controller_alerts_total{outcome="invalid"} 2.0' in text
+
+
 def test_healthz_answers_with_the_runtime_state(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200

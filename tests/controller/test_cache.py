@@ -32,6 +32,14 @@ def test_a_sample_no_newer_than_the_last_one_is_ignored_so_alert_and_scrape_coun
     assert len(snap.history["c1"]) == 1 and snap.containers["c1"].cpu == 10.0
 
 
+def test_an_alerts_rounded_t0_and_the_scraped_timestamp_of_the_same_sample_count_once() -> None:
+    cache = MetricsCache()
+    assert cache.add_container(sample(ts=1700000000.1234))  # alert: t0 rounded to 0.1 ms
+    assert not cache.add_container(sample(ts=1700000000.12344))  # scrape: the exporter's full timestamp
+    assert cache.add_container(sample(ts=1700000000.6234))  # the next sample, half a second later
+    assert len(cache.snapshot(1700000001.0).history["c1"]) == 2
+
+
 def test_history_per_container_is_bounded_and_drops_the_oldest() -> None:
     cache = MetricsCache(max_samples=3)
     for ts in range(10):
