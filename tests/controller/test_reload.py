@@ -143,7 +143,7 @@ def test_a_list_of_single_files_is_watched_too(rules_dir: Path, registry: Collec
 
 def test_the_polling_thread_applies_a_change_within_two_seconds(rules_dir: Path,
                                                                 registry: CollectorRegistry) -> None:
-    watcher = RuleWatcher(str(rules_dir), registry=registry, poll_interval=0.05)
+    watcher = RuleWatcher(str(rules_dir), registry=registry)  # the default 0.5 s poll
     watcher.start()
     try:
         write(rules_dir / "a.yml", RULE.format(limit=75, name="polled"))
