@@ -107,7 +107,7 @@ class Condition:
     def holds(self, env: Any) -> bool:
         try:
             return bool(self._fn(env))
-        except NoValue:
+        except (NoValue, ArithmeticError):
             return False
 
     def explain(self, env: Any) -> str:
