@@ -37,9 +37,11 @@ def fake_engine() -> Iterator[FakeEngine]:
 
 
 @pytest.fixture
-def swarm(fake_engine: FakeEngine) -> SwarmAdapter:
+def swarm(fake_engine: FakeEngine) -> Iterator[SwarmAdapter]:
     """The real Swarm adapter talking to the fake engine, with tiny back-off delays."""
-    return SwarmAdapter(connect(fake_engine.base_url, timeout=5), backoff=(0.01, 0.02, 0.04))
+    client = connect(fake_engine.base_url, timeout=5)
+    yield SwarmAdapter(client, backoff=(0.01, 0.02, 0.04))
+    client.close()
 
 
 @pytest.fixture

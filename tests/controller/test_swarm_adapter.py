@@ -205,3 +205,13 @@ def test_a_stop_first_update_replaces_the_task_exactly_once(fake_engine: FakeEng
     assert fake_engine.wait_until(lambda: running_nodes(fake_engine, "web") == ["worker-2"])
     assert not fake_engine.wait_until(lambda: len(swarm.list_tasks(service="web", desired_state="running")) > 1, timeout=0.2)
     assert len(fake_engine.task_events("web", state="new")) == 2
+
+
+def test_tasks_can_be_listed_by_node_and_desired_state(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web", replicas=3))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 3)
+    swarm.scale("web", 2)
+    on_worker = swarm.list_tasks(node="worker-1")
+    assert [t.node_hostname for t in on_worker] == ["worker-1"]
+    assert fake_engine.wait_until(lambda: len(swarm.list_tasks(service="web", desired_state="shutdown")) == 1)
+    assert len(swarm.list_tasks(service="web", desired_state="running")) == 2

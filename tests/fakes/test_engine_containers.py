@@ -22,8 +22,10 @@ def fake() -> Iterator[FakeEngine]:
 
 
 @pytest.fixture
-def client(fake: FakeEngine) -> docker.APIClient:
-    return connect(fake.base_url, timeout=5)
+def client(fake: FakeEngine) -> Iterator[docker.APIClient]:
+    api = connect(fake.base_url, timeout=5)
+    yield api
+    api.close()
 
 
 def test_info_names_the_node_and_its_swarm_state(fake: FakeEngine, client: docker.APIClient) -> None:
