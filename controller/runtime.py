@@ -30,6 +30,7 @@ from sgcommon.jsonlog import OnceLogger, event, get_logger
 log = get_logger("swarmguard.controller.runtime")
 
 Evaluate = Callable[..., list[Decision]]
+NOT_TAKEN = ("busy", "rate_limited")  # executor answers after which the engine's cooldown is released
 
 
 class RuleSource(Protocol):
@@ -126,6 +127,11 @@ class Runtime:
 
     def _submit(self, decision: Decision, timeline: Timeline) -> dict[str, str]:
         result = self._executor.submit(decision, timeline)
+        if result in NOT_TAKEN:
+            # nothing was done: give the rule its cooldown back so the breach can fire again
+            release = getattr(self._state, "release", None)
+            if release is not None:
+                release(decision)
         event(log, "decision", rule=decision.rule, action=decision.action, service=decision.service,
               container_id=decision.container_id, node=decision.node, reason=decision.reason, submit=result,
               t0=timeline.t0, t1=timeline.t1, t2=timeline.t2, t3=timeline.t3)

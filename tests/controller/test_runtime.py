@@ -139,3 +139,22 @@ def test_a_reconcile_that_fails_at_start_is_retried_before_any_exclusion_is_lift
     assert calls == ["reconcile", "reconcile"] and rig.executor.lifted == 0
     rig.runtime.lift_exclusions()
     assert rig.executor.lifted == 1 and rig.runtime.health()["reconciled"] is True
+
+
+@pytest.mark.parametrize(("answer", "released"), [("busy", True), ("rate_limited", True), ("accepted", False),
+                                                  ("dry_run", False), ("refused: scale-down cooldown", False)])
+def test_a_decision_the_executor_did_not_take_gets_its_cooldown_released(clock: FakeClock, answer: str,
+                                                                        released: bool) -> None:
+    class State:
+        def __init__(self) -> None:
+            self.released: list[str] = []
+
+        def release(self, decision: object) -> None:
+            self.released.append(getattr(decision, "rule"))
+
+    state = State()
+    rig = make_rig(clock=clock, state=state)
+    rig.executor.answer = answer
+    rig.runtime.cache.add_container(hot("a", clock.now - 1))
+    rig.runtime.scrape_and_evaluate()
+    assert state.released == (["cpu-high"] if released else [])

@@ -58,8 +58,9 @@ def send_breach(client: FlaskClient, fake: FakeEngine, *, count: int) -> list[in
 
     [task] = SwarmAdapter(connect(fake.base_url)).list_tasks(service="web", desired_state="running")
     codes = []
+    first = time.time() - 0.5 * count  # one sample every half second, the last one just now
     for i in range(count):
-        t = time.time()
+        t = first + 0.5 * (i + 1)
         body = encode_alert(Alert(t0=t - 0.01, t1=t, node=task.node_hostname or "", container_id=task.container_id or "",
                                   service="web", task_id=task.id,
                                   metrics={"cpu": 93.0, "mem": 40.0, "mem_mb": 300.0, "net": 2.0, "net_rx": 1.0,

@@ -48,8 +48,8 @@ def test_the_controller_process_migrates_on_alerts_and_stops_cleanly_on_sigterm(
     try:
         assert wait_healthy(f"{base}/healthz", proc)["reconciled"] is True
         statuses = []
-        for _ in range(2):
-            t = time.time()
+        for i in range(2):
+            t = time.time() - 1.0 + 0.5 * i  # samples half a second apart, as an exporter sends them
             body = encode_alert(Alert(t0=t - 0.01, t1=t, node=task.node_hostname or "", container_id=task.container_id or "",
                                       service="web", task_id=task.id,
                                       metrics={"cpu": 91.0, "mem": 20.0, "mem_mb": 10.0, "net": 1.0, "net_rx": 0.1,
