@@ -107,6 +107,20 @@ def test_a_real_start_first_migration_moves_the_task_off_its_node(lab: SwarmAdap
     assert view.update_order == "start-first"
 
 
+def test_lifting_an_exclusion_on_a_real_engine_moves_nothing(lab: SwarmAdapter, service: str) -> None:
+    [task] = lab.list_tasks(service=service, desired_state="running")
+    decision = Decision(rule="lab", action="migrate", service=service, container_id=task.container_id,
+                        node="worker-1", t0=None, reason="lab test")
+    record, _ = run(lab, decision)
+    assert record.result == "success", record.error
+    [moved] = lab.list_tasks(service=service, desired_state="running")
+    later = Executor(lab, ActionSettings(), on_record=lambda r: None, node_load=dict, clock=lambda: time.time() + 3600)
+    assert later.lift_expired_exclusions() == 1
+    assert "node.hostname!=worker-1" not in lab.get_service(service).constraints
+    time.sleep(3)  # a real engine: give its orchestrator time to (wrongly) act
+    assert [t.id for t in lab.list_tasks(service=service, desired_state="running")] == [moved.id]
+
+
 def test_a_real_scale_up_is_done_when_the_new_replica_is_healthy(lab: SwarmAdapter, service: str) -> None:
     decision = Decision(rule="lab", action="scale_up", service=service, container_id=None, node=None, t0=None,
                         reason="lab test", params={"max_replicas": 2})
