@@ -5,8 +5,8 @@
 # 2. Every swarm/*.Dockerfile built on it (--build-arg BASE_IMAGE=...), tagged
 #    10.99.0.1:5000/<name>:latest, pushed to the lab registry and pulled on every worker, so that
 #    no task start waits for a pull.
-# Builds use the host's network (`--network host`): the lab engines resolve nothing outside, but
-# pip inside a build must reach the package index. The host CA bundle is baked into the base
+# Builds use the host's network (`--network host`) and get the package index's addresses as
+# --add-host: the lab engines resolve nothing outside, but pip inside a build must reach the index. The host CA bundle is baked into the base
 # image (and PIP_CERT points at it) because the index is only reachable with it on this machine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,6 +17,9 @@ SUITE=bookworm
 INCLUDE=python3,python3-venv,python3-pip,ca-certificates,curl
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 STATE=/run/swarmguard-lab
+# The lab engines resolve no outside name (daemon.json "dns"), even for a build on the host's
+# network: the package index's names are resolved here and handed to each build as --add-host.
+INDEX_HOSTS=${SG_LAB_INDEX_HOSTS:-pypi.org files.pythonhosted.org}
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -88,15 +91,25 @@ dockerfiles() {
   return 0
 }
 
+index_host_args() { # --add-host NAME:IP for each of INDEX_HOSTS, resolved by the host
+  local host ip
+  for host in $INDEX_HOSTS; do
+    ip=$(getent ahostsv4 "$host" | awk 'NR==1{print $1}')
+    [ -n "$ip" ] || die "cannot resolve $host (needed by pip inside the builds)"
+    printf -- '--add-host\n%s:%s\n' "$host" "$ip"
+  done
+}
+
 build_one() { # build_one DOCKERFILE BASE
   local file=$1 base=$2 name t0=$SECONDS
   name=${file##*/}
   name=${name%.Dockerfile}
   step "image $name from $file"
   # The classic builder (no BuildKit frontend image to pull); its deprecation notice is noise.
-  local errors status=0
+  local errors status=0 hosts
+  mapfile -t hosts < <(index_host_args)
   errors=$(mktemp)
-  context_tar | DOCKER_BUILDKIT=0 docker build -q --network host -f "$file" \
+  context_tar | DOCKER_BUILDKIT=0 docker build -q --network host "${hosts[@]}" -f "$file" \
     --build-arg "BASE_IMAGE=$base" -t "$REGISTRY/$name:latest" - >/dev/null 2>"$errors" || status=$?
   grep -v -E 'DEPRECATED|BuildKit|environment-variable|^ *$' "$errors" >&2 || true
   rm -f "$errors"

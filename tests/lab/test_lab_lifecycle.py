@@ -41,5 +41,11 @@ def test_down_removes_everything_and_up_restores_the_lab() -> None:
     assert labinfo.run_lab("down").returncode == 0
     assert leftovers() == []
     assert labinfo.run_lab("down").returncode == 0  # down twice is fine too
+    assert labinfo.run_lab("status").returncode != 0
+    for script in ("cleanup", "validate_zero_downtime", "deploy_web_stress", "baseline_reactive_test"):
+        done = subprocess.run([str(labinfo.REPO / "tests" / "scripts" / script)], capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2, (script, done.stderr)
+        assert "swarm/lab up" in done.stderr
     lab = ensure_lab()
     assert len(lab.node_sockets) == labinfo.workers_count() + 1
