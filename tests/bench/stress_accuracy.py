@@ -7,7 +7,8 @@ second over the hold period after the ramp. On a shared machine other processes 
 wants: --nice runs the app at another priority (negative needs root) to tell the controller's
 accuracy apart from contention; the load average is printed with every run. Network: bytes received by an independent TCP sink
 (this script's) that the app sends to as its STRESS_NETWORK_PEER. Prints one table row per target
-with the achieved mean, its error and the spread of the one-second windows. Exits 1 if a mean is
+with the achieved mean, its error, the spread of the one-second windows and, for CPU, how much
+of the machine was idle meanwhile (a shortfall with ~0 idle is contention, not the controller). Exits 1 if a mean is
 out of tolerance (CPU +/-5 points, network +/-10 %).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from stressapp import cgroup
-from tests.stressapp.helpers import AppProcess, CountingSink
+from tests.stressapp.helpers import AppProcess, CountingSink, machine_idle_seconds
 
 CPU_TARGETS = (25.0, 50.0, 80.0)
 NETWORK_TARGETS = (10.0, 50.0)
@@ -39,7 +40,10 @@ def windows(read: Callable[[], float], seconds: float) -> list[float]:
     return rates
 
 
-def run_cpu(hold: float, capacity: float, nice: int) -> list[tuple[str, float, list[float]]]:
+Row = tuple[str, float, list[float], float | None]
+
+
+def run_cpu(hold: float, capacity: float, nice: int) -> list[Row]:
     app = AppProcess(nice=nice)
     rows = []
     try:
@@ -47,16 +51,18 @@ def run_cpu(hold: float, capacity: float, nice: int) -> list[tuple[str, float, l
         for target in CPU_TARGETS:
             app.get(f"/stress/cpu?target={target:g}&duration={hold + 10:g}&ramp={RAMP_S:g}")
             time.sleep(RAMP_S + SETTLE_S)
+            idle0, t0 = machine_idle_seconds(), time.monotonic()
             rates = windows(app.cpu_seconds, hold)
+            idle = (machine_idle_seconds() - idle0) / (time.monotonic() - t0) / capacity * 100
             app.get("/stress/stop")
-            rows.append(("cpu %", target, [r / capacity * 100 for r in rates]))
+            rows.append(("cpu %", target, [r / capacity * 100 for r in rates], idle))
             time.sleep(0.5)
     finally:
         app.stop()
     return rows
 
 
-def run_network(hold: float, nice: int) -> list[tuple[str, float, list[float]]]:
+def run_network(hold: float, nice: int) -> list[Row]:
     judge = CountingSink()
     app = AppProcess(env={"STRESS_NETWORK_PEER": f"127.0.0.1:{judge.port}"}, nice=nice)
     rows = []
@@ -67,7 +73,7 @@ def run_network(hold: float, nice: int) -> list[tuple[str, float, list[float]]]:
             time.sleep(RAMP_S + SETTLE_S)
             rates = windows(judge.count, hold)
             app.get("/stress/stop")
-            rows.append(("network Mbit/s", target, [r * 8 / 1e6 for r in rates]))
+            rows.append(("network Mbit/s", target, [r * 8 / 1e6 for r in rates], None))
             time.sleep(0.5)
     finally:
         app.stop()
@@ -93,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         load_after = open("/proc/loadavg").read().split()[0]
         print(f"\nrun {run}: capacity {capacity:g} cores, load average {load_before} -> {load_after}, "
               f"{args.hold:g} s per target, nice {args.nice:+d}")
-        print(f"| {'kind':<15}| {'target':>7} | {'achieved mean':>13} | {'error':>7} | {'1 s min..max':>15} | ok |")
-        print(f"|{'-' * 16}|{'-' * 9}|{'-' * 15}|{'-' * 9}|{'-' * 17}|----|")
-        for kind, target, rates in rows:
+        print(f"| {'kind':<15}| {'target':>7} | {'achieved mean':>13} | {'error':>7} | {'1 s min..max':>15} | ok  | machine idle % |")
+        print(f"|{'-' * 16}|{'-' * 9}|{'-' * 15}|{'-' * 9}|{'-' * 17}|-----|----------------|")
+        for kind, target, rates, idle in rows:
             mean = statistics.fmean(rates)
             good = within(kind, target, mean)
             ok &= good
             spread = f"{min(rates):.1f}..{max(rates):.1f}"
-            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} | {'yes' if good else 'NO':<3}|")
+            idle_text = "-" if idle is None else f"{idle:.1f}"
+            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} | {'yes' if good else 'NO':<3} | {idle_text:>14} |")
     return 0 if ok else 1
 
 

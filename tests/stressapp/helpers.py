@@ -88,10 +88,26 @@ class AppProcess:
 
 def cpu_percent_over(app: AppProcess, seconds: float, capacity: float) -> float:
     """The app's CPU use over `seconds`, from /proc, in % of `capacity` cores."""
-    c0, t0 = app.cpu_seconds(), time.monotonic()
+    return cpu_and_idle_over(app, seconds, capacity)[0]
+
+
+def machine_idle_seconds() -> float:
+    """Idle plus iowait time of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        fields = fh.readline().split()
+    return (int(fields[4]) + int(fields[5])) / procfs.CLOCK_TICKS
+
+
+def cpu_and_idle_over(app: AppProcess, seconds: float, capacity: float) -> tuple[float, float]:
+    """(the app's CPU use, the machine's idle CPU) over the same `seconds`, both in % of `capacity` cores.
+
+    On a shared machine a shortfall with no idle CPU left is contention, not the app's fault.
+    """
+    c0, i0, t0 = app.cpu_seconds(), machine_idle_seconds(), time.monotonic()
     time.sleep(seconds)
-    c1, t1 = app.cpu_seconds(), time.monotonic()
-    return (c1 - c0) / (t1 - t0) / capacity * 100
+    c1, i1, t1 = app.cpu_seconds(), machine_idle_seconds(), time.monotonic()
+    per = (t1 - t0) * capacity / 100
+    return (c1 - c0) / per, (i1 - i0) / per
 
 
 class CountingSink:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from stressapp import cgroup, procfs
-from tests.stressapp.helpers import AppProcess, CountingSink, cpu_percent_over, get_json
+from tests.stressapp.helpers import AppProcess, CountingSink, cpu_and_idle_over, cpu_percent_over, get_json
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("target", [30])
+@pytest.mark.parametrize("target", [50])
 def test_cpu_holds_the_target_within_5_points_while_health_stays_fast(app: AppProcess, target: float) -> None:
     assert app.get(f"/stress/cpu?target={target}&duration=30&ramp=1")[0] == 200
     time.sleep(2.0)  # ramp plus the controller settling
@@ -92,13 +92,16 @@ def test_cpu_holds_the_target_within_5_points_while_health_stays_fast(app: AppPr
 
     prober = threading.Thread(target=probe)
     prober.start()
-    measured = cpu_percent_over(app, 6.0, CAPACITY)
+    measured, idle = cpu_and_idle_over(app, 6.0, CAPACITY)
     stop.set()
     prober.join()
     reported = app.get("/metrics")[1]["cpu_percent"]
     app.get("/stress/stop")
-    print(f"cpu target {target} %: measured {measured:.1f} %, /metrics {reported} %, "
+    print(f"cpu target {target} %: measured {measured:.1f} % (machine idle {idle:.1f} %), /metrics {reported} %, "
           f"/health median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    if measured < target - 5 and idle < 2.0:
+        # Every CPU was busy: other processes took what the app asked for. Not the app's fault.
+        pytest.skip(f"machine saturated by other processes: the app got {measured:.1f} % of {target} %, 0 idle")
     assert measured == pytest.approx(target, abs=5)
     assert reported == pytest.approx(target, abs=10)
     assert statistics.median(latencies) < 0.1
