@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 
 from controller.actions.settings import ActionSettings
 from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine import EngineError
 from sgcommon.engine.swarm import NodeView, ServiceView, TaskView
 from sgcommon.jsonlog import event, get_logger
 
@@ -55,13 +56,24 @@ class ActionContext:
     wrote: bool = False  # the action's service update was sent (its in-flight marker may be set)
 
     def wait_for(self, what: str, probe: Callable[[], T | None], *, deadline: float) -> T:
-        """Polls `probe` until it returns something other than None; TimedOut at the deadline."""
+        """Polls `probe` until it returns something other than None; TimedOut at the deadline.
+
+        The change is already in Swarm while an action waits, so an engine error here is not the
+        action's failure: it is logged once and polling goes on until the deadline."""
+        last_error: EngineError | None = None
         while True:
-            found = probe()
+            try:
+                found = probe()
+            except EngineError as exc:
+                if last_error is None:
+                    warn("engine error while waiting, still polling", action_id=self.action_id, waiting_for=what,
+                         error=str(exc))
+                found, last_error = None, exc
             if found is not None:
                 return found
             if self.clock() >= deadline:
-                raise TimedOut(f"{what}: not done after the time-out")
+                suffix = f" (last engine error: {last_error})" if last_error else ""
+                raise TimedOut(f"{what}: not done after the time-out{suffix}")
             self.sleep(self.settings.poll_interval)
 
     def record(self, decision: Decision, timeline: Timeline, result: str, **fields: object) -> ActionRecord:

@@ -12,6 +12,7 @@ import pytest
 from controller.actions import ActionSettings, Executor
 from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL, write_action, write_exclusions
 from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine import EngineUnavailable
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.controller.conftest import FakeClock
 from tests.fakes.engine import FakeEngine, service_spec
@@ -428,3 +429,33 @@ def test_reconcile_reports_an_interrupted_action_swarm_has_not_finished(fake_eng
     [record] = records.wait()
     assert record.result == "failed" and "1 of 2 replicas running" in record.reason
     assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 2
+
+
+class FlakyTasks(SwarmAdapter):
+    """Task listing fails `failures` times once the service has been written."""
+
+    def __init__(self, inner: SwarmAdapter, failures: int) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.failures = failures
+        self.written = False
+
+    def update_placement(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.written = True
+        return super().update_placement(*args, **kwargs)
+
+    def list_tasks(self, **kwargs):  # type: ignore[no-untyped-def]
+        if self.written and self.failures > 0:
+            self.failures -= 1
+            raise EngineUnavailable("list tasks: engine unreachable (ConnectionError)")
+        return super().list_tasks(**kwargs)
+
+
+def test_an_engine_error_while_waiting_does_not_fail_a_migration_already_in_swarm(fake_engine, swarm, records) -> None:
+    deploy(fake_engine, "web")
+    flaky = FlakyTasks(swarm, failures=3)
+    executor = Executor(flaky, ActionSettings(**FAST), on_record=records, node_load=dict)
+    executor.submit(migrate_decision(fake_engine, "web"), Timeline())
+    [record] = records.wait()
+    executor.shutdown()
+    assert record.result == "success", record.error
+    assert flaky.failures == 0
