@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ensure_network(client, args.network):
             print(f"    created the attachable overlay network {args.network}")
         started = time.monotonic()
-        stack_deploy(stack, args.stack, docker_host=docker_host, resolve="never" if args.lab else "always")
+        # Pinning each image's digest makes a rebuilt `:latest` roll out on the next deploy.
+        stack_deploy(stack, args.stack, docker_host=docker_host, resolve="always")
         service = f"{args.stack}_{APP}"
         if APP in stack.get("services", {}) and args.wait > 0:
             want = stack["services"][APP].get("deploy", {}).get("replicas", 1)
