@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sgcommon import jsonlog
     from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
-    from stressapp.settings import ENV_PREFIX, StressSettings
+    from stressapp.settings import ENV_PREFIX, StressSettings, check
 
     parser = argparse.ArgumentParser(prog="swarmguard-stressapp", description="The SwarmGuard web-stress test application.")
     parser.add_argument("--config", help="YAML file of settings (env STRESS_CONFIG)")
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = load_settings(StressSettings, prefix=ENV_PREFIX, yaml_path=args.config or os.environ.get("STRESS_CONFIG"),
                                  overrides=cli_overrides(args, StressSettings))
+        check(settings)
     except SettingsError as exc:
         print(f"swarmguard-stressapp: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
 """The stress app's settings (prefix STRESS_): defaults < YAML < environment < command line."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from sgcommon.settings import setting
+from sgcommon.settings import SettingsError, setting
 
 ENV_PREFIX = "STRESS_"
 
@@ -21,3 +22,24 @@ class StressSettings:
     proc_root: str = setting("/proc", "where procfs is mounted (tests use fake trees)")
     sample_interval: float = setting(1.0, "seconds between two samples of the figures /metrics reports")
     log_level: str = setting("INFO", "log level of the JSON logs")
+
+
+def check(settings: StressSettings) -> None:
+    """Raises SettingsError listing every setting with a value the app cannot run with."""
+    from stressapp.network import parse_peer
+
+    errors = []
+    for name in ("port", "sink_port"):
+        if not 0 <= getattr(settings, name) <= 65535:
+            errors.append(f"{ENV_PREFIX}{name.upper()}: expected a port in 0..65535, got {getattr(settings, name)}")
+    for name in ("max_duration", "max_memory_mb", "max_bandwidth_mbps", "sample_interval"):
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value <= 0:
+            errors.append(f"{ENV_PREFIX}{name.upper()}: expected a number > 0, got {value}")
+    if settings.network_peer:
+        try:
+            parse_peer(settings.network_peer)
+        except ValueError as exc:
+            errors.append(f"{ENV_PREFIX}NETWORK_PEER: {exc}")
+    if errors:
+        raise SettingsError("; ".join(errors))
