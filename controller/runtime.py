@@ -282,6 +282,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     source = (StaticTargets(settings.exporters, port=settings.exporter_port) if settings.exporters
               else SwarmTargets(swarm, settings.exporter_service, port=settings.exporter_port))
     scraper = Scraper(source, cache, timeout=settings.scrape_timeout, workers=settings.scrape_workers,
+                      budget=min(settings.scrape_timeout, 0.8 * settings.scrape_interval),
                       observe=lambda url, seconds, ok: metrics.scrape_duration.observe(seconds))
     runtime = Runtime(cache=cache, rules=watcher, evaluate=evaluate, state=EngineState(), executor=executor,
                       metrics=metrics, events=events, scraper=scraper, services=ServiceRefresher(swarm, cache),

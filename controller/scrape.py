@@ -176,7 +176,11 @@ class RoundResult:
 
 
 class Scraper:
-    """Scrapes every target in parallel and feeds the cache; one Session per exporter URL."""
+    """Scrapes every target in parallel and feeds the cache; one Session per exporter URL.
+
+    `timeout` bounds each request (connect and read); `budget` bounds how long a round waits, so
+    a round fits its interval even when an exporter hangs (default: `timeout`).
+    """
 
     def __init__(
         self,
@@ -184,6 +188,7 @@ class Scraper:
         cache: MetricsCache,
         *,
         timeout: float = 1.0,
+        budget: float | None = None,
         workers: int = 8,
         clock: Callable[[], float] = time.time,
         observe: Callable[[str, float, bool], None] | None = None,
@@ -192,6 +197,8 @@ class Scraper:
         self._source = source
         self._cache = cache
         self._timeout = timeout
+        self._budget = timeout if budget is None else budget
+        self._in_flight: dict[str, concurrent.futures.Future[Parsed | None]] = {}
         self._clock = clock
         self._observe = observe
         self._session_factory = session_factory
@@ -203,15 +210,27 @@ class Scraper:
         self._problems = OnceLogger(log)
 
     def scrape_round(self) -> RoundResult:
+        """Scrapes every target at once and waits at most `budget` seconds for them.
+
+        A straggler is not waited for: its answer lands in the cache when it comes, it counts as
+        not up in this round's result, and it is not asked again while its request is in flight.
+        """
         started = time.monotonic()
         targets = list(self._source.targets())
         self._forget_gone({t.url for t in targets})
-        futures = {self._pool.submit(self._scrape_one, t): t for t in targets}
+        futures: dict[str, concurrent.futures.Future[Parsed | None]] = {}
+        for target in targets:
+            with self._lock:
+                future = self._in_flight.get(target.url)
+                if future is None or future.done():
+                    future = self._in_flight[target.url] = self._pool.submit(self._scrape_one, target)
+            futures[target.url] = future
+        concurrent.futures.wait(futures.values(), timeout=self._budget)
         up: dict[str, bool] = {}
         containers = nodes = 0
-        for future, target in futures.items():
-            parsed = future.result()  # _scrape_one never raises
-            up[target.url] = parsed is not None
+        for url, future in futures.items():
+            parsed = future.result() if future.done() else None  # _scrape_one never raises
+            up[url] = parsed is not None
             if parsed is not None:
                 containers += len(parsed.containers)
                 nodes += len(parsed.nodes)
@@ -229,6 +248,7 @@ class Scraper:
             gone = [url for url in self._sessions if url not in urls]
             for url in gone:
                 self._sessions.pop(url).close()
+                self._in_flight.pop(url, None)
                 node = self._nodes.pop(url, None)
                 self._once.clear(url, "exporter no longer a target", url=url, node=node)
 

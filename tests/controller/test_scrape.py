@@ -6,6 +6,7 @@ import http.server
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -116,8 +117,9 @@ def test_swarm_targets_use_each_exporter_tasks_overlay_address_and_keep_the_last
 class ExporterServer:
     """A real local HTTP server serving a settable exposition text."""
 
-    def __init__(self, text: str, *, port: int = 0) -> None:
+    def __init__(self, text: str, *, port: int = 0, delay: float = 0.0) -> None:
         self.text = text
+        self.delay = delay
         self.connections: list[socket.socket] = []
         owner = self
 
@@ -125,6 +127,7 @@ class ExporterServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                time.sleep(owner.delay)  # a slow exporter (a real server's delay, not a test wait)
                 body = owner.text.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -217,3 +220,25 @@ def test_an_exporter_that_goes_away_is_logged_once_its_containers_go_stale_and_r
         scraper.close()
     assert not cache.snapshot(1700000001.0).containers["c1"].stale
     assert len(messages(caplog, "exporter answers again")) == 1
+
+
+def test_a_slow_exporter_does_not_hold_up_the_round_and_its_answer_lands_later(
+    exporters: list[ExporterServer]
+) -> None:
+    exporters[0].delay = 1.0
+    cache = MetricsCache()
+    scraper = Scraper(StaticTargets([e.url for e in exporters]), cache, timeout=5.0, budget=0.3,
+                      clock=lambda: 1700000001.0)
+    try:
+        first = scraper.scrape_round()
+        second = scraper.scrape_round()  # the slow request is still in flight: not sent again
+        assert first.seconds < 0.9 and second.seconds < 0.9
+        assert first.up == {exporters[0].url: False, exporters[1].url: True}
+        assert set(cache.snapshot(1700000001.0).containers) == {"c2"}
+        for _ in range(20):  # rounds of at most 0.3 s until the slow answer has landed
+            if "c1" in cache.snapshot(1700000001.0).containers:
+                break
+            scraper.scrape_round()
+    finally:
+        scraper.close()
+    assert set(cache.snapshot(1700000001.0).containers) == {"c1", "c2"}
