@@ -28,6 +28,7 @@ from controller.actions.scale import scale_down, scale_up
 from controller.actions.settings import ActionSettings
 from controller.model import ActionRecord, Decision, Timeline
 from sgcommon.engine import EngineError
+from sgcommon.engine.swarm import ServiceView
 from sgcommon.jsonlog import event, get_logger
 
 log = get_logger("swarmguard.controller.actions")
@@ -61,6 +62,7 @@ class Executor:
         self._busy: set[str] = set()
         self._started: deque[float] = deque()
         self._last_scale_up: dict[str, float] = {}
+        self._reconcile_pending = False
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swarmguard-action")
 
     # ---- the interface F calls -------------------------------------------------------------
@@ -95,31 +97,50 @@ class Executor:
             return set(self._busy)
 
     def lift_expired_exclusions(self) -> int:
-        """Lifts owned node exclusions past their expiry (skips services with an action running)."""
+        """Lifts owned node exclusions past their expiry (skips services with an action running).
+        Also finishes a start-up reconcile that could not reach the engine."""
         if self._settings.dry_run:
             return 0
-        lifted = 0
-        for service in owned_services(self._swarm):
-            if not self._claim(service.name):
-                continue
-            try:
-                lifted += lift_expired(self._swarm, service, self._clock())
-            except EngineError as exc:
-                event(log, "lifting an exclusion failed, will retry", level=logging.WARNING, service=service.name, error=str(exc))
-            finally:
-                self._release(service.name)
-        return lifted
+        if self._reconcile_pending:
+            self.reconcile()
+            return 0  # reconcile lifted what it could
+        return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock())))
 
     def reconcile(self) -> None:
-        """On start: resolves actions a restart interrupted (never repeats them), lifts expired exclusions."""
+        """On start: resolves actions a restart interrupted (never repeats them), lifts expired
+        exclusions. If the engine cannot be reached it is retried by `lift_expired_exclusions`."""
         if self._settings.dry_run:
             return
-        for service in owned_services(self._swarm):
-            try:
-                resolve_interrupted(self._swarm, service, now=self._clock(), on_record=self._finish)
-            except EngineError as exc:
-                event(log, "reconciling a service failed", level=logging.WARNING, service=service.name, error=str(exc))
+        self._reconcile_pending = True
+
+        def resolve(view: ServiceView) -> int:
+            resolve_interrupted(self._swarm, view, now=self._clock(), on_record=self._finish)
+            return 0
+
+        if self._each_owned("reconciling a service", resolve) is None:
+            return
+        self._reconcile_pending = False
         self.lift_expired_exclusions()
+
+    def _each_owned(self, what: str, work: Callable[[ServiceView], int]) -> list[int] | None:
+        """Runs `work` on a fresh read of each service with SwarmGuard labels, holding its lock;
+        None when the services cannot be listed."""
+        try:
+            names = [view.name for view in owned_services(self._swarm)]
+        except EngineError as exc:
+            event(log, f"{what} postponed: engine unreachable", level=logging.WARNING, error=str(exc))
+            return None
+        results = []
+        for name in names:
+            if not self._claim(name):
+                continue
+            try:
+                results.append(work(self._swarm.get_service(name)))  # fresh: an action may just have ended
+            except EngineError as exc:
+                event(log, f"{what} failed, will retry", level=logging.WARNING, service=name, error=str(exc))
+            finally:
+                self._release(name)
+        return results
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -459,3 +459,16 @@ def test_an_engine_error_while_waiting_does_not_fail_a_migration_already_in_swar
     executor.shutdown()
     assert record.result == "success", record.error
     assert flaky.failures == 0
+
+
+def test_a_reconcile_that_cannot_reach_the_engine_is_finished_by_the_periodic_job(fake_engine, make_executor, records, swarm) -> None:
+    deploy(fake_engine, "web")
+    swarm.update_placement("web", labels={ACTION_LABEL: write_action(id="jkl", action="migrate", node="worker-9", task="x")})
+    fake_engine.fail("GET", r"^/services$", status=500, times=4)  # the adapter's three back-offs, then raised
+    executor = make_executor()
+    executor.reconcile()
+    assert records.items == []
+    assert executor.lift_expired_exclusions() == 0
+    [record] = records.wait()
+    assert record.id == "jkl"
+    assert ACTION_LABEL not in fake_engine.service_spec("web")["Labels"]
