@@ -35,19 +35,18 @@ def _labels(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _used(services: dict[str, Any], key: str) -> set[str]:
+    """Top-level `key` entries (volumes, secrets, configs, networks) the services refer to."""
     names: set[str] = set()
     for service in services.values():
-        for ref in service.get(key) or []:
-            if isinstance(ref, str):
-                names.add(ref.split(":", 1)[0] if key == "volumes" else ref)
-            elif key == "volumes":
-                if ref.get("type", "volume") == "volume" and ref.get("source"):
-                    names.add(ref["source"])
-            else:
-                names.add(ref.get("source") or ref.get("name", ""))
+        refs = service.get(key) or []
         if key == "networks":
-            nets = service.get("networks") or {}
-            names.update(nets if isinstance(nets, (dict, list)) else [])
+            names.update(refs)  # a list of names or a dict keyed by name
+            continue
+        for ref in refs:
+            if isinstance(ref, str):  # short syntax: "name" or "volume:/path"
+                names.add(ref.split(":", 1)[0])
+            elif key != "volumes" or ref.get("type", "volume") == "volume":
+                names.add(ref.get("source", ""))
     return names
 
 
