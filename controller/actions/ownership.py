@@ -40,7 +40,7 @@ def read_exclusions(labels: Mapping[str, str]) -> dict[str, float]:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise LabelError(f"{EXCLUSIONS_LABEL} is not JSON: {exc.msg}") from None
-    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in doc.items()):
+    if not isinstance(doc, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in doc.values()):
         raise LabelError(f"{EXCLUSIONS_LABEL} must map node names to expiry times, got {raw!r}")
     return {k: float(v) for k, v in doc.items()}
 

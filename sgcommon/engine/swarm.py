@@ -249,8 +249,6 @@ class SwarmAdapter:
             try:
                 with translate(what):
                     return fn()
-            except OutOfSequence:
-                raise
             except ServerError as exc:
                 if delay is None:
                     raise
