@@ -12,6 +12,7 @@ Python API (all methods are thread-safe)::
         client = sgcommon.engine.connect(fake.base_url)      # http://127.0.0.1:PORT
         cid = fake.add_container(name="web.1.abc", labels={...}, pid=1234, nano_cpus=10**9)
         fake.stop_container(cid)        # State.Running False, emits "die" (and "stop")
+        fake.start_container(cid, pid=4321)  # restarted with a new main pid, emits "start"
         fake.remove_container(cid)      # gone from the API, emits "destroy"
         fake.emit_event({...})          # any event document, pushed to /events streams at once
 
@@ -345,6 +346,14 @@ class FakeEngine:
                 box.exit_code = exit_code
                 self._container_event(box, "die", exitCode=str(exit_code))
                 self._container_event(box, "stop")
+
+    def start_container(self, cid: str, *, pid: int | None = None) -> None:
+        """(Re)starts a stopped container, with a new main pid (given, or the next fake one); emits "start"."""
+        with self.lock:
+            box = self._container(cid)
+            if not box.running:
+                box.pid = pid if pid is not None else next(self._pids)
+                self._start_container(box)
 
     def remove_container(self, cid: str) -> None:
         with self.lock:

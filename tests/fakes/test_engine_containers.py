@@ -125,3 +125,11 @@ def test_assert_no_unknown_routes_names_the_unknown_request(fake: FakeEngine, cl
     with pytest.raises(AssertionError, match="GET /volumes"):
         fake.assert_no_unknown_routes()
     fake.unknown_routes.clear()
+
+
+def test_a_restarted_container_runs_with_its_new_pid(fake: FakeEngine, client: docker.APIClient) -> None:
+    cid = fake.add_container(pid=100)
+    fake.stop_container(cid)
+    fake.start_container(cid, pid=101)
+    state = client.inspect_container(cid)["State"]
+    assert (state["Running"], state["Pid"]) == (True, 101)
