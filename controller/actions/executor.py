@@ -104,7 +104,7 @@ class Executor:
         if self._reconcile_pending:
             self.reconcile()
             return 0  # reconcile lifted what it could
-        return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock())))
+        return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock())) or [])
 
     def reconcile(self) -> None:
         """On start: resolves actions a restart interrupted (never repeats them), lifts expired

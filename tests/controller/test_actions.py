@@ -472,3 +472,8 @@ def test_a_reconcile_that_cannot_reach_the_engine_is_finished_by_the_periodic_jo
     [record] = records.wait()
     assert record.id == "jkl"
     assert ACTION_LABEL not in fake_engine.service_spec("web")["Labels"]
+
+
+def test_lifting_while_the_engine_is_unreachable_lifts_nothing_and_raises_nothing(fake_engine, make_executor) -> None:
+    fake_engine.fail("GET", r"^/services$", status=500, times=4)
+    assert make_executor().lift_expired_exclusions() == 0
