@@ -79,7 +79,7 @@ def _problem_task(tasks: Sequence[TaskView], decision: Decision) -> TaskView | N
     cid = decision.container_id
     if cid:
         return next((t for t in tasks if t.container_id and (t.container_id.startswith(cid) or cid.startswith(t.container_id))), None)
-    return next((t for t in tasks if t.node_hostname == decision.node), None)
+    return next((t for t in tasks if decision.node and t.node_hostname == decision.node and t.state == "running"), None)
 
 
 def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskView, ttl: float | None) -> None:

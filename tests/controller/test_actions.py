@@ -477,3 +477,12 @@ def test_a_reconcile_that_cannot_reach_the_engine_is_finished_by_the_periodic_jo
 def test_lifting_while_the_engine_is_unreachable_lifts_nothing_and_raises_nothing(fake_engine, make_executor) -> None:
     fake_engine.fail("GET", r"^/services$", status=500, times=4)
     assert make_executor().lift_expired_exclusions() == 0
+
+
+def test_a_decision_without_container_moves_the_task_on_the_named_node(fake_engine, make_executor, records) -> None:
+    deploy(fake_engine, "web")
+    make_executor().submit(replace(migrate_decision(fake_engine, "web"), container_id=None), Timeline())
+    assert records.wait()[0].node_from == "worker-1"
+    make_executor().submit(replace(migrate_decision(fake_engine, "web", node=fake_engine.running_tasks("web")[0][1]),
+                                   container_id=None, node=None), Timeline())
+    assert records.wait(2)[1].result == "rejected"
