@@ -9,6 +9,7 @@ container, the time window, and the number of containers (the least recently see
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Iterable, Mapping
 
@@ -41,7 +42,7 @@ class MetricsCache:
         self._history: dict[str, tuple[ContainerMetrics, ...]] = {}
         self._latest: dict[str, ContainerMetrics] = {}
         self._nodes: dict[str, NodeMetrics] = {}
-        self._down_nodes: set[str] = set()
+        self._down_nodes: dict[str, float] = {}  # node -> when its exporter was first found unreachable
         self._services: Mapping[str, ServiceInfo] = {}
 
     def add_container(self, sample: ContainerMetrics) -> bool:
@@ -78,13 +79,17 @@ class MetricsCache:
             for sample in samples:
                 self._nodes[sample.node] = sample
 
-    def set_node_down(self, node: str, down: bool) -> None:
-        """Marks `node`'s exporter unreachable (its containers and figures become stale) or back."""
+    def set_node_down(self, node: str, down: bool, *, since: float = 0.0) -> None:
+        """Marks `node`'s exporter unreachable since `since`, or back.
+
+        While it is down, its node figures and every container sample up to `since` are stale; a
+        sample that arrives later (an alert: the exporter can still reach us) is fresh data.
+        """
         with self._lock:
             if down:
-                self._down_nodes.add(node)
+                self._down_nodes.setdefault(node, since)
             else:
-                self._down_nodes.discard(node)
+                self._down_nodes.pop(node, None)
 
     def set_services(self, services: Mapping[str, ServiceInfo]) -> None:
         frozen = dict(services)
@@ -111,16 +116,17 @@ class MetricsCache:
             return len(gone)
 
     def snapshot(self, now: float) -> Snapshot:
-        """A consistent view at `now`; containers of down nodes or with old samples are stale."""
+        """A consistent view at `now`; samples from before their exporter went down, or older than
+        `stale_after`, are stale."""
         with self._lock:
             latest = dict(self._latest)
             history = dict(self._history)
             nodes = dict(self._nodes)
-            down = set(self._down_nodes)
+            down = dict(self._down_nodes)
             services = self._services
         limit = now - self._stale_after
         for cid, sample in latest.items():
-            if sample.node in down or sample.ts < limit:
+            if sample.ts < limit or sample.ts <= down.get(sample.node, -math.inf):
                 latest[cid] = dataclasses.replace(sample, stale=True)
         for name, node in nodes.items():
             if name in down or node.ts < limit:

@@ -278,7 +278,7 @@ class Scraper:
     def _went_down(self, target: Target, error: str) -> None:
         node = self._node_of(target)
         if node is not None:
-            self._cache.set_node_down(node, True)
+            self._cache.set_node_down(node, True, since=self._clock())
         self._once.warn(target.url, "exporter unreachable", url=target.url, node=node, error=error)
 
     def _came_up(self, target: Target, parsed: Parsed) -> None:

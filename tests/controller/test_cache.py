@@ -79,7 +79,7 @@ def test_containers_of_a_node_whose_exporter_is_down_are_stale_until_it_is_back(
     cache.add_container(sample("a", node="worker-1"))
     cache.add_container(sample("b", node="worker-2"))
     cache.add_nodes([NodeMetrics(node="worker-1", ts=100.0, cpu=1, mem=2, net=3)])
-    cache.set_node_down("worker-1", True)
+    cache.set_node_down("worker-1", True, since=100.0)
     snap = cache.snapshot(100.0)
     assert snap.containers["a"].stale and not snap.containers["b"].stale
     assert snap.nodes["worker-1"].stale
@@ -87,6 +87,16 @@ def test_containers_of_a_node_whose_exporter_is_down_are_stale_until_it_is_back(
     cache.set_node_down("worker-1", False)
     assert not cache.snapshot(100.0).containers["a"].stale
     assert cache.node_load() == {"worker-1": 2}
+
+
+def test_an_alert_that_arrives_after_the_exporter_stopped_answering_scrapes_is_fresh() -> None:
+    cache = MetricsCache()
+    cache.add_container(sample("a", ts=100.0))
+    cache.set_node_down("worker-1", True, since=101.0)
+    cache.set_node_down("worker-1", True, since=103.0)  # still down: the first time counts
+    assert cache.snapshot(102.0).containers["a"].stale
+    cache.add_container(sample("a", ts=102.5))  # an alert: the exporter can still reach the controller
+    assert not cache.snapshot(103.0).containers["a"].stale
 
 
 def test_a_container_whose_newest_sample_is_too_old_is_stale() -> None:
