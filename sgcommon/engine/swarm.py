@@ -12,10 +12,12 @@ Updates are expressed as a function that edits a fresh copy of the service spec 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import docker
@@ -71,6 +73,17 @@ class TaskView:
     status_at: str  # Status.Timestamp: when the task entered `state`
     message: str = ""
     addresses: tuple[str, ...] = ()
+
+
+def engine_time(text: str) -> float | None:
+    """An engine timestamp (RFC 3339 with nanoseconds, e.g. TaskView.status_at) as Unix seconds."""
+    whole, _, rest = text.rstrip("Z").partition(".")
+    try:
+        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+    digits = "".join(itertools.takewhile(str.isdigit, rest))
+    return base + (float(f"0.{digits}") if digits else 0.0)
 
 
 def service_view(doc: Mapping[str, Any]) -> ServiceView:

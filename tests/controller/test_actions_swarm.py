@@ -6,7 +6,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 import docker
 import pytest
@@ -15,7 +14,7 @@ from controller.actions import ActionSettings, Executor
 from controller.actions.ownership import EXCLUSIONS_LABEL
 from controller.model import ActionRecord, Decision, Timeline
 from sgcommon.engine import EngineError, connect
-from sgcommon.engine.swarm import SwarmAdapter
+from sgcommon.engine.swarm import SwarmAdapter, engine_time
 from tests.support import unavailable
 
 pytestmark = pytest.mark.swarm
@@ -65,12 +64,6 @@ def wait(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
     pytest.fail(f"{what}: not after {timeout} s")
 
 
-def parse_ts(text: str) -> float:
-    """An engine timestamp (RFC 3339, nanoseconds) as Unix seconds."""
-    whole, _, frac = text.rstrip("Z").partition(".")
-    return datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}")
-
-
 def run(lab: SwarmAdapter, decision: Decision) -> tuple[ActionRecord, Timeline]:
     got: list[ActionRecord] = []
     done = threading.Event()
@@ -101,7 +94,7 @@ def test_a_real_start_first_migration_moves_the_task_off_its_node(lab: SwarmAdap
     old = tasks[task.id]
     [new] = [t for t in tasks.values() if t.desired_state == "running"]
     assert old.state == "shutdown" and new.state == "running"
-    assert parse_ts(new.status_at) < parse_ts(old.status_at) <= timeline.t6 + 0.05  # type: ignore[operator]
+    assert engine_time(new.status_at) < engine_time(old.status_at) <= timeline.t6 + 0.05  # type: ignore[operator]
     view = lab.get_service(service)
     assert "node.hostname!=worker-1" in view.constraints and EXCLUSIONS_LABEL in view.labels
     assert view.update_order == "start-first"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sgcommon.engine import EngineError, NotFound, OutOfSequence, ServerError, connect, translate
-from sgcommon.engine.swarm import SwarmAdapter
+from sgcommon.engine.swarm import SwarmAdapter, engine_time
 from tests.fakes.engine import FakeEngine, service_spec
 
 
@@ -215,3 +215,14 @@ def test_tasks_can_be_listed_by_node_and_desired_state(fake_engine: FakeEngine, 
     assert [t.node_hostname for t in on_worker] == ["worker-1"]
     assert fake_engine.wait_until(lambda: len(swarm.list_tasks(service="web", desired_state="shutdown")) == 1)
     assert len(swarm.list_tasks(service="web", desired_state="running")) == 2
+
+
+def test_engine_timestamps_read_as_unix_seconds(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
+    assert engine_time("2026-11-28T01:23:03.768424546Z") == pytest.approx(1795828983.768424546, abs=1e-6)
+    assert engine_time("2026-11-28T01:23:03Z") == 1795828983.0
+    assert engine_time("0001-01-01T00:00:00Z") is not None and engine_time("garbage") is None
+    fake_engine.create_service(service_spec("web"))
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    [task] = swarm.list_tasks(service="web")
+    running = fake_engine.task_events("web", state="running")[0].t
+    assert engine_time(task.status_at) == pytest.approx(running, abs=1e-5)
