@@ -13,6 +13,7 @@ from controller.actions import ActionSettings, Executor
 from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL, write_action, write_exclusions
 from controller.model import ActionRecord, Decision, Timeline
 from sgcommon.engine import EngineUnavailable
+from sgcommon.settings import SettingsError
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.controller.conftest import FakeClock
 from tests.fakes.engine import FakeEngine, service_spec
@@ -486,3 +487,20 @@ def test_a_decision_without_container_moves_the_task_on_the_named_node(fake_engi
     make_executor().submit(replace(migrate_decision(fake_engine, "web", node=fake_engine.running_tasks("web")[0][1]),
                                    container_id=None, node=None), Timeline())
     assert records.wait(2)[1].result == "rejected"
+
+
+def test_bad_action_settings_are_all_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as info:
+        ActionSettings(migrate_timeout=0, workers=0, max_replicas=0, min_replicas=1)
+    assert all(name in str(info.value) for name in ("migrate_timeout", "workers", "max_replicas"))
+
+
+def test_more_actions_than_workers_queue_and_all_complete(fake_engine, make_executor, records) -> None:
+    names = [f"svc{i}" for i in range(5)]
+    for name in names:
+        deploy(fake_engine, name, node=None)
+    executor = make_executor(workers=2)
+    assert [executor.submit(scale_decision(name, "scale_up"), Timeline()) for name in names] == ["accepted"] * 5
+    done = records.wait(5, timeout=20)
+    assert sorted((r.service, r.result, r.replicas_after) for r in done) == [(n, "success", 2) for n in names]
+    assert all(len(fake_engine.running_tasks(name)) == 2 for name in names)
