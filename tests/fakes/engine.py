@@ -420,10 +420,14 @@ class FakeEngine:
                     task.orphan_at = due
 
     def node_up(self, hostname: str) -> None:
+        """The node answers again; tasks not yet orphaned keep running there."""
         with self.lock:
             node = self._node(hostname)
             node.state = "ready"
             node.version = next(self._index)
+            for task in self._tasks.values():
+                if task.node_id == node.id:
+                    task.orphan_at = None
 
     def set_availability(self, hostname: str, availability: str) -> None:
         """"active", "pause" (no new tasks) or "drain" (its tasks are moved away too)."""
