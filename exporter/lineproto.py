@@ -15,7 +15,7 @@ _SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def escape_key(text: str) -> str:
-    """Escaping for measurement-less keys and tag values: comma, equals sign, space."""
+    """Escaping for tag keys and tag values: backslash, comma, equals sign, space."""
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 

@@ -1,12 +1,14 @@
-"""A tiny local controller for alert tests: records POSTs, answers scripted statuses."""
+"""A tiny local HTTP peer standing in for the controller (/alert) or InfluxDB (/api/v2/write)."""
 from __future__ import annotations
 
+import gzip
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Controller:
-    """Records POSTs to /alert and answers with the next scripted status (then 200)."""
+    """Records every POST (headers plus "path", body un-gzipped) and answers the next scripted status (then 200)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
@@ -22,6 +24,8 @@ class Controller:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
                 with outer.got:
                     status = outer.statuses.pop(0) if outer.statuses else 200
                     outer.received.append(({k.lower(): v for k, v in self.headers.items()} | {"path": self.path}, body))
@@ -40,6 +44,10 @@ class Controller:
         with self.got:
             assert self.got.wait_for(lambda: len(self.received) >= n, timeout=5), f"got {len(self.received)} of {n}"
             return list(self.received)
+
+    def wait_until(self, check: Callable[[list[tuple[dict[str, str], bytes]]], bool], timeout: float = 10) -> bool:
+        with self.got:
+            return self.got.wait_for(lambda: check(self.received), timeout=timeout)
 
     def close(self) -> None:
         self.server.shutdown()
