@@ -228,7 +228,7 @@ def test_engine_timestamps_read_as_unix_seconds(fake_engine: FakeEngine, swarm: 
     assert engine_time(task.status_at) == pytest.approx(running, abs=1e-5)
 
 
-def test_a_node_back_before_the_orphan_delay_keeps_its_tasks(swarm: SwarmAdapter) -> None:
+def test_a_node_back_before_the_orphan_delay_keeps_its_tasks() -> None:
     with FakeEngine("manager-1", workers=("worker-1",), orphan_delay=0.3) as fake:
         fake.create_service(service_spec("web", constraints=["node.hostname==worker-1"]))
         assert fake.wait_until(lambda: len(fake.running_tasks("web")) == 1)
