@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 from sgcommon.jsonlog import event, get_logger
 from stressapp.cpuburn import burn
@@ -28,9 +30,9 @@ class CpuActuator:
         self._count = workers
         self._clock = clock
         self._ctx = multiprocessing.get_context("spawn")
-        self._procs: list[multiprocessing.process.BaseProcess] = []
-        self._duties: list = []
-        self._times = None
+        self._procs: list[BaseProcess] = []
+        self._duties: list[Any] = []  # shared doubles (RawValue), one per worker
+        self._times: Any = None  # shared array of the workers' CPU seconds (RawArray)
         self._last: tuple[float, float] | None = None
         self._owed = 0.0
 

@@ -58,8 +58,11 @@ class _SinkHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         counters: ByteCounters = self.server.counters  # type: ignore[attr-defined]
         buffer = bytearray(SEND_CHUNK)
-        while (count := self.request.recv_into(buffer)) > 0:
-            counters.add_received(count)
+        try:
+            while (count := self.request.recv_into(buffer)) > 0:
+                counters.add_received(count)
+        except OSError:  # a peer that resets its connection is not an error of the sink
+            return
 
 
 class _SinkServer(socketserver.ThreadingTCPServer):
