@@ -97,7 +97,7 @@ class Collector:
         ts = self._clock()
         node_now = self._read_node()
         node_result = None
-        if node_now is not None and self._node_previous is not None:
+        if node and node_now is not None and self._node_previous is not None:  # no series without a node name
             node_result = node_sample(
                 node_now, self._node_previous, node=node, ts=ts, iface=self._link.iface, capacity_mbps=self._link.capacity_mbps
             )

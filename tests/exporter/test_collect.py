@@ -146,3 +146,13 @@ def test_an_unknown_speed_falls_back_to_the_configured_capacity(host: FakeHost) 
     host.set_speed("enp1", "-1\n")
     link = resolve_link(proc_root=host.proc_root, sys_root=host.sys_root, net_iface="enp1", default_mbps=100)
     assert link == NodeLink("enp1", 100.0, "setting")
+
+
+def test_node_figures_wait_until_the_node_name_is_known(host: FakeHost, clock: FakeClock) -> None:
+    collector = make(host, clock, Counter())
+    collector.sweep({}, "")
+    clock.advance(1.0)
+    assert collector.sweep({}, "").node is None
+    clock.advance(1.0)
+    node = collector.sweep({}, "worker-1").node
+    assert node is not None and node.node == "worker-1"
