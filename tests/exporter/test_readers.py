@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter import procfs
 from exporter.cgroups import open_container
@@ -112,3 +114,13 @@ def test_real_host_files_parse_on_this_machine() -> None:
         assert procfs.parse_proc_stat(fh.read()).online >= 1
     with open("/proc/self/net/dev") as fh:
         procfs.parse_net_dev(fh.read())
+
+
+counters = st.tuples(*(st.integers(min_value=0, max_value=2**63) for _ in range(4)))
+
+
+@given(ifaces=st.dictionaries(st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(lambda n: n != "lo"), counters, max_size=6),
+       lo=counters)
+def test_net_dev_totals_are_the_sums_of_every_non_loopback_interface(ifaces: dict, lo: tuple[int, int, int, int]) -> None:
+    parsed = procfs.parse_net_dev(net_dev(lo=lo, **ifaces))
+    assert parsed == procfs.NetCounters(*(sum(c[i] for c in ifaces.values()) for i in range(4)))
