@@ -8,7 +8,8 @@ wants: --nice runs the app at another priority (negative needs root) to tell the
 accuracy apart from contention; the load average is printed with every run. Network: bytes received by an independent TCP sink
 (this script's) that the app sends to as its STRESS_NETWORK_PEER. Prints one table row per target
 with the achieved mean, its error, the spread of the one-second windows and, for CPU, how much
-of the machine was idle meanwhile (a shortfall with ~0 idle is contention, not the controller). Exits 1 if a mean is
+of the machine was idle meanwhile (a shortfall with ~0 idle is contention, not the controller),
+and how fast /health answered meanwhile (probed every 0.2 s). Exits 1 if a mean is
 out of tolerance (CPU +/-5 points, network +/-10 %).
 """
 from __future__ import annotations
@@ -17,7 +18,9 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 
 from stressapp import cgroup
@@ -27,6 +30,34 @@ CPU_TARGETS = (25.0, 50.0, 80.0)
 NETWORK_TARGETS = (10.0, 50.0)
 RAMP_S = 1.0
 SETTLE_S = 1.5
+
+
+class HealthProbe:
+    """Times GET /health every 0.2 s in a thread, while a stress holds."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            started = time.monotonic()
+            with urllib.request.urlopen(self._url + "/health", timeout=5) as response:
+                response.read()
+            self.latencies_ms.append((time.monotonic() - started) * 1000)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        return f"{statistics.median(self.latencies_ms):.0f} / {max(self.latencies_ms):.0f}"
 
 
 def windows(read: Callable[[], float], seconds: float) -> list[float]:
@@ -40,7 +71,7 @@ def windows(read: Callable[[], float], seconds: float) -> list[float]:
     return rates
 
 
-Row = tuple[str, float, list[float], float | None]
+Row = tuple[str, float, list[float], float | None, str]
 
 
 def run_cpu(hold: float, capacity: float, nice: int) -> list[Row]:
@@ -52,10 +83,11 @@ def run_cpu(hold: float, capacity: float, nice: int) -> list[Row]:
             app.get(f"/stress/cpu?target={target:g}&duration={hold + 10:g}&ramp={RAMP_S:g}")
             time.sleep(RAMP_S + SETTLE_S)
             idle0, t0 = machine_idle_seconds(), time.monotonic()
-            rates = windows(app.cpu_seconds, hold)
+            with HealthProbe(app.url) as probe:
+                rates = windows(app.cpu_seconds, hold)
             idle = (machine_idle_seconds() - idle0) / (time.monotonic() - t0) / capacity * 100
             app.get("/stress/stop")
-            rows.append(("cpu %", target, [r / capacity * 100 for r in rates], idle))
+            rows.append(("cpu %", target, [r / capacity * 100 for r in rates], idle, probe.summary()))
             time.sleep(0.5)
     finally:
         app.stop()
@@ -71,9 +103,10 @@ def run_network(hold: float, nice: int) -> list[Row]:
         for target in NETWORK_TARGETS:
             app.get(f"/stress/network?bandwidth={target:g}&duration={hold + 10:g}&ramp={RAMP_S:g}")
             time.sleep(RAMP_S + SETTLE_S)
-            rates = windows(judge.count, hold)
+            with HealthProbe(app.url) as probe:
+                rates = windows(judge.count, hold)
             app.get("/stress/stop")
-            rows.append(("network Mbit/s", target, [r * 8 / 1e6 for r in rates], None))
+            rows.append(("network Mbit/s", target, [r * 8 / 1e6 for r in rates], None, probe.summary()))
             time.sleep(0.5)
     finally:
         app.stop()
@@ -99,15 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         load_after = open("/proc/loadavg").read().split()[0]
         print(f"\nrun {run}: capacity {capacity:g} cores, load average {load_before} -> {load_after}, "
               f"{args.hold:g} s per target, nice {args.nice:+d}")
-        print(f"| {'kind':<15}| {'target':>7} | {'achieved mean':>13} | {'error':>7} | {'1 s min..max':>15} | ok  | machine idle % |")
-        print(f"|{'-' * 16}|{'-' * 9}|{'-' * 15}|{'-' * 9}|{'-' * 17}|-----|----------------|")
-        for kind, target, rates, idle in rows:
+        print(f"| {'kind':<15}| {'target':>7} | {'achieved mean':>13} | {'error':>7} | {'1 s min..max':>15} | ok  "
+              f"| machine idle % | /health ms median / max |")
+        print(f"|{'-' * 16}|{'-' * 9}|{'-' * 15}|{'-' * 9}|{'-' * 17}|-----|----------------|-------------------------|")
+        for kind, target, rates, idle, health in rows:
             mean = statistics.fmean(rates)
             good = within(kind, target, mean)
             ok &= good
             spread = f"{min(rates):.1f}..{max(rates):.1f}"
             idle_text = "-" if idle is None else f"{idle:.1f}"
-            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} | {'yes' if good else 'NO':<3} | {idle_text:>14} |")
+            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} | {'yes' if good else 'NO':<3} | {idle_text:>14} | {health:>23} |")
     return 0 if ok else 1
 
 
