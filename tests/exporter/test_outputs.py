@@ -76,3 +76,15 @@ def test_promtool_accepts_the_exposition() -> None:
     text = exposition(sample(), sample(cid="e" * 64, service="api", task="t2"))
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_controllers_parser_reads_the_exposition_back_into_the_same_figures() -> None:
+    from controller.scrape import parse_exposition  # the contract's other side
+
+    parsed = parse_exposition(exposition(sample(cpu=91.0)), scraped_at=1_700_000_001.0)
+    assert parsed.problems == []
+    (c,) = parsed.containers
+    assert (c.node, c.service, c.container_id, c.task_id, c.ts) == ("worker-1", "web", CID, "task-1", 1_700_000_000.25)
+    assert (c.cpu, c.mem, c.mem_mb, c.net, c.net_rx, c.net_tx) == (91.0, 25.0, 256.0, 3.0, 1.5, 1.5)
+    (n,) = parsed.nodes
+    assert (n.node, n.cpu, n.mem, n.net) == ("worker-1", 40.0, 60.0, 3.0)
