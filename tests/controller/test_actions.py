@@ -504,3 +504,11 @@ def test_more_actions_than_workers_queue_and_all_complete(fake_engine, make_exec
     done = records.wait(5, timeout=20)
     assert sorted((r.service, r.result, r.replicas_after) for r in done) == [(n, "success", 2) for n in names]
     assert all(len(fake_engine.running_tasks(name)) == 2 for name in names)
+
+
+def test_every_action_is_logged_as_one_line_with_its_timeline(make_executor, records, caplog) -> None:
+    caplog.set_level("INFO", logger="swarmguard.controller.actions")
+    make_executor(dry_run=True).submit(scale_decision("web", "scale_up"), Timeline(t0=1.0, t3=2.0))
+    [line] = [r for r in caplog.records if r.getMessage() == "action finished"]
+    fields = line.fields  # type: ignore[attr-defined]
+    assert (fields["service"], fields["result"], fields["t0"], fields["t3"], fields["t4"]) == ("web", "dry_run", 1.0, 2.0, None)
