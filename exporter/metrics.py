@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from exporter.sample import ContainerSample, Sweep
 
 CONTAINER_LABELS = ("node", "service", "container_id", "task_id")
-ERROR_KINDS = ("vanished", "parse", "node", "engine", "overrun")
+ERROR_KINDS = ("vanished", "parse", "node", "engine", "overrun", "internal")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 # (name, help, value) for the per-container gauges
@@ -101,7 +101,7 @@ class SelfMetrics:
             buckets=DURATION_BUCKETS, registry=registry,
         )
         self.errors = Counter(
-            "swarmguard_exporter_errors", "Errors by kind: vanished, parse, node, engine, overrun.",
+            "swarmguard_exporter_errors", "Errors by kind: vanished, parse, node, engine, overrun, internal.",
             labelnames=("kind",), registry=registry,
         )
         for kind in ERROR_KINDS:

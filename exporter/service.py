@@ -86,7 +86,7 @@ class Exporter:
             try:
                 self.tick()
             except Exception as exc:  # a bug must not stop collection: count it, log it, go on
-                self.self_metrics.error("parse")
+                self.self_metrics.error("internal")
                 event(log, "sweep failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             next_at += self.interval
             now = self._mono()
