@@ -5,13 +5,20 @@ snapshot must be cheap. Each container's history is kept as an immutable tuple t
 on every new sample (a small copy on write, on the scrape thread), so a snapshot is two shallow
 dict copies under the lock and never copies a history. Everything is bounded: samples per
 container, the time window, and the number of containers (the least recently seen go first).
+
+History rows are plain tuples of floats, not ContainerMetrics objects: CPython's cycle collector
+stops tracking such tuples, so 5 minutes of samples of thousands of containers do not make every
+full collection walk hundreds of thousands of objects (measured: 150-260 ms pauses at 200 000
+samples with objects). The snapshot turns rows back into ContainerMetrics only when the engine
+reads a history.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import overload
 
 from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapshot
 
@@ -19,6 +26,61 @@ from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapsho
 # An alert carries t0 rounded to 0.1 ms while a scrape carries the exporter's full timestamp of the
 # same sample; samples of one container are at least ~0.5 s apart, so anything closer is one sample.
 SAME_SAMPLE = 0.01
+
+
+Row = tuple[float, float, float, float, float, float, float]  # ts, cpu, mem, mem_mb, net, net_rx, net_tx
+
+
+def _row(sample: ContainerMetrics) -> Row:
+    return (sample.ts, sample.cpu, sample.mem, sample.mem_mb, sample.net, sample.net_rx, sample.net_tx)
+
+
+class History(Sequence[ContainerMetrics]):
+    """One container's samples, oldest first, as ContainerMetrics built on access."""
+
+    __slots__ = ("_like", "_rows")
+
+    def __init__(self, like: ContainerMetrics, rows: tuple[Row, ...]) -> None:
+        self._like = like
+        self._rows = rows
+
+    def _sample(self, row: Row) -> ContainerMetrics:
+        like = self._like
+        return ContainerMetrics(node=like.node, service=like.service, container_id=like.container_id,
+                                task_id=like.task_id, ts=row[0], cpu=row[1], mem=row[2], mem_mb=row[3], net=row[4],
+                                net_rx=row[5], net_tx=row[6])
+
+    @overload
+    def __getitem__(self, index: int) -> ContainerMetrics: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[ContainerMetrics, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> ContainerMetrics | tuple[ContainerMetrics, ...]:
+        if isinstance(index, slice):
+            return tuple(map(self._sample, self._rows[index]))
+        return self._sample(self._rows[index])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+class HistoryView(Mapping[str, History]):
+    """Snapshot.history: per container id, its History (built when asked for)."""
+
+    __slots__ = ("_latest", "_rows")
+
+    def __init__(self, latest: Mapping[str, ContainerMetrics], rows: Mapping[str, tuple[Row, ...]]) -> None:
+        self._latest = latest
+        self._rows = rows
+
+    def __getitem__(self, cid: str) -> History:
+        return History(self._latest[cid], self._rows[cid])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 class MetricsCache:
@@ -39,7 +101,7 @@ class MetricsCache:
         self._stale_after = stale_after
         self._forget_after = forget_after
         self._lock = threading.Lock()
-        self._history: dict[str, tuple[ContainerMetrics, ...]] = {}
+        self._history: dict[str, tuple[Row, ...]] = {}
         self._latest: dict[str, ContainerMetrics] = {}
         self._nodes: dict[str, NodeMetrics] = {}
         self._down_nodes: dict[str, float] = {}  # node -> when its exporter was first found unreachable
@@ -63,7 +125,7 @@ class MetricsCache:
         history = self._history.get(cid, ())
         if len(history) >= self._max_samples:
             history = history[len(history) - self._max_samples + 1:]
-        self._history[cid] = history + (sample,)
+        self._history[cid] = history + (_row(sample),)
         if latest is None and len(self._latest) >= self._max_containers:
             self._drop_least_recent()
         self._latest[cid] = sample
@@ -109,8 +171,8 @@ class MetricsCache:
                 del self._latest[cid]
                 del self._history[cid]
             for cid, history in self._history.items():
-                if history[0].ts < cutoff:
-                    self._history[cid] = tuple(s for s in history if s.ts >= cutoff) or history[-1:]
+                if history[0][0] < cutoff:
+                    self._history[cid] = tuple(r for r in history if r[0] >= cutoff) or history[-1:]
             for node in [n for n, s in self._nodes.items() if s.ts < forget]:
                 del self._nodes[node]
             return len(gone)
@@ -131,7 +193,7 @@ class MetricsCache:
         for name, node in nodes.items():
             if name in down or node.ts < limit:
                 nodes[name] = dataclasses.replace(node, stale=True)
-        return Snapshot(containers=latest, history=history, services=services, nodes=nodes)
+        return Snapshot(containers=latest, history=HistoryView(latest, history), services=services, nodes=nodes)
 
     def node_load(self) -> dict[str, float]:
         """Load per node with fresh figures (the larger of CPU and memory %), for picking a target."""

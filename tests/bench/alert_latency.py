@@ -24,7 +24,8 @@ from controller.rules import load_rules
 from sgcommon.alert import Alert, encode_alert
 from tests.controller.test_runtime_standins import TOKEN, FixedRules, make_rig
 
-NODES, PER_NODE, REPLICAS, HISTORY = 100, 50, 10, 10
+REPLICAS, HISTORY = 10, 10
+NODES, PER_NODE = 100, 50  # set from --nodes/--per-node
 
 
 class TimingExecutor:
@@ -67,9 +68,13 @@ def ms(values: list[float]) -> str:
 
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--per-node", type=int, default=50, help="containers per node (a multiple of 10)")
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--busy-alerts", type=int, default=800, help="alerts sent during background scrape rounds")
     args = parser.parse_args()
+    global NODES, PER_NODE
+    NODES, PER_NODE = args.nodes, args.per_node
     total = NODES * PER_NODE
     executor = TimingExecutor()
     rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=EngineState(),
@@ -130,7 +135,7 @@ def main() -> dict[str, Any]:
     background.start()
     busy = []
     for n in range(args.busy_alerts):
-        began = post(1 + (n * 7) % total, 20.0)
+        began = post((1 + n * 7) % total, 20.0)
         busy.append(time.perf_counter() - began)
         time.sleep(0.01)
     stop.set()

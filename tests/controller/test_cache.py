@@ -1,6 +1,7 @@
 """The metrics cache: bounds, de-duplication, staleness, forgetting, and what a snapshot holds."""
 from __future__ import annotations
 
+import gc
 import threading
 
 from controller.cache import MetricsCache
@@ -132,3 +133,14 @@ def test_writers_on_many_threads_lose_no_sample() -> None:
     for t in threads:
         t.join()
     assert cache.stats()["samples"] == 2000
+
+
+def test_history_rows_are_left_alone_by_the_cycle_collector_and_read_back_as_samples() -> None:
+    cache = MetricsCache()
+    for ts in (1.0, 2.0, 3.0):
+        cache.add_container(sample(ts=ts, cpu=ts * 10))
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in cache._history["c1"])
+    history = cache.snapshot(3.0).history["c1"]
+    assert history[-2:] == (sample(ts=2.0, cpu=20.0), sample(ts=3.0, cpu=30.0))
+    assert history[0] == sample(ts=1.0, cpu=10.0) and len(history) == 3
