@@ -13,31 +13,38 @@ class RecordingActuator:
         self.applied: list[tuple[float, float]] = []
         self.released = threading.Event()
         self.fail_at: float | None = None
+        self.clock_reads: list[float] | None = None
 
     def apply(self, level: float) -> None:
         if self.fail_at is not None and level >= self.fail_at:
             raise RuntimeError("boom")
-        self.applied.append((time.monotonic(), level))
+        # With a recording clock: the runner's last clock read, the one this level came from.
+        self.applied.append((self.clock_reads[-1] if self.clock_reads else time.monotonic(), level))
 
     def release(self) -> None:
         self.released.set()
 
 
 def test_the_applied_levels_follow_the_planned_ramp_then_release() -> None:
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(time.monotonic())
+        return reads[-1]
+
     actuator = RecordingActuator()
-    runner = StressRunner("cpu", actuator)
+    actuator.clock_reads = reads
+    runner = StressRunner("cpu", actuator, clock=clock)
     plan = Plan(target=50, duration=0.5, ramp=1.0)
-    started = time.monotonic()
     runner.start(plan)
+    started = reads[0]
     assert actuator.released.wait(5.0)
     assert not runner.active
-    times = [t - started for t, _ in actuator.applied]
     levels = [level for _, level in actuator.applied]
-    assert len(levels) >= 10  # about 15 ticks at 10 per second
+    assert len(set(levels)) >= 5  # about 15 ticks at 10 per second: the ramp is climbed, not jumped
     assert levels == sorted(levels) and levels[-1] == 50
-    for elapsed, level in zip(times, levels):
-        # The runner reads its clock just before applying: at most one step (5 points) behind.
-        assert level_at(plan, elapsed) - 5.0 - 1e-9 <= level <= level_at(plan, elapsed) + 1e-9
+    # Each applied level is exactly the plan's level at the moment the runner read its clock.
+    assert [level for read, level in actuator.applied] == [level_at(plan, read - started) for read, _ in actuator.applied]
 
 
 def test_a_new_plan_replaces_the_running_one_without_a_release() -> None:
