@@ -39,8 +39,11 @@ class ControllerMetrics:
                                        "Alert latency T2-T1 (exporter send to controller receive)",
                                        buckets=_LATENCY_BUCKETS, registry=registry)
         self.decision_latency = Histogram("swarmguard_controller_decision_latency_seconds",
-                                          "Decision latency T3-T2 (receive to decision made)",
+                                          "Decision latency T3-T2 of alerts (received to decision made)",
                                           buckets=_LATENCY_BUCKETS, registry=registry)
+        self.evaluation = Histogram("swarmguard_controller_evaluation_seconds",
+                                    "Time of one evaluation (snapshot + rules), by kind: alert, cycle, service",
+                                    ["kind"], buckets=_LATENCY_BUCKETS, registry=registry)
         self.scrape_duration = Histogram("swarmguard_controller_scrape_duration_seconds",
                                          "Time to scrape one exporter", buckets=_SCRAPE_BUCKETS,
                                          registry=registry)

@@ -109,7 +109,7 @@ class Runtime:
         """Caches the alert's sample and evaluates that container's rules now; returns what was submitted."""
         self.metrics.alert_latency.observe(max(0.0, received - alert.t1))
         self.cache.add_container(alert_sample(alert))
-        outcomes = self._decide(received, t1=alert.t1, container_id=alert.container_id)
+        outcomes = self._decide(received, kind="alert", t1=alert.t1, container_id=alert.container_id)
         self.metrics.alerts.labels(outcome="action" if outcomes else "no_action").inc()
         return outcomes
 
@@ -117,12 +117,17 @@ class Runtime:
         """Counts an alert the HTTP side refused ("unauthorized", "invalid")."""
         self.metrics.alerts.labels(outcome=outcome).inc()
 
-    def _decide(self, received: float, *, t1: float | None = None, **scope: str | None) -> list[dict[str, str]]:
+    def _decide(self, received: float, *, kind: str, t1: float | None = None,
+                **scope: str | None) -> list[dict[str, str]]:
+        """Evaluates under the lock; `kind` (alert, cycle, service) labels the evaluation time metric."""
         with self._lock:
+            began = time.perf_counter()
             snapshot = self.cache.snapshot(received)
             decisions = self._evaluate(self._rules.current(), snapshot, received, self._state, **scope)
             decided = self._clock()
-            self.metrics.decision_latency.observe(max(0.0, decided - received))
+            self.metrics.evaluation.labels(kind=kind).observe(time.perf_counter() - began)
+            if kind == "alert":
+                self.metrics.decision_latency.observe(max(0.0, decided - received))
             return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided)) for d in decisions]
 
     def _submit(self, decision: Decision, timeline: Timeline) -> dict[str, str]:
@@ -149,10 +154,10 @@ class Runtime:
         now = self._clock()
         self._last_round = now
         self.cache.prune(now)
-        self._decide(now)
+        self._decide(now, kind="cycle")
 
     def evaluate_service_rules(self) -> None:
-        self._decide(self._clock(), scope="service")
+        self._decide(self._clock(), kind="service", scope="service")
 
     def refresh_services(self) -> None:
         if self._services is not None:

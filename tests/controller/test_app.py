@@ -131,6 +131,7 @@ def test_metrics_shows_actions_and_latencies_in_prometheus_text(client: FlaskCli
     assert 'swarmguard_controller_actions_total{action="migrate",result="dry_run"} 1.0' in text
     assert "swarmguard_controller_alert_latency_seconds_count 1.0" in text
     assert "swarmguard_controller_decision_latency_seconds_count 1.0" in text
+    assert 'swarmguard_controller_evaluation_seconds_count{kind="alert"} 1.0' in text
     assert 'swarmguard_controller_alerts_total{outcome="action"} 1.0' in text
 
 
