@@ -155,3 +155,18 @@ def test_an_unknown_path_or_method_is_json_not_html(client: FlaskClient) -> None
     assert "error" in client.get("/nope").get_json()
     response = client.get("/alert")
     assert response.status_code == 405 and "error" in json.loads(response.data)
+
+
+@pytest.mark.real
+def test_metrics_pass_promtools_exposition_lint(client: FlaskClient) -> None:
+    import shutil
+    import subprocess
+
+    from tests.support import unavailable
+
+    client.post("/alert", data=alert(), headers=AUTH)
+    if shutil.which("promtool") is None:
+        unavailable("promtool not installed (Debian package prometheus)")
+    text = client.get("/metrics").get_data()
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
