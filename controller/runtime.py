@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from controller.app import AppConfig
 from controller.cache import MetricsCache
 from controller.events import ControllerMetrics, EventLog
-from controller.model import ContainerMetrics, Decision, Snapshot, Timeline
+from controller.model import ContainerMetrics, Decision, Timeline
 from controller.scrape import Scraper, StaticTargets, SwarmTargets
 from controller.services import ServiceRefresher
 from controller.settings import ControllerSettings, action_settings_kwargs
@@ -238,9 +238,6 @@ class Runtime:
             "busy_services": sorted(self._executor.busy_services()),
             "cache": self.cache.stats(),
         }
-
-    def snapshot(self) -> Snapshot:
-        return self.cache.snapshot(self._clock())
 
 
 def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.cache import MetricsCache
 from controller.model import ContainerMetrics, NodeMetrics
-from sgcommon.jsonlog import OnceLogger, event, get_logger
+from sgcommon.jsonlog import OnceLogger, get_logger
 
 log = get_logger("swarmguard.controller.scrape")
 
