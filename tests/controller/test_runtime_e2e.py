@@ -170,3 +170,19 @@ def test_an_action_record_reaches_influxdb_as_recovery_events_with_its_tags(web:
     assert row["values"] == [pytest.approx(record["t3"] - record["t2"], abs=1e-6)]
     (t0,) = export(victoria, '{__name__="recovery_events_t0"}')
     assert t0["values"] == [pytest.approx(record["t0"], abs=1e-3)]
+
+
+def test_a_good_rule_edit_takes_effect_within_two_seconds_without_a_restart(web: FakeEngine, rules_dir: Path,
+                                                                            exporter: ExporterServer) -> None:
+    runtime, client = started(web, rules_dir, exporter, dry_run=True)
+    try:
+        (rules_dir / "default.yml").write_text(RULES.replace("cpu_high: 75", "cpu_high: 95"))
+        edited = time.monotonic()
+        while runtime._rules.current().thresholds["cpu_high"] != 95 and time.monotonic() - edited < 2.0:
+            time.sleep(0.05)
+        took = time.monotonic() - edited
+        assert runtime._rules.current().thresholds["cpu_high"] == 95, f"not reloaded after {took:.1f} s"
+        assert send_breach(client, web, count=2) == [200, 200]  # cpu 93 no longer breaches
+        assert client.get("/events").get_json()["events"] == []
+    finally:
+        runtime.stop()
