@@ -29,8 +29,12 @@ def leftovers() -> list[str]:
     found += [f"rule {r}" for r in rules.splitlines() if "sgbr0" in r or "DOCKER" in r]
     found += [f"path {p}" for p in ("/var/lib/swarmguard-lab", "/run/swarmguard-lab", "/run/sgn1",
                                     "/var/run/docker.sock") if Path(p).exists()]
-    procs = subprocess.run(["pgrep", "-x", "dockerd|docker-registry"], capture_output=True, text=True).stdout
-    found += [f"process {pid}" for pid in procs.split()]
+    for name in ("dockerd", "containerd", "docker-registry"):
+        procs = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False).stdout
+        found += [f"process {name} {pid}" for pid in procs.split()]
+    procs = subprocess.run(["pgrep", "-f", "swarm/lab.d/nxdns.py"], capture_output=True, text=True, check=False)
+    found += [f"process nxdns {pid}" for pid in procs.stdout.split()]
+    found += [f"path {p}" for p in map(str, Path("/run").glob("sgn*"))]
     return found
 
 
