@@ -48,9 +48,10 @@ class Lab:
             raise LabNotUp(f"node {hostname!r} is not a lab node ({sorted(self.node_sockets)})") from None
 
 
-def workers_count(path: Path = WORKERS_FILE) -> int:
+def workers_count(path: Path | None = None) -> int:
+    """Workers of the running lab (as `swarm/lab up` recorded them), 0 when it is not up."""
     try:
-        return int(path.read_text().strip())
+        return int((path or WORKERS_FILE).read_text().strip())
     except (OSError, ValueError):
         return 0
 
