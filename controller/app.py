@@ -17,6 +17,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from controller.cache import MAX_CLOCK_SKEW
 from sgcommon.alert import MAX_ALERT_BYTES, Alert, AlertError, decode_alert
 from sgcommon.jsonlog import event, get_logger
 
@@ -85,6 +86,9 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
             return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="swarmguard"'})
         try:
             parsed = decode_alert(_read_alert_body())
+            if parsed.t0 > received + MAX_CLOCK_SKEW:
+                raise AlertError(f"t0: {parsed.t0} is more than {MAX_CLOCK_SKEW:.0f} s ahead of the controller's "
+                                 f"clock ({received:.3f}); check the exporter's clock")
         except AlertError as exc:
             runtime.refused_alert("invalid")
             event(log, "alert refused", level=logging.WARNING, error=str(exc), remote=request.remote_addr)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.cache import MetricsCache
+from controller.cache import MAX_CLOCK_SKEW, MetricsCache
 from controller.model import ContainerMetrics, NodeMetrics
 from sgcommon.jsonlog import OnceLogger, get_logger
 
@@ -76,6 +76,9 @@ def parse_exposition(text: str, *, scraped_at: float) -> Parsed:
         if missing or not labels.get("node") or not labels.get("service"):
             what = ", ".join(missing + [lbl for lbl in ("node", "service") if not labels.get(lbl)])
             parsed.problems.append(f"container {cid}: missing {what}")
+            continue
+        if slot.get("ts", scraped_at) > scraped_at + MAX_CLOCK_SKEW:
+            parsed.problems.append(f"container {cid}: sample timestamp {slot['ts']} is ahead of the controller's clock")
             continue
         parsed.containers.append(ContainerMetrics(
             node=labels["node"], service=labels["service"], container_id=cid,

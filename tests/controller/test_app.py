@@ -60,6 +60,13 @@ def test_a_malformed_alert_is_400_with_a_message_naming_the_problem(client: Flas
     assert message in response.get_json()["error"]
 
 
+def test_an_alert_from_the_future_is_400_and_not_cached(client: FlaskClient, rig: Rig) -> None:
+    response = client.post("/alert", data=alert(t0=NOW + 3600, t1=NOW + 3600), headers=AUTH)
+    assert response.status_code == 400
+    assert "ahead of the controller's clock" in response.get_json()["error"]
+    assert rig.runtime.cache.stats()["containers"] == 0
+
+
 def test_an_oversized_alert_is_400_before_it_is_read(client: FlaskClient, rig: Rig) -> None:
     response = client.post("/alert", data=b"x" * (MAX_ALERT_BYTES + 1), headers=AUTH)
     assert response.status_code == 400

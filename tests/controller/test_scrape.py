@@ -70,6 +70,12 @@ def test_a_container_missing_a_required_figure_is_skipped_with_a_reason() -> Non
     assert parsed.problems == ["container c1: missing cpu"]
 
 
+def test_a_container_sample_from_the_future_is_skipped_with_a_reason() -> None:
+    parsed = parse_exposition(exposition(), scraped_at=1700000000.5 - 3600)
+    assert parsed.containers == []
+    assert parsed.problems == ["container c1: sample timestamp 1700000000.5 is ahead of the controller's clock"]
+
+
 def test_text_that_is_not_exposition_format_is_an_error() -> None:
     with pytest.raises(ValueError):
         parse_exposition("this is { not metrics\n", scraped_at=1.0)
