@@ -7,7 +7,6 @@ Every refusal is JSON with a message naming the problem; nothing a client sends 
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from controller.cache import MAX_CLOCK_SKEW
 from sgcommon.alert import MAX_ALERT_BYTES, Alert, AlertError, decode_alert
-from sgcommon.jsonlog import event, get_logger
+from sgcommon.jsonlog import OnceLogger, get_logger
 
 log = get_logger("swarmguard.controller.app")
 
@@ -76,6 +75,7 @@ def _read_alert_body() -> bytes:
 def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
     app = Flask("swarmguard.controller")
     app.config["MAX_CONTENT_LENGTH"] = MAX_ALERT_BYTES
+    refusals = OnceLogger(log)  # one line per sender going wrong, one when it is right again
 
     @app.post("/alert")
     def alert() -> Response | tuple[Response, int]:
@@ -83,6 +83,8 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
         if config.alert_token is not None and not _authorized(request.headers.get("Authorization", ""),
                                                                config.alert_token):
             runtime.refused_alert("unauthorized")
+            refusals.warn(f"{request.remote_addr}", "alert refused", status=401, error="missing or wrong bearer token",
+                          remote=request.remote_addr)
             return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="swarmguard"'})
         try:
             parsed = decode_alert(_read_alert_body())
@@ -91,8 +93,10 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
                                  f"clock ({received:.3f}); check the exporter's clock")
         except AlertError as exc:
             runtime.refused_alert("invalid")
-            event(log, "alert refused", level=logging.WARNING, error=str(exc), remote=request.remote_addr)
+            refusals.warn(f"{request.remote_addr}", "alert refused", status=400, error=str(exc),
+                          remote=request.remote_addr)
             return _error(400, str(exc))
+        refusals.clear(f"{request.remote_addr}", "alerts accepted again", remote=request.remote_addr)
         outcomes = runtime.handle_alert(parsed, received=received)
         accepted = any(o["submit"] == "accepted" for o in outcomes)
         return jsonify(status="accepted" if accepted else "ok", decisions=outcomes), 202 if accepted else 200

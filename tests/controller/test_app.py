@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 from flask.testing import FlaskClient
@@ -140,6 +141,19 @@ def test_metrics_shows_actions_and_latencies_in_prometheus_text(client: FlaskCli
     assert "swarmguard_controller_decision_latency_seconds_count 1.0" in text
     assert 'swarmguard_controller_evaluation_seconds_count{kind="alert"} 1.0' in text
     assert 'swarmguard_controller_alerts_total{outcome="action"} 1.0' in text
+
+
+def test_a_sender_that_keeps_sending_bad_alerts_is_logged_once_until_it_gets_it_right(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="swarmguard.controller.app")
+    for _ in range(3):
+        client.post("/alert", data=b"{}", headers=AUTH)
+        client.post("/alert", data=alert())
+    client.post("/alert", data=alert(cpu=10.0), headers=AUTH)
+    client.post("/alert", data=b"{}", headers=AUTH)
+    messages = [r.getMessage() for r in caplog.records if r.name == "swarmguard.controller.app"]
+    assert messages == ["alert refused", "alerts accepted again", "alert refused"]
 
 
 def test_refused_alerts_are_counted_by_reason(client: FlaskClient) -> None:
