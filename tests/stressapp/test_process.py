@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from stressapp import cgroup, procfs
+from tests.stressapp.conftest import write_tree
 from tests.stressapp.helpers import AppProcess, CountingSink, cpu_and_idle_over, cpu_percent_over, get_json
 
 pytestmark = pytest.mark.slow
@@ -106,6 +107,22 @@ def test_cpu_holds_the_target_within_5_points_while_health_stays_fast(app: AppPr
     assert reported == pytest.approx(target, abs=10)
     assert statistics.median(latencies) < 0.1
     assert sorted(latencies)[int(len(latencies) * 0.9)] < 0.1
+
+
+def test_the_cpu_target_is_a_percent_of_the_cgroup_quota(tmp_path) -> None:
+    quota = write_tree(tmp_path / "cg", {"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    process = AppProcess("--cgroup-root", str(quota))
+    try:
+        process.wait_healthy()
+        assert process.get("/stress/cpu?target=60&duration=30")[0] == 200
+        time.sleep(1.5)
+        measured, idle = cpu_and_idle_over(process, 5.0, 0.5)  # % of the 0.5-core quota
+    finally:
+        process.stop()
+    print(f"cpu target 60 % of a 0.5-core quota: measured {measured:.1f} % of the quota (machine idle {idle:.1f} %)")
+    if measured < 55 and idle < 2.0:
+        pytest.skip(f"machine saturated by other processes: the app got {measured:.1f} % of 60 %, 0 idle")
+    assert measured == pytest.approx(60, abs=5)
 
 
 def test_network_reaches_the_bandwidth_within_10_percent_at_a_configured_peer() -> None:
