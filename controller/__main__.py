@@ -107,12 +107,13 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
         return 2
     server = make_server(settings.listen, settings.port, create_app(config, runtime), threaded=True)
     _on_signals(server.shutdown)
-    runtime.start()
-    event(log, "listening", listen=settings.listen, port=settings.port, dry_run=settings.dry_run)
     try:
+        runtime.start()
+        event(log, "listening", listen=settings.listen, port=settings.port, dry_run=settings.dry_run)
         server.serve_forever()
     finally:
         runtime.stop()
+        server.server_close()
     return 0
 
 
