@@ -20,7 +20,7 @@ log = get_logger(__name__)
 
 SEND_CHUNK = 64 * 1024
 TICK_S = 0.005
-BURST_S = 0.05  # the bucket holds at most this many seconds of traffic
+BURST_S = 0.2  # the bucket holds at most this many seconds of traffic: a stalled thread catches up
 
 
 class ByteCounters:

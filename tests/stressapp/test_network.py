@@ -40,6 +40,7 @@ def test_traffic_to_the_apps_own_sink_is_counted_both_ways() -> None:
     assert received == sent
 
 
+@pytest.mark.slow
 def test_the_pace_holds_the_rate_measured_by_an_independent_receiver() -> None:
     judge = CountingSink()
     actuator = NetworkActuator(("127.0.0.1", judge.port), ByteCounters())
