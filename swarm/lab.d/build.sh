@@ -133,6 +133,13 @@ prepull() {
   info "pulled ${#@} images on every worker in $(elapsed $t0)"
 }
 
+prune_dangling() { # every rebuild leaves the previous :latest untagged on each engine (lab engines only)
+  local n workers
+  workers=$(cat "$STATE/workers" 2>/dev/null || echo 3)
+  docker image prune -f >/dev/null
+  for ((n = 1; n <= workers; n++)); do docker -H "unix:///run/sgn$n/docker.sock" image prune -f >/dev/null; done
+}
+
 main() {
   local base t0=$SECONDS
   BUILT=()
@@ -141,6 +148,7 @@ main() {
   while read -r file; do build_one "$file" "$base"; done < <(dockerfiles)
   ((${#BUILT[@]})) || info "no swarm/*.Dockerfile: only the base image"
   prepull "$REGISTRY/swarmguard-base:latest" "${BUILT[@]}"
+  prune_dangling
   step "build done in $(elapsed $t0)"
   docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep "^$REGISTRY/" | grep -v ':[0-9a-f]\{12\} '
 }

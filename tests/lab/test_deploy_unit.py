@@ -78,3 +78,20 @@ def test_cleanup_removes_the_stack_services_and_a_hand_made_web_stress_only() ->
         {"Spec": {"Name": "unrelated", "Labels": None}},
     ]
     assert cleanup.doomed_services(services, "swarmguard") == ["swarmguard_web-stress", "web-stress"]
+
+
+def test_the_production_stack_keeps_what_zero_downtime_and_the_small_machine_need() -> None:
+    import yaml
+
+    from tests.tools import labinfo
+
+    stack = yaml.safe_load((labinfo.REPO / "swarm" / "stack.yml").read_text())
+    app = stack["services"]["web-stress"]
+    assert app["deploy"]["update_config"]["order"] == "start-first"
+    assert app["healthcheck"]["interval"] == "1s"
+    assert app["deploy"]["resources"]["limits"] == {"cpus": "0.5", "memory": "512M"}
+    assert app["ports"][0]["published"] == 8080
+    assert "endpoint_mode" not in app["deploy"]  # VIP and the routing mesh on a real cluster
+    lab = yaml.safe_load((labinfo.REPO / "swarm" / "stack.lab.yml").read_text())
+    assert lab["services"]["web-stress"]["deploy"]["endpoint_mode"] == "dnsrr"
+    assert lab["services"]["web-stress"]["image"].startswith(labinfo.REGISTRY + "/")
