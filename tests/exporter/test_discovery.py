@@ -86,10 +86,7 @@ def test_a_restarted_container_gets_its_new_pid(fake: FakeEngine, discover: Call
     d = discover()
     assert d.ready.wait(5)
     fake.stop_container(cid)
-    with fake.lock:
-        box = fake._container(cid)  # the fake has no restart call: give it a new pid and start it
-        box.pid = 101
-        fake._start_container(box)
+    fake.start_container(cid, pid=101)
     assert eventually(lambda: cid in d.inventory.snapshot() and d.inventory.snapshot()[cid].pid == 101)
 
 
