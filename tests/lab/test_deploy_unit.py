@@ -95,3 +95,10 @@ def test_the_production_stack_keeps_what_zero_downtime_and_the_small_machine_nee
     lab = yaml.safe_load((labinfo.REPO / "swarm" / "stack.lab.yml").read_text())
     assert lab["services"]["web-stress"]["deploy"]["endpoint_mode"] == "dnsrr"
     assert lab["services"]["web-stress"]["image"].startswith(labinfo.REGISTRY + "/")
+
+
+def test_another_network_name_stands_in_for_swarmguard_net() -> None:
+    stack, notes = deploy.shape_stack(merged(), lab=True, network="blue-net")
+    assert stack["networks"]["swarmguard-net"] == {"external": True, "name": "blue-net"}
+    assert stack["services"]["web-stress"]["networks"] == {"swarmguard-net": None}
+    assert deploy.shape_stack(merged(), lab=True, network="swarmguard-net")[0]["networks"] == merged()["networks"]

@@ -51,7 +51,8 @@ def _used(services: dict[str, Any], key: str) -> set[str]:
 
 
 def shape_stack(
-    config: dict[str, Any], *, lab: bool, replicas: int | None = None, port: int | None = None
+    config: dict[str, Any], *, lab: bool, replicas: int | None = None, port: int | None = None,
+    network: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The stack to deploy from a merged config, and one note per change made (for the log)."""
     stack = copy.deepcopy(config)
@@ -77,6 +78,10 @@ def shape_stack(
             service["ports"] = kept
             if not kept:
                 del service["ports"]
+    nets = stack.get("networks") or {}
+    if network is not None and labinfo.NETWORK in nets and network != labinfo.NETWORK:
+        nets[labinfo.NETWORK] = {**(nets[labinfo.NETWORK] or {}), "name": network}
+        notes.append(f"{labinfo.NETWORK} is the existing network {network}")
     for key in ("volumes", "secrets", "configs", "networks"):
         if key in stack:
             used = _used(services, key)
@@ -153,7 +158,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stack", default=labinfo.STACK, help="stack name (default %(default)s)")
     parser.add_argument("--replicas", type=int, help="web-stress replicas (default: the stack file's)")
     parser.add_argument("--port", type=int, help="published port of web-stress (not in the lab)")
-    parser.add_argument("--network", default=labinfo.NETWORK, help="the overlay network (default %(default)s)")
+    parser.add_argument("--network", default=labinfo.NETWORK,
+                        help="the attachable overlay the stack's swarmguard-net stands for (default %(default)s)")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for web-stress (0: no wait)")
     args = parser.parse_args(argv)
     if args.docker_host and args.lab:
@@ -179,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"==> deploy stack {args.stack} to {docker_host} from {' + '.join(args.files)}", flush=True)
         stack, notes = shape_stack(
             merged_config(args.files, docker_host=docker_host),
-            lab=args.lab, replicas=args.replicas, port=args.port,
+            lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
         )
         for note in notes:
             print(f"    {note}")
