@@ -102,3 +102,40 @@ def test_another_network_name_stands_in_for_swarmguard_net() -> None:
     assert stack["networks"]["swarmguard-net"] == {"external": True, "name": "blue-net"}
     assert stack["services"]["web-stress"]["networks"] == {"swarmguard-net": None}
     assert deploy.shape_stack(merged(), lab=True, network="swarmguard-net")[0]["networks"] == merged()["networks"]
+
+
+def test_a_file_config_is_named_by_its_content_so_a_changed_file_rolls_out(tmp_path) -> None:
+    rules = tmp_path / "default.yml"
+    rules.write_text("rules: []\n")
+    stack = {"configs": {"swarmguard-rules": {"file": str(rules)}, "other": {"external": True}}}
+    deploy.name_configs_by_content(stack)
+    first = stack["configs"]["swarmguard-rules"]["name"]
+    assert first.startswith("swarmguard-rules-") and "name" not in stack["configs"]["other"]
+    rules.write_text("rules: [] # edited\n")
+    deploy.name_configs_by_content(stack)
+    assert stack["configs"]["swarmguard-rules"]["name"] != first
+
+
+class SecretsClient:
+    def __init__(self, have: list[str]) -> None:
+        self.have = have
+        self.created: dict[str, bytes] = {}
+
+    def secrets(self) -> list[dict[str, Any]]:
+        return [{"Spec": {"Name": name}} for name in self.have]
+
+    def create_secret(self, name: str, data: bytes) -> None:
+        self.created[name] = data
+
+
+def test_the_lab_creates_only_the_missing_external_secrets_with_random_values() -> None:
+    client = SecretsClient(have=["swarmguard-alert-token"])
+    stack = {"secrets": {"swarmguard-alert-token": {"external": True},
+                         "swarmguard-influxdb-token": {"external": True}, "inline": {"file": "x"}}}
+    notes = deploy.ensure_lab_secrets(client, stack)
+    assert list(client.created) == ["swarmguard-influxdb-token"]
+    assert len(client.created["swarmguard-influxdb-token"]) >= 32
+    assert notes == ["created the secret swarmguard-influxdb-token (random value)"]
+    again = SecretsClient(have=["swarmguard-alert-token"])
+    deploy.ensure_lab_secrets(again, stack)
+    assert again.created["swarmguard-influxdb-token"] != client.created["swarmguard-influxdb-token"]

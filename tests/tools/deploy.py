@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -89,6 +91,41 @@ def shape_stack(
             if not stack[key]:
                 del stack[key]
     return stack, notes
+
+
+def name_configs_by_content(stack: dict[str, Any]) -> list[str]:
+    """Names each file-backed config after a hash of its content, so a changed file rolls out.
+
+    A Swarm config cannot be updated in place: deploying a changed rule file under the same
+    name fails. A content-named config is a new object that the service update switches to.
+    """
+    notes: list[str] = []
+    for key, config in (stack.get("configs") or {}).items():
+        path = (config or {}).get("file")
+        if not path or config.get("external"):
+            continue
+        with open(path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+        config["name"] = f"{key}-{digest}"
+        notes.append(f"config {key} is {config['name']} (named by content)")
+    return notes
+
+
+def ensure_lab_secrets(client: Any, stack: dict[str, Any]) -> list[str]:
+    """Creates each external secret the lab stack uses and lacks, with a random value.
+
+    Only for the lab: on a real cluster the operator creates the secrets (README), and a missing
+    one stops `docker stack deploy` with its name. The values never touch the disk or the repo.
+    """
+    wanted = [k for k, v in (stack.get("secrets") or {}).items() if (v or {}).get("external")]
+    with translate("secrets"):
+        have = {s["Spec"]["Name"] for s in client.secrets()}
+        created = []
+        for name in wanted:
+            if name not in have:
+                client.create_secret(name, secrets.token_urlsafe(32).encode())
+                created.append(f"created the secret {name} (random value)")
+    return created
 
 
 def _docker_env(docker_host: str) -> dict[str, str]:
@@ -187,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             merged_config(args.files, docker_host=docker_host),
             lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
         )
+        notes += name_configs_by_content(stack)
+        if args.lab:
+            notes += ensure_lab_secrets(client, stack)
         for note in notes:
             print(f"    {note}")
         if ensure_network(client, args.network):
