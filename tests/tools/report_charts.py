@@ -50,7 +50,7 @@ def comparison_chart(report: Report, path: Path) -> Path:
     _bars(left, scenarios, "mttr", "MTTR")
     _bars(right, scenarios, "downtime", "Downtime (probe)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()]
-    fig.legend(handles, list(COLORS), loc="upper right")
+    fig.legend(handles, list(COLORS), loc="outside upper right")
     fig.suptitle("Proactive vs reactive recovery")
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -64,6 +64,18 @@ def typical_migration(report: Report) -> ActionRecord | None:
     return timed[(len(timed) - 1) // 2][2] if timed else None
 
 
+def _label_groups(marks: Sequence[tuple[float, str]], *, near: float) -> list[tuple[float, str]]:
+    """Stage times closer than `near` to the first of their group share one label (T1-T4 are
+    milliseconds apart, T5 seconds later): one line per time, so none is drawn over another."""
+    groups: list[list[tuple[float, str]]] = []
+    for offset, name in marks:
+        if groups and offset - groups[-1][0][0] <= near:
+            groups[-1].append((offset, name))
+        else:
+            groups.append([(offset, name)])
+    return [(group[0][0], "\n".join(f"{name.upper()} +{offset:.3f} s" for offset, name in group)) for group in groups]
+
+
 def timeline_chart(action: ActionRecord, path: Path) -> Path:
     """T0..T6 of one action: coloured stages on one bar, and a labelled marker per stage time."""
     t = action.timeline.as_dict()
@@ -73,11 +85,13 @@ def timeline_chart(action: ActionRecord, path: Path) -> Path:
         if t[start] is not None and t[end] is not None:
             ax.barh(0, t[end] - t[start], left=t[start] - t0, height=0.4, color=color, edgecolor="black",
                     label=f"{start.upper()}-{end.upper()}: {what} ({t[end] - t[start]:.3f} s)")
-    marks = [(name, value - t0) for name, value in t.items() if value is not None]
-    for i, (name, offset) in enumerate(marks):
+    marks = sorted((value - t0, name) for name, value in t.items() if value is not None)
+    for offset, _ in marks:
         ax.axvline(offset, color="grey", lw=0.8, ls=":")
-        ax.annotate(f"{name.upper()}\n+{offset:.3f} s", (offset, 0.25 + 0.22 * (i % 3)), ha="center", fontsize=8)
-    ax.set_ylim(-0.5, 1.0)
+    for offset, text in _label_groups(marks, near=(marks[-1][0] - marks[0][0]) * 0.06):
+        ax.annotate(text, (offset, 0.3), ha="left", va="bottom", fontsize=8, xytext=(2, 0), textcoords="offset points")
+    ax.set_ylim(-0.5, 1.6)
+    ax.set_xlim(min(0.0, marks[0][0]), max(marks[-1][0], 0.1) * 1.1)  # room for the last label
     ax.set_yticks([])
     ax.set_xlabel("seconds after T0")
     node = f"{action.node_from} -> {action.node_to}" if action.node_from or action.node_to else ""
