@@ -8,6 +8,9 @@ set -eu
 name=$1 data=$2 run=$3
 hostname "$name"
 mount --bind "$data/resolv.conf" /etc/resolv.conf
+# A socket file left by an engine that was killed (not stopped) would pass the wait below at once
+# and get bound; dockerd then replaces it and the binding points at a deleted file.
+rm -f "$run/docker.sock"
 dockerd --config-file "$data/daemon.json" &
 pid=$!
 i=0
