@@ -2,9 +2,9 @@
 
 Not a Flux parser: the dashboards keep to a few plain forms, and anything the reader cannot
 check is reported rather than let through (a `_measurement` or `_field` compared other than by
-`== "literal"`). Before the first `pivot(...)` a record name `r.x` or a column list names a tag;
+`r.<column> == "literal"`; reading their values, as in `r._field + "="`, is fine). Before the first `pivot(...)` a record name `r.x` or a column list names a tag;
 after it, fields have become columns, so a name may be a tag or a field. Names that the query
-itself creates (labels of `map` records, `rename` targets) are allowed everywhere.
+itself creates (labels of `map` and `reduce` records, `rename` targets) are allowed everywhere.
 """
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ GRAFANA_VARIABLES = frozenset({"__interval", "__interval_ms", "__range", "__rang
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _RECORD_INDEX = re.compile(r'\br\["([^"]+)"\]')
-_MEASUREMENT_ANY = re.compile(r"\br\._measurement\b")
 _MEASUREMENT_EQ = re.compile(r'\br\._measurement\s*==\s*"([^"]*)"')
-_FIELD_ANY = re.compile(r"\br\._field\b")
 _FIELD_EQ = re.compile(r'\br\._field\s*==\s*"([^"]*)"')
+_OTHER_COMPARISON = {  # comparisons the reader cannot check: a regex, a negation, a column on the right
+    column: re.compile(rf'\br\.{column}\s*(?:!=|=~|!~|<|>|==(?!\s*"))|(?:==|!=)\s*r\.{column}\b')
+    for column in ("_measurement", "_field")
+}
 _RECORD_NAME = re.compile(r"\br\.(\w+)")
 _LIST_ARG = re.compile(r"\b(columns|rowKey|columnKey)\s*:\s*\[([^\]]*)\]")
 _STRING_ARG = re.compile(r'\b(valueColumn|column|tag|measurement)\s*:\s*"([^"]*)"')
@@ -61,11 +63,11 @@ def _call_body(text: str, start: int) -> str:
 
 def _created_names(text: str) -> set[str]:
     created: set[str] = set()
-    for match in re.finditer(r"\bmap\s*\(", text):
+    for match in re.finditer(r"\b(?:map|reduce)\s*\(", text):
         body = _VARIABLE.sub("", _STRING.sub('""', _call_body(text, match.end() - 1)))
         while _CALL.search(body):  # arguments of calls inside the record are not its labels
             body = _CALL.sub("call", body)
-        created |= {name for name in _LABEL.findall(body) if name != "fn"}
+        created |= {name for name in _LABEL.findall(body) if name not in ("fn", "identity")}
     for match in _RENAME.finditer(text):
         created |= {new for _old, new in _RENAME_PAIR.findall(match.group(1))}
     return created
@@ -95,10 +97,8 @@ def read_names(query: str) -> FluxNames:
     names.measurements = set(_MEASUREMENT_EQ.findall(text)) | {
         value for arg, value in _STRING_ARG.findall(text) if arg == "measurement"}
     names.fields = set(_FIELD_EQ.findall(text))
-    if len(_MEASUREMENT_ANY.findall(text)) != len(_MEASUREMENT_EQ.findall(text)):
-        names.unreadable.append('r._measurement compared other than by == "literal"')
-    if len(_FIELD_ANY.findall(text)) != len(_FIELD_EQ.findall(text)) and not re.search(r'columnKey\s*:\s*\["_field"\]', text):
-        names.unreadable.append('r._field compared other than by == "literal"')
+    names.unreadable = [f'r.{column} compared other than by == "literal"'
+                        for column, pattern in _OTHER_COMPARISON.items() if pattern.search(text)]
     split = _pivot_end(text)
     names.tags = _column_names(text[:split]) - BUILTIN_COLUMNS - names.created
     names.columns = _column_names(text[split:]) - BUILTIN_COLUMNS - names.created
