@@ -204,6 +204,8 @@ def test_an_action_record_survives_its_as_dict_form() -> None:
     ({"kind": "whatever"}, "kind: expected one of reactive, proactive, check"),
     (samples.baseline_file(samples.reactive() | {"failed_requests": -1}), "iterations\\[0\\]: failed_requests: expected a whole number"),
     ({"something": 1}, "not a result document"),
+    ({"kind": "proactive", "scenario": "scenario1", "probe": samples.probe(downtime=-1.0)},
+     "probe: total_downtime: expected >= 0"),
 ])
 def test_a_malformed_document_is_refused_with_the_place_and_the_reason(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(rp.RecordError, match=message):

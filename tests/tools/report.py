@@ -54,7 +54,7 @@ def _number(doc: Mapping[str, Any], key: str, where: str, *, optional: bool = Fa
         raise RecordError(f"{where}: {key} is missing")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RecordError(f"{where}: {key}: expected a number, got {value!r}")
-    if value < 0 and not key.startswith("t"):
+    if value < 0:
         raise RecordError(f"{where}: {key}: expected >= 0, got {value!r}")
     return float(value)
 
@@ -711,7 +711,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("report: the input holds no runs", file=sys.stderr)
         return 2
     report = build_report(runs)
-    files = write_report(report, args.out)
+    try:
+        files = write_report(report, args.out)
+    except ImportError as exc:
+        print(f"report: the charts need matplotlib (pip install -e '.[report]'): {exc}", file=sys.stderr)
+        return 2
     print(to_markdown(report))
     print("==> " + ", ".join(str(f) for f in files))
     if args.influx_url:
