@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ SCHEMA = {
 HEAD = 'from(bucket: v.defaultBucket)\n  |> range(start: v.timeRangeStart)\n'
 
 
-def test_a_line_with_escapes_strings_integers_and_a_timestamp_is_read_back_exactly():
+def test_a_line_with_escapes_strings_integers_and_a_timestamp_is_read_back_exactly() -> None:
     point = parse_line(r'we\ ird\,m,host=a\ b\,c\=d,region=eu state="up, \"fine\" now",usage=1.5,n=3i,ok=t 1700000000123')
     assert point.measurement == "we ird,m"
     assert point.tags == {"host": "a b,c=d", "region": "eu"}
@@ -29,12 +30,12 @@ def test_a_line_with_escapes_strings_integers_and_a_timestamp_is_read_back_exact
 
 
 @pytest.mark.parametrize("line", ["cpu", "cpu,host usage=1", 'cpu usage="open', "cpu usage=abc", "cpu a=1 2 3"])
-def test_a_malformed_line_is_refused_with_the_line_in_the_message(line):
+def test_a_malformed_line_is_refused_with_the_line_in_the_message(line) -> None:
     with pytest.raises(ValueError, match="line|string"):
         parse_line(line)
 
 
-def test_the_written_sets_include_every_measurement_of_the_exporter_controller_and_report():
+def test_the_written_sets_include_every_measurement_of_the_exporter_controller_and_report() -> None:
     schema = written_schema()
     assert {"container_metrics", "node_metrics", "recovery_events", "test_results"} <= set(schema)
     assert schema["container_metrics"].source == "exporter/lineproto.py"
@@ -42,7 +43,7 @@ def test_the_written_sets_include_every_measurement_of_the_exporter_controller_a
     assert all(m.tags and m.fields for m in schema.values())
 
 
-def test_names_before_a_pivot_are_tags_and_after_it_tags_or_fields():
+def test_names_before_a_pivot_are_tags_and_after_it_tags_or_fields() -> None:
     names = read_names(HEAD + '''\
   |> filter(fn: (r) => r._measurement == "cpu" and r["host"] == "a" and r._field == "usage")
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
@@ -51,7 +52,7 @@ def test_names_before_a_pivot_are_tags_and_after_it_tags_or_fields():
     assert names.tags == {"host"} and names.columns == {"region", "usage"}
 
 
-def test_labels_a_map_creates_are_allowed_but_arguments_of_calls_inside_it_are_not_labels():
+def test_labels_a_map_creates_are_allowed_but_arguments_of_calls_inside_it_are_not_labels() -> None:
     query = HEAD + '''\
   |> filter(fn: (r) => r._measurement == "cpu")
   |> map(fn: (r) => ({r with label: string(v: r.region), other: r.host}))
@@ -80,12 +81,12 @@ def test_labels_a_map_creates_are_allowed_but_arguments_of_calls_inside_it_are_n
     ('import "influxdata/influxdb/schema"\nschema.tagValues(bucket: "b", tag: "hots", predicate: (r) => r._measurement == "cpu")',
      "unknown tag 'hots' of cpu"),
 ])
-def test_a_wrong_name_is_reported(query, expected):
+def test_a_wrong_name_is_reported(query, expected) -> None:
     found = problems(HEAD + "  |> " + query, SCHEMA, variables={"host"})
     assert any(expected in p for p in found), found
 
 
-def test_a_query_that_names_only_written_things_has_no_problem():
+def test_a_query_that_names_only_written_things_has_no_problem() -> None:
     query = HEAD + '''\
   // a comment naming r.nothing is ignored
   |> filter(fn: (r) => r._measurement == "cpu" and (r._field == "usage" or r._field == "state"))
@@ -95,18 +96,19 @@ def test_a_query_that_names_only_written_things_has_no_problem():
     assert problems(query, SCHEMA, variables={"host"}) == []
 
 
-def _queries_of(dashboard: dict) -> dict[str, str]:
+def _queries_of(dashboard: dict[str, Any]) -> dict[str, str]:
     return {q.place: q.text for q in gd.queries("d.json", dashboard)}
 
 
 @pytest.mark.parametrize("path", gd.dashboard_files(), ids=lambda p: p.name)
-def test_a_typo_in_any_query_of_a_real_dashboard_is_reported_with_its_place_and_name(path):
+def test_a_typo_in_any_query_of_a_real_dashboard_is_reported_with_its_place_and_name(path) -> None:
     """Every query place (panel target, annotation, variable): misspell its first quoted name."""
     original = gd.load(path)
     schema = written_schema()
     defined = {v["name"] for v in gd.variables(original)}
     for place, text in _queries_of(original).items():
-        name = next(n for n in sorted(read_names(text).fields | read_names(text).tags | read_names(text).measurements))
+        names = read_names(text)
+        name = sorted(names.fields | names.tags | names.measurements)[0]
         broken_text = text.replace(f'"{name}"', f'"{name}x"').replace(f"r.{name} ", f"r.{name}x ")
         assert broken_text != text, f"{place}: could not misspell {name}"
         broken = json.loads(json.dumps(original).replace(json.dumps(text)[1:-1], json.dumps(broken_text)[1:-1]))
@@ -115,7 +117,7 @@ def test_a_typo_in_any_query_of_a_real_dashboard_is_reported_with_its_place_and_
         assert any(f"'{name}x'" in p for p in found), f"{path.name}, {place}: typo {name}x not reported: {found}"
 
 
-def test_a_datasource_reference_to_another_uid_is_found_anywhere_in_a_dashboard():
+def test_a_datasource_reference_to_another_uid_is_found_anywhere_in_a_dashboard() -> None:
     dashboard = copy.deepcopy(gd.load(gd.dashboard_files()[0]))
     dashboard["panels"][0]["targets"][0]["datasource"] = {"type": "influxdb", "uid": "other"}
     refs = [ref for _where, ref in gd.datasource_refs(dashboard)]
