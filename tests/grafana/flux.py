@@ -2,9 +2,10 @@
 
 Not a Flux parser: the dashboards keep to a few plain forms, and anything the reader cannot
 check is reported rather than let through (a `_measurement` or `_field` compared other than by
-`r.<column> == "literal"`; reading their values, as in `r._field + "="`, is fine). Before the first `pivot(...)` a record name `r.x` or a column list names a tag;
-after it, fields have become columns, so a name may be a tag or a field. Names that the query
-itself creates (labels of `map` and `reduce` records, `rename` targets) are allowed everywhere.
+`r.<column> == "literal"`; reading their values, as in `r._field + "="`, is fine).
+Before the first `pivot(...)` a record name `r.x` or a column list names a tag; after it, fields
+have become columns, so a name may be a tag or a field. Names that the query itself creates
+(labels of `map` and `reduce` records, `rename` targets) are allowed everywhere.
 """
 from __future__ import annotations
 
