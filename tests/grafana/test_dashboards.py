@@ -17,6 +17,7 @@ from tests.grafana.written import Schema, written_schema
 
 DATASOURCE_TYPE = "influxdb"
 GRAFANA_BUILTIN_DATASOURCES = {"-- Grafana --", "grafana"}
+CORE_PANEL_TYPES = {"timeseries", "table", "barchart", "stat", "gauge", "bargauge", "text", "row", "state-timeline"}
 FILES = gd.dashboard_files()
 NAMES = [p.name for p in FILES]
 
@@ -31,6 +32,17 @@ def datasource_uid() -> str:
     sources = gd.provisioned(gd.DATASOURCES, "datasources")
     assert len(sources) == 1, f"expected one provisioned datasource, found {[s.get('name') for _p, s in sources]}"
     return sources[0][1]["uid"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=NAMES)
+def test_every_dashboard_file_is_json_with_panels(path) -> None:
+    try:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        pytest.fail(f"{path.name}: not JSON: {exc}", pytrace=False)
+    assert isinstance(dashboard, dict) and dashboard.get("panels"), f"{path.name}: no panels"
+    odd = sorted({p.get("type") for p in gd.panels(dashboard)} - CORE_PANEL_TYPES)
+    assert not odd, f"{path.name}: panel types that need a plugin or do not exist: {odd}"
 
 
 def test_there_are_the_three_dashboards_of_issue_6() -> None:
