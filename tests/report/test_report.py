@@ -24,7 +24,14 @@ def runs_of(*docs: dict[str, Any]) -> list[rp.Run]:
 
 
 def status(report: rp.Report, starts: str) -> rp.Criterion:
+    """The issue-6 criterion whose name starts so."""
     (found,) = [c for c in report.criteria if c.name.startswith(starts)]
+    return found
+
+
+def target(report: rp.Report, starts: str) -> rp.Criterion:
+    """The PRD target whose name starts so."""
+    (found,) = [c for c in report.targets if c.name.startswith(starts)]
     return found
 
 
@@ -138,22 +145,59 @@ def test_missing_scenarios_checks_and_baseline_are_no_data_not_a_pass() -> None:
     report = rp.build_report(runs_of(samples.scenario1()))
     assert status(report, "Scenario 2: 0 failed").status == "no data"
     assert status(report, "Reactive baseline").status == "no data"
+    assert target(report, "Scenario 2: per-replica CPU").status == "no data"
     assert status(report, "Concurrent test").status == "no data"
     assert not report.passed
 
 
-def test_slow_alerts_a_slow_migration_and_a_failed_check_fail_their_criteria() -> None:
+def test_a_failed_check_fails_its_criterion_with_its_details() -> None:
+    report = rp.build_report(runs_of(samples.check("node_failure", passed=False, details="controller crashed"),
+                                     samples.check("node_failure")))
+    assert status(report, "Node-failure") == rp.Criterion("Node-failure test passes", "fail",
+                                                          "1 of 2 passed: controller crashed")
+
+
+def test_prd_targets_fail_on_slow_alerts_a_slow_migration_and_downtime_but_do_not_decide_passed() -> None:
     docs = [samples.baseline_file(samples.reactive(5.0)),
             samples.scenario1(t1=0.1, t2=1.6, t3=1.7, t4=1.8, t5=11.0, t6=12.0),
-            samples.check("node_failure", passed=False, details="controller crashed")]
+            samples.scenario1(t0=samples.T0 + 100, failures=0, downtime=0.0),
+            samples.scenario2(failures=0), samples.check(), samples.check("node_failure")]
     report = rp.build_report(runs_of(*docs))
-    assert status(report, "Alert latency").detail == "1.500 s (limit 1 s)"
-    assert status(report, "Alert latency").status == "fail"
-    assert status(report, "Decision latency").status == "pass"
-    assert status(report, "Scenario 1: migrate: median MTTR < 10 s").status == "fail"
-    assert status(report, "Scenario 1: migrate: median MTTR below").detail == f"{12.0 / 5.0:.3f} (limit 1)"
-    assert status(report, "Node-failure") == rp.Criterion("Node-failure test passes", "fail",
-                                                          "0 of 1 passed: controller crashed")
+    assert target(report, "Alert latency").status == "fail"
+    assert target(report, "Alert latency").detail == f"{rp.percentile([1.5, 0.02, 0.02], 99):.3f} s (limit 1 s)"
+    assert target(report, "Decision latency").status == "pass"
+    assert target(report, "Scenario 1: migrate: median MTTR < 10 s").detail == "9.000 s (limit 10 s)"
+    assert target(report, "Scenario 1: migrate: MTTR at most half").detail == f"{9.0 / 5.0:.3f} (limit 0.5)"
+    assert target(report, "Scenario 1: migrate: MTTR at most half").status == "fail"
+    assert target(report, "Scenario 2: scale up: MTTR at most half").detail == f"{3.0 / 5.0:.3f} (limit 0.5)"
+    assert target(report, "Downtime < 3 s").status == "pass"
+    assert report.passed  # the issue's criteria alone decide
+
+
+def test_downtime_target_needs_90_percent_of_proactive_runs_under_3_s() -> None:
+    runs = [samples.scenario1(t0=samples.T0 + i, downtime=d, failures=1 if d else 0) for i, d in enumerate([0.0] * 9 + [4.0])]
+    assert target(rp.build_report(runs_of({"records": runs})), "Downtime").detail == "90% of 10 runs"
+    runs[0] = samples.scenario1(downtime=3.0, failures=1)
+    assert target(rp.build_report(runs_of({"records": runs})), "Downtime").status == "fail"
+
+
+def test_an_uneven_load_split_after_a_scale_up_fails_its_target() -> None:
+    even, uneven = samples.scenario2(), samples.scenario2(t0=samples.T0 + 500)
+    uneven["steps"][0]["cpu_per_replica"] = [70.0, 10.0]
+    report = rp.build_report(runs_of({"records": [even, uneven]}))
+    assert target(report, "Scenario 2: per-replica CPU") == rp.Criterion(
+        "Scenario 2: per-replica CPU within 25% of the mean after every scale-up (PRD 5.2)", "fail",
+        "1 of 2 steps even; uneven: 70.0, 10.0")
+    assert target(rp.build_report(runs_of(even)), "Scenario 2: per-replica CPU").status == "pass"
+
+
+def test_latencies_are_pooled_over_every_proactive_action() -> None:
+    report = rp.build_report(runs_of(samples.scenario1(t1=0.1, t2=0.3), *(samples.scenario2(t0=samples.T0 + i) for i in (1, 2))))
+    expected = rp.percentiles([0.2, 0.02, 0.02])
+    assert report.alert_latency.n == 3
+    assert (report.alert_latency.p50, report.alert_latency.p99) == pytest.approx((expected.p50, expected.p99))
+    assert report.decision_latency.n == 3  # the scale-downs (no alert, no T2) are not counted
+    assert status(report, "Alert latency T2-T1 and decision").status == "pass"
 
 
 # ---------------------------------------------------------------- Markdown and JSON
@@ -165,14 +209,16 @@ def test_the_markdown_has_a_row_per_scenario_the_ratios_and_a_line_per_criterion
            "| 0 (0-0) | 0.020 / 0.020 | 0.010 / 0.010 |" in md
     assert "| Reactive: crash | 3 | 7.10 (6.90-7.40) | - | - |" in md
     assert f"| Scenario 1: migrate | Reactive: crash | {7.0 / 7.1:.3f} | 0.000 |" in md
-    assert sum(line.startswith("- **PASS**") for line in md.splitlines()) == len(report.criteria)
+    assert sum(line.startswith("- **PASS**") for line in md.splitlines()) == len(report.criteria) + sum(
+        c.status == "pass" for c in report.targets)
+    assert f"- **FAIL** {target(report, 'Scenario 1: migrate: MTTR at most half').name}" in md
     assert "| 1 | scale_up | 2 | 38.0, 36.0 | 37.0 | 1.0 |" in md
     assert "| node_failure | pass |" in md
 
 
 def test_a_failing_criterion_shows_in_the_markdown_heading_and_line() -> None:
     md = rp.to_markdown(rp.build_report(runs_of(samples.scenario1(failures=1))))
-    assert "## Success criteria: NOT all pass" in md
+    assert "## Success criteria (issue 6): NOT all pass" in md
     assert "- **FAIL** Scenario 1: 0 failed probe requests in every run: not in run 1 of 1" in md
 
 
