@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from controller.model import ActionRecord
 from sgcommon.jsonlog import event, get_logger
+from sgcommon.lineproto import line
 
 log = get_logger("swarmguard.controller.events")
 
@@ -64,14 +65,6 @@ class LineSink(Protocol):
     def write(self, points: Iterable[str]) -> None: ...
 
 
-def _escape_tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ").replace("\n", "\\n")
-
-
-def _escape_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def mttr_seconds(record: ActionRecord) -> float | None:
     """T5-T0, or T6-T0 when the old task's end came later (migrate); None without T0."""
     t = record.timeline
@@ -98,18 +91,11 @@ def record_fields(record: ActionRecord) -> dict[str, float | str]:
     return fields
 
 
-_SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
 def to_line(record: ActionRecord, *, at: float, precision: str = "ms") -> str:
     """One `recovery_events` point; `at` (Unix seconds) is its timestamp in `precision` units."""
     tags = {"action": record.action, "result": record.result, "rule": record.rule, "service": record.service}
-    tag_text = ",".join(f"{k}={_escape_tag(v)}" for k, v in sorted(tags.items()) if v)
-    fields = record_fields(record)
-    field_text = ",".join(
-        f"{k}={_escape_string(v) if isinstance(v, str) else repr(float(v))}" for k, v in fields.items()
-    ) or "recorded=1.0"
-    return f"{MEASUREMENT},{tag_text} {field_text} {int(round(at * _SCALE[precision]))}"
+    fields = list(record_fields(record).items()) or [("recorded", 1.0)]
+    return line(MEASUREMENT, sorted(tags.items()), fields, at, precision)
 
 
 def _last_time(record: ActionRecord) -> float | None:

@@ -7,28 +7,12 @@ protocol forbids it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from exporter.sample import ContainerSample, NodeSample, Sweep
+from sgcommon.lineproto import line
 
-_SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
-def escape_key(text: str) -> str:
-    """Escaping for tag keys and tag values: backslash, comma, equals sign, space."""
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field(value: float | int) -> str:
-    if isinstance(value, int):
-        return f"{value}i"
-    return repr(round(float(value), 3))
-
-
-def line(measurement: str, tags: Iterable[tuple[str, str]], fields: Iterable[tuple[str, float | int]], ts: float, precision: str) -> str:
-    tag_text = "".join(f",{k}={escape_key(v)}" for k, v in tags if v)
-    field_text = ",".join(f"{k}={_field(v)}" for k, v in fields)
-    return f"{measurement}{tag_text} {field_text} {round(ts * _SCALE[precision])}"
+def _round(fields: tuple[tuple[str, float | int], ...]) -> tuple[tuple[str, float | int], ...]:
+    """Floats to 3 decimals (a thousandth of a percent or MB is noise); counters stay integers."""
+    return tuple((k, v if isinstance(v, int) else round(float(v), 3)) for k, v in fields)
 
 
 def container_line(s: ContainerSample, precision: str) -> str:
@@ -43,7 +27,7 @@ def container_line(s: ContainerSample, precision: str) -> str:
         ("network_tx_mbps", s.tx_mbps),
         ("network_percent", s.network_percent),
     )
-    return line("container_metrics", tags, fields, s.ts, precision)
+    return line("container_metrics", tags, _round(fields), s.ts, precision)
 
 
 def node_line(n: NodeSample, precision: str) -> str:
@@ -56,7 +40,7 @@ def node_line(n: NodeSample, precision: str) -> str:
         ("network_tx_mbps", n.tx_mbps),
         ("network_percent", n.network_percent),
     )
-    return line("node_metrics", (("node", n.node),), fields, n.ts, precision)
+    return line("node_metrics", (("node", n.node),), _round(fields), n.ts, precision)
 
 
 def sweep_lines(sweep: Sweep, precision: str = "ms") -> list[str]:

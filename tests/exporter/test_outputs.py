@@ -7,7 +7,8 @@ import subprocess
 import pytest
 from prometheus_client import generate_latest
 
-from exporter.lineproto import escape_key, sweep_lines
+from exporter.lineproto import sweep_lines
+from sgcommon.lineproto import escape_tag as escape_key
 from exporter.metrics import SelfMetrics, SweepCollector
 from tests.exporter.samples import CID, sample, sweep
 from tests.support import unavailable
