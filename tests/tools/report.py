@@ -27,6 +27,7 @@ from typing import Any, Literal
 from controller.events import mttr_seconds
 from controller.model import ACTIONS, ActionRecord, Timeline
 from sgcommon.influx import InfluxWriter, open_writer, parse_target
+from sgcommon.lineproto import FieldValue, line
 from sgcommon.secretfile import SecretError, read_secret
 
 REACTIVE_MODES = ("crash", "node-loss")
@@ -660,10 +661,6 @@ def to_json(report: Report) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- test_results line protocol
 
-def _tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
 def _result_point(run: ReactiveRun | ProactiveRun) -> tuple[str, str, float | None, float, int, float | None]:
     if isinstance(run, ReactiveRun):
         return "reactive", run.scenario, run.first_ok_s, run.downtime_s, run.failed_requests, run.broke_at
@@ -678,18 +675,16 @@ def test_results_lines(runs: Iterable[Run], *, precision: str = "ms") -> list[st
     Tags: test_case (reactive | proactive), scenario (reactive-crash, reactive-node-loss, scenario1,
     scenario2). Fields: mttr_seconds (absent when not measured), downtime_seconds, failed_requests (integer).
     """
-    scale = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[precision]
-    lines = []
+    lines: list[str] = []
     for run in runs:
         if isinstance(run, CheckOutcome):
             continue
         test_case, scenario, mttr, downtime, failed, at = _result_point(run)
         if at is None:
             continue
-        fields = ([f"mttr_seconds={float(mttr)!r}"] if mttr is not None else []) + [
-            f"downtime_seconds={float(downtime)!r}", f"failed_requests={int(failed)}i"]
-        lines.append(f"{MEASUREMENT},scenario={_tag(scenario)},test_case={_tag(test_case)} "
-                     f"{','.join(fields)} {int(round(at * scale))}")
+        fields: list[tuple[str, FieldValue]] = [("mttr_seconds", float(mttr))] if mttr is not None else []
+        fields += [("downtime_seconds", float(downtime)), ("failed_requests", int(failed))]
+        lines.append(line(MEASUREMENT, [("scenario", scenario), ("test_case", test_case)], fields, at, precision))
     return lines
 
 
