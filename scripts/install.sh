@@ -39,7 +39,7 @@ if [ ! -x .venv/bin/python ]; then
   step "python: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-step "python: installing swarmguard[test,bench] into .venv"
+step "python: installing swarmguard[test,bench,report] into .venv"
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[test,bench]'
+.venv/bin/pip install -q -e '.[test,bench,report]'
 step "install done"
