@@ -1,0 +1,709 @@
+"""Scenario 2 on the lab (PRD test case 2, scripts 3 and 4): real traffic scales web-stress up, and
+the controller scales it back down once the traffic has gone.
+
+`run_scenario2()` drives one run and returns a dict that tests/tools/report.py takes as a
+"proactive" record (`actions`, `probe`, `steps`, replicas before/after) plus the load's own figures:
+1. the lab adaptation is put in place (docs/load.md says why each part is there):
+   the controller's network thresholds are scaled to what the lab's 2 cores can serve
+   (`SWARMGUARD_THRESHOLD_NET_HIGH/NET_LOW` on the controller service, restored afterwards), and a
+   memory stress on the replica stands in for the per-request working set the tiny /api/data lacks;
+2. load generators (tests/tools/loadgen.py) run in containers attached to swarmguard-net and send
+   GET /api/data with ramp-up, hold and ramp-down; the availability probe runs alongside;
+3. the controller's /events gives each scale_up / scale_down record with T0-T6;
+4. the per-replica CPU after each step comes from the exporters' samples in the lab's sink
+   (victoria-metrics), averaged over a window while the load holds: the load split;
+5. after the load stops it waits for the scale-down back to 1 replica.
+
+`main_scenario()` is tests/scripts/stress_scenario2, `main_orchestrator()` is
+tests/scripts/alpine_load_orchestrator (load only; `--ssh-hosts` runs loadgen.py on real hosts).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine.swarm import SwarmAdapter
+from tests.tools import deploy, labinfo, loadgen
+from tests.tools.zerodowntime import ProbeRun
+
+LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
+GENERATOR_LABEL = "org.swarmguard.loadgen"
+SERVICE = f"{labinfo.STACK}_web-stress"
+CONTROLLER = f"{labinfo.STACK}_controller"
+SINK = "http://10.99.0.1:8428"
+THRESHOLD_PREFIX = "SWARMGUARD_THRESHOLD_"
+
+# The lab's network thresholds for scenario 2, in % of the 10 000 Mbit/s the lab's veth reports
+# (docs/load.md): net_high 0.02 % = 2 Mbit/s, reached by ~120 req/s of /api/data; net_low 0.005 %
+# = 0.5 Mbit/s, so the migrate rule (net < net_low) keeps meaning "no traffic" (a 10 req/s probe).
+LAB_THRESHOLDS: dict[str, float] = {"net_high": 0.02, "net_low": 0.005}
+
+
+# ------------------------------------------------------------------ pure helpers (unit-tested)
+
+def threshold_env(thresholds: Mapping[str, float]) -> dict[str, str]:
+    """{"net_high": 0.02} -> {"SWARMGUARD_THRESHOLD_NET_HIGH": "0.02"}."""
+    return {f"{THRESHOLD_PREFIX}{name.upper()}": repr(float(value)) for name, value in thresholds.items()}
+
+
+def env_edit(env: Sequence[str], *, set_: Mapping[str, str], unset: Iterable[str] = ()) -> list[str]:
+    """A container spec's Env (NAME=VALUE list) with `set_` applied and `unset` removed, order kept."""
+    drop = set(unset) | set(set_)
+    kept = [item for item in env if item.partition("=")[0] not in drop]
+    return kept + [f"{k}={v}" for k, v in set_.items()]
+
+
+def env_values(env: Sequence[str], names: Iterable[str]) -> dict[str, str | None]:
+    """The current value of each of `names` in an Env list (None when absent)."""
+    found = dict(item.partition("=")[::2] for item in env)
+    return {name: found.get(name) for name in names}
+
+
+def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str], service: str) -> list[dict[str, Any]]:
+    """Scale records of `service` not in `seen`, oldest first (the controller lists newest first)."""
+    fresh = [dict(e) for e in events if e.get("id") not in seen and e.get("service") == service
+             and e.get("action") in ("scale_up", "scale_down")]
+    return sorted(fresh, key=lambda e: e.get("t0") or 0.0)
+
+
+def span(record: Mapping[str, Any], a: int, b: int) -> float | None:
+    ta, tb = record.get(f"t{a}"), record.get(f"t{b}")
+    return None if ta is None or tb is None else round(tb - ta, 3)
+
+
+def timings(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """The derived latencies of one action record (seconds)."""
+    return {"t0_t5": span(record, 0, 5), "t0_t6": span(record, 0, 6), "alert_t2_t1": span(record, 1, 2),
+            "decision_t3_t2": span(record, 2, 3), "action_t5_t4": span(record, 4, 5)}
+
+
+@dataclass
+class Series:
+    """One container's CPU samples from the sink: (Unix seconds, percent)."""
+
+    container_id: str
+    node: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+def parse_export(text: str) -> list[Series]:
+    """victoria-metrics /api/v1/export (one JSON object a line) -> one Series per container."""
+    out: dict[str, Series] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        metric = doc["metric"]
+        cid = metric.get("container_id", "")
+        series = out.setdefault(cid, Series(container_id=cid, node=metric.get("node", "")))
+        series.points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"]))
+    for series in out.values():
+        series.points.sort()
+    return list(out.values())
+
+
+def window_means(series: Sequence[Series], start: float, end: float) -> dict[str, float]:
+    """Mean CPU of each container over [start, end]; containers without samples there are left out."""
+    means: dict[str, float] = {}
+    for s in series:
+        values = [v for ts, v in s.points if start <= ts <= end]
+        if values:
+            means[s.container_id] = round(statistics.fmean(values), 2)
+    return means
+
+
+def load_split(before_total: float | None, cpus: Sequence[float]) -> dict[str, float | None]:
+    """How close each replica is to total/replicas (the PRD's 75 % -> 2 replicas -> ~37.5 % each)."""
+    if not cpus:
+        return {"expected_each": None, "mean": None, "max_deviation": None, "max_over_min": None}
+    total = before_total if before_total is not None else sum(cpus)
+    expected = total / len(cpus)
+    return {"expected_each": round(expected, 2), "mean": round(statistics.fmean(cpus), 2),
+            "max_deviation": round(max(abs(c - expected) for c in cpus), 2),
+            "max_over_min": round(max(cpus) / min(cpus), 2) if min(cpus) > 0 else None}
+
+
+def merge_seconds(per_generator: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Per-second lines of several generators summed by wall-clock second."""
+    merged: dict[int, dict[str, Any]] = {}
+    for lines in per_generator:
+        for ln in lines:
+            key = int(ln["ts"])
+            row = merged.setdefault(key, {"ts": key, "target_rps": 0.0, "sent": 0, "ok": 0, "failed": 0, "missed": 0,
+                                          "addresses": {}})
+            row["target_rps"] = round(row["target_rps"] + ln["target_rps"], 2)
+            for name in ("sent", "ok", "failed", "missed"):
+                row[name] += ln[name]
+            for address, n in ln["addresses"].items():
+                row["addresses"][address] = row["addresses"].get(address, 0) + n
+    return [merged[k] for k in sorted(merged)]
+
+
+def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The generators' summaries added up (rates too: they run at the same time)."""
+    out: dict[str, Any] = {"generators": len(summaries)}
+    for name in ("planned", "sent", "ok", "failed", "missed"):
+        out[name] = sum(s[name] for s in summaries)
+    out["target_rps"] = round(sum(s["target_rps"] for s in summaries), 2)
+    holds = [s["hold_achieved_rps"] for s in summaries]
+    out["hold_achieved_rps"] = round(sum(holds), 2) if holds and None not in holds else None
+    for key in ("addresses", "errors"):
+        total: dict[str, int] = {}
+        for s in summaries:
+            for k, n in s[key].items():
+                total[k] = total.get(k, 0) + n
+        out[key] = dict(sorted(total.items()))
+    return out
+
+
+def ssh_command(host: str, args: Sequence[str], *, ssh: str = "ssh") -> list[str]:
+    """The command that runs loadgen.py on a real host: its source goes on stdin to `python3 -`."""
+    if not host or host.startswith("-") or any(c.isspace() for c in host):
+        raise ValueError(f"ssh host: expected a host name, got {host!r}")
+    return [ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-T", host,
+            shlex.join(["python3", "-u", "-", *args])]
+
+
+def loadgen_args(*, target: str, rps: float, ramp: float, hold: float, ramp_down: float,
+                 workers: int = 16, timeout: float = 2.0) -> list[str]:
+    return ["--target", target, "--rps", repr(float(rps)), "--ramp-time", repr(float(ramp)),
+            "--hold-time", repr(float(hold)), "--ramp-down-time", repr(float(ramp_down)),
+            "--workers", str(workers), "--timeout", repr(float(timeout))]
+
+
+def probe_block(probe: Mapping[str, Any], load: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's `probe`: requests and failures of the probe and the load together; gaps and
+    downtime from the probe alone (it runs at a fixed 100 ms; the load ramps to 0)."""
+    return {"requests": probe["requests"] + load["ok"] + load["failed"],
+            "failures": probe["failures"] + load["failed"],
+            "longest_gap": probe["longest_gap"], "total_downtime": probe["total_downtime"],
+            "probe_requests": probe["requests"], "probe_failures": probe["failures"],
+            "load_requests": load["ok"] + load["failed"], "load_failures": load["failed"]}
+
+
+# ------------------------------------------------------------------ generators
+
+class GeneratorRun:
+    """One loadgen.py process (a container in the overlay, or ssh to a real host); lines as they come."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] | None = None
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self.on_line: Callable[[str, dict[str, Any]], None] | None = None
+
+    def take(self, raw: bytes | str) -> None:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if not text.strip():
+            return
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            self.errors.append(text.strip()[:300])
+            return
+        if "summary" in doc:
+            self.summary = doc["summary"]
+            return
+        with self._lock:
+            self.lines.append(doc)
+        if self.on_line:
+            self.on_line(self.name, doc)
+
+
+class ContainerGenerator(GeneratorRun):
+    """loadgen.py as `python3 -c` in a container attached to the overlay (any image with python3)."""
+
+    def __init__(self, docker_host: str, *, name: str, image: str, network: str, args: Sequence[str],
+                 max_seconds: float) -> None:
+        super().__init__(name)
+        self._client = connect(docker_host, timeout=max_seconds + 60)
+        self._command = ["python3", "-u", "-c", LOADGEN_SOURCE.read_text(), *args]
+        self._image, self._network = image, network
+        self.container_id = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ContainerGenerator:
+        with translate(f"start load generator {self.name}"):
+            host_config = self._client.create_host_config(network_mode=self._network)
+            created = self._client.create_container(self._image, command=self._command, host_config=host_config,
+                                                    labels={GENERATOR_LABEL: "1"})
+            self.container_id = created["Id"]
+            self._client.start(self.container_id)
+        self._thread = threading.Thread(target=self._read, name=f"loadgen-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        buffer = b""
+        with contextlib.suppress(EngineError), translate(f"load generator {self.name} log"):
+            for chunk in self._client.logs(self.container_id, stream=True, follow=True, stderr=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self.take(line)
+        self.take(buffer)
+
+    def finish(self, *, timeout: float, stop: bool = False) -> None:
+        try:
+            with translate(f"finish load generator {self.name}"):
+                if stop:
+                    self._client.stop(self.container_id, timeout=5)
+                status = self._client.wait(self.container_id, timeout=timeout)
+                if self._thread:
+                    self._thread.join(timeout=10)
+                if status.get("StatusCode", 1) != 0:
+                    err = self._client.logs(self.container_id, stdout=False, stderr=True).decode()[-1000:]
+                    self.errors.append(f"exit {status.get('StatusCode')}: {err.strip()}")
+        finally:
+            with contextlib.suppress(EngineError), translate(f"remove load generator {self.name}"):
+                self._client.remove_container(self.container_id, force=True)
+            self._client.close()
+
+
+class SshGenerator(GeneratorRun):
+    """loadgen.py on a real host over ssh (python3 there); never started by the lab tests."""
+
+    def __init__(self, host: str, *, args: Sequence[str], ssh: str = "ssh") -> None:
+        super().__init__(host)
+        self.command = ssh_command(host, args, ssh=ssh)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SshGenerator:
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(LOADGEN_SOURCE.read_bytes())
+        self._proc.stdin.close()
+        self._thread = threading.Thread(target=self._read, name=f"ssh-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.take(line)
+
+    def finish(self, *, timeout: float, stop: bool = False) -> None:
+        assert self._proc is not None
+        if stop:
+            self._proc.terminate()
+        try:
+            code = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if code != 0:
+            err = (self._proc.stderr.read() if self._proc.stderr else b"").decode()[-1000:]
+            self.errors.append(f"ssh {self.name}: exit {code}: {err.strip()}")
+
+
+def load_outcome(generators: Sequence[GeneratorRun]) -> dict[str, Any]:
+    """The generators' summaries merged (a generator that gave none is an error, not zero load)."""
+    missing = [g.name for g in generators if g.summary is None]
+    errors = [e for g in generators for e in g.errors]
+    if missing:
+        raise RuntimeError(f"load generators without a summary: {missing}; {errors[:3]}")
+    out = merge_summaries([g.summary for g in generators if g.summary is not None])
+    out["errors_output"] = errors
+    return out
+
+
+# ------------------------------------------------------------------ the lab side
+
+def exec_text(client: Any, container: str, cmd: list[str]) -> str:
+    with translate(f"exec in {container[:12]}"):
+        exec_id = client.exec_create(container, cmd)["Id"]
+        return client.exec_start(exec_id).decode()
+
+
+def service_containers(client: Any, service: str) -> list[str]:
+    with translate(f"containers of {service}"):
+        found = client.containers(filters={"label": f"com.docker.swarm.service.name={service}"})
+    return [c["Id"] for c in found]
+
+
+def controller_get(client: Any, path: str) -> str:
+    """GET a controller path from inside its container (the controller is on the host engine)."""
+    containers = service_containers(client, CONTROLLER)
+    if not containers:
+        raise EngineError(f"{CONTROLLER} has no container on the manager")
+    return exec_text(client, containers[0], ["curl", "-fsS", "-m", "3", f"http://127.0.0.1:5000{path}"])
+
+
+def controller_events(client: Any) -> list[dict[str, Any]]:
+    try:
+        return json.loads(controller_get(client, "/events?limit=100"))["events"]
+    except (EngineError, ValueError, KeyError):
+        return []
+
+
+def exporters_up(client: Any) -> float | None:
+    try:
+        text = controller_get(client, "/metrics")
+    except EngineError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("swarmguard_controller_exporters_up "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str, poll: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+@contextlib.contextmanager
+def controller_thresholds(client: Any, thresholds: Mapping[str, float], *, nodes: int,
+                          say: Callable[[str], None] = print, timeout: float = 90.0) -> Iterator[dict[str, str | None]]:
+    """Sets SWARMGUARD_THRESHOLD_* on the controller service for the block, then puts back what was there.
+
+    Nothing is written when the service already has these values (a lab override entry, or a
+    previous run that was stopped before restoring). Each write restarts the controller (its
+    engine state starts afresh); the block starts once it is scraping every node's exporter."""
+    swarm = SwarmAdapter(client)
+    wanted = threshold_env(thresholds)
+
+    def env_of(doc: Mapping[str, Any]) -> list[str]:
+        return doc.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Env") or []
+
+    with translate(f"inspect {CONTROLLER}"):
+        before = env_values(env_of(client.inspect_service(CONTROLLER)["Spec"]), wanted)
+    changed = before != wanted
+    if changed:
+        _set_env(swarm, client, set_=wanted, unset=(), nodes=nodes, timeout=timeout, say=say)
+    try:
+        yield before
+    finally:
+        if changed:
+            restore = {k: v for k, v in before.items() if v is not None}
+            _set_env(swarm, client, set_=restore, unset=[k for k, v in before.items() if v is None],
+                     nodes=nodes, timeout=timeout, say=say)
+
+
+def _set_env(swarm: SwarmAdapter, client: Any, *, set_: Mapping[str, str], unset: Sequence[str], nodes: int,
+             timeout: float, say: Callable[[str], None]) -> None:
+    say(f"==> controller env: set {dict(set_)} unset {list(unset)} (the controller restarts)")
+
+    def edit(spec: dict[str, Any]) -> None:
+        container = spec.setdefault("TaskTemplate", {}).setdefault("ContainerSpec", {})
+        container["Env"] = env_edit(container.get("Env") or [], set_=set_, unset=unset)
+
+    swarm.update(CONTROLLER, edit, what=f"set the thresholds of {CONTROLLER}")
+    want = env_edit([], set_=set_)
+
+    def restarted() -> bool:
+        for cid in service_containers(client, CONTROLLER):
+            with translate("inspect the controller container"):
+                env = client.inspect_container(cid)["Config"]["Env"] or []
+            if all(item in env for item in want) and not any(e.partition("=")[0] in unset for e in env):
+                return (exporters_up(client) or 0) >= nodes
+        return False
+
+    wait_for(restarted, timeout=timeout, what=f"{CONTROLLER} restarted with the new env, scraping {nodes} exporters")
+
+
+def running_replicas(client: Any) -> list[dict[str, Any]]:
+    return deploy.running_tasks(client, SERVICE)
+
+
+def replica_count(client: Any) -> int:
+    with translate(f"inspect {SERVICE}"):
+        return int(client.inspect_service(SERVICE)["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+
+def cpu_series(sink: str, start: float, end: float, *, service: str = SERVICE) -> list[Series]:
+    """Every web-stress container's cpu_percent samples between start and end, from the sink."""
+    response = requests.get(f"{sink}/api/v1/export", timeout=10, params={
+        "match[]": f'container_metrics_cpu_percent{{service_name="{service}"}}',
+        "start": f"{start:.3f}", "end": f"{end:.3f}"})
+    response.raise_for_status()
+    return parse_export(response.text)
+
+
+def stress_memory(lab: labinfo.Lab, client: Any, *, megabytes: int, ramp: float, duration: float) -> str:
+    """Starts the memory stress on the single running replica; returns its container id."""
+    task = running_replicas(client)[0]
+    with translate("nodes"):
+        names = {n["ID"]: n["Description"]["Hostname"] for n in client.nodes()}
+    node_client = connect(lab.socket_of(names[task["NodeID"]]), timeout=30)
+    container = task["Status"]["ContainerStatus"]["ContainerID"]
+    try:
+        answer = exec_text(node_client, container, [
+            "curl", "-fsS", "-m", "5",
+            f"http://127.0.0.1:8080/stress/memory?target={megabytes}&ramp={ramp:g}&duration={duration:g}"])
+    finally:
+        node_client.close()
+    if json.loads(answer).get("status") != "started":
+        raise RuntimeError(f"memory stress refused: {answer}")
+    return container
+
+
+@dataclass
+class Scenario2Options:
+    """One run's knobs (defaults: the lab test's short run, about 5 minutes with the scale-down)."""
+
+    rps: float = 200.0
+    ramp: float = 20.0
+    hold: float = 60.0
+    ramp_down: float = 10.0
+    generators: int = 2
+    workers: int = 16
+    memory_mb: int = 400  # held on the first replica during ramp + hold (see docs/load.md)
+    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(LAB_THRESHOLDS))
+    settle: float = 5.0  # seconds after a new replica is healthy before its CPU counts
+    window: float = 10.0  # seconds of samples averaged for the per-replica CPU
+    scale_down_timeout: float = 300.0  # after the load stops (rule: 180 s + 15 s evaluation period)
+    target: str = "http://web-stress:8080/api/data"
+    image: str = labinfo.BASE_IMAGE
+    sink: str = SINK
+
+
+def run_scenario2(options: Scenario2Options | None = None, *, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """One scenario-2 run on the lab; the result record (see the module docstring)."""
+    opt = options or Scenario2Options()
+    lab = labinfo.check_lab()
+    client = connect(lab.host_socket, timeout=60)
+    try:
+        return _run(lab, client, opt, say)
+    finally:
+        client.close()
+
+
+def _prepare(client: Any, say: Callable[[str], None]) -> None:
+    """web-stress deployed with 1 running replica (a previous run's extra replicas scaled away)."""
+    with translate("services"):
+        present = client.services(filters={"name": SERVICE})
+    if not present:
+        say("==> deploying the stack")
+        if deploy.main(["--lab", "--wait", "120"]) != 0:
+            raise RuntimeError("deploy failed")
+    if replica_count(client) != 1:
+        say(f"==> {SERVICE} has {replica_count(client)} replicas: scaling to 1 before the run")
+        SwarmAdapter(client).scale(SERVICE, 1)
+    wait_for(lambda: len(running_replicas(client)) == 1, timeout=120, what=f"1 running replica of {SERVICE}")
+
+
+def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[str], None]) -> dict[str, Any]:
+    _prepare(client, say)
+    nodes = len(lab.node_sockets)
+    duration = opt.ramp + opt.hold + opt.ramp_down
+    with controller_thresholds(client, opt.thresholds, nodes=nodes, say=say):
+        seen = {e["id"] for e in controller_events(client)}
+        replicas_before = replica_count(client)
+        say(f"==> memory stress {opt.memory_mb} MB on the replica for {opt.ramp + opt.hold - 2:g} s; "
+            f"{opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
+            f"ramp-down {opt.ramp_down:g} s")
+        started = time.time()
+        first_container = stress_memory(lab, client, megabytes=opt.memory_mb, ramp=opt.ramp,
+                                        duration=max(opt.hold - 2, 1))
+        probe = ProbeRun(lab.host_socket, image=opt.image, network=lab.network,
+                         target=opt.target.replace("/api/data", "/health"), duration=duration + 5).start()
+        args = loadgen_args(target=opt.target, rps=opt.rps / opt.generators, ramp=opt.ramp, hold=opt.hold,
+                            ramp_down=opt.ramp_down, workers=opt.workers)
+        generators = [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network,
+                                         args=args, max_seconds=duration) for i in range(opt.generators)]
+        actions: list[dict[str, Any]] = []
+        try:
+            for gen in generators:
+                gen.start()
+            load_end = started + duration
+            while time.time() < load_end + 3:
+                _collect(client, seen, actions, say)
+                time.sleep(1.0)
+        finally:
+            for gen in generators:
+                gen.finish(timeout=duration + 60)
+            probe_summary = probe.finish(timeout=60)
+        load = load_outcome(generators)
+        say(f"==> load done: {load['ok']} ok, {load['failed']} failed, {load['missed']} missed, "
+            f"hold {load['hold_achieved_rps']} req/s; waiting up to {opt.scale_down_timeout:g} s for the scale-down")
+        deadline = time.time() + opt.scale_down_timeout
+        while time.time() < deadline and not (any(a["action"] == "scale_down" for a in actions)
+                                              and len(running_replicas(client)) == 1):
+            _collect(client, seen, actions, say)
+            time.sleep(2.0)
+        replicas_after = replica_count(client)
+    series = cpu_series(opt.sink, started - 30, time.time())
+    steps = _steps(actions, series, opt, load_end=started + opt.ramp + opt.hold)
+    return {
+        "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions,
+        "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
+        "steps": steps, "timings": [dict(action=a["action"], **timings(a)) for a in actions],
+        "load": load, "first_container": first_container,
+        "lab_adaptation": {"thresholds": dict(opt.thresholds), "memory_mb": opt.memory_mb},
+        "options": {k: v for k, v in vars(opt).items() if k != "thresholds"},
+    }
+
+
+def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Callable[[str], None]) -> None:
+    for record in new_actions(controller_events(client), seen, SERVICE):
+        seen.add(record["id"])
+        actions.append(record)
+        say(f"    {record['action']} {record['result']}: replicas {record.get('replicas_before')} -> "
+            f"{record.get('replicas_after')}, T0->T5 {span(record, 0, 5)} s")
+
+
+def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: Scenario2Options,
+           *, load_end: float) -> list[dict[str, Any]]:
+    """Per-replica CPU after each successful step (and the single replica's just before the first)."""
+    steps: list[dict[str, Any]] = []
+    for record in actions:
+        if record.get("result") != "success" or record.get("t5") is None:
+            continue
+        start = record["t5"] + opt.settle
+        end = min(start + opt.window, load_end) if record["action"] == "scale_up" else start + opt.window
+        means = window_means(series, start, end)
+        before = window_means(series, record["t0"] - opt.window, record["t0"])
+        cpus = sorted(means.values(), reverse=True)
+        steps.append({"action": record["action"], "replicas": len(cpus), "cpu_per_replica": cpus,
+                      "window": [round(start, 3), round(end, 3)], "cpu_before_total": round(sum(before.values()), 2),
+                      "split": load_split(sum(before.values()) if before else None, cpus)})
+    return steps
+
+
+# ------------------------------------------------------------------ command lines
+
+def format_result(result: Mapping[str, Any]) -> str:
+    load = result["load"]
+    lines = [f"load: {load['target_rps']} req/s target, hold achieved {load['hold_achieved_rps']} req/s; "
+             f"{load['ok']} ok, {load['failed']} failed, {load['missed']} missed; split {load['addresses']}",
+             f"probe: {result['probe']['probe_requests']} requests, {result['probe']['probe_failures']} failed, "
+             f"longest gap {result['probe']['longest_gap']} s",
+             f"replicas: {result['replicas_before']} -> ... -> {result['replicas_after']}"]
+    for a in result["actions"]:
+        t = timings(a)
+        lines.append(f"{a['action']:10} {a['result']:8} {a.get('replicas_before')} -> {a.get('replicas_after')}  "
+                     f"T0->T5 {t['t0_t5']} s  T2-T1 {t['alert_t2_t1']} s  T3-T2 {t['decision_t3_t2']} s  "
+                     f"T5-T4 {t['action_t5_t4']} s")
+    for s in result["steps"]:
+        lines.append(f"after {s['action']}: {s['replicas']} replicas, CPU each {s['cpu_per_replica']} "
+                     f"(before {s['cpu_before_total']} in all; split {s['split']})")
+    return "\n".join(lines)
+
+
+def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stress_scenario2", description="Scenario 2 on the lab: traffic -> scale up, "
+                                     "then scale down after the traffic stops (docs/load.md).")
+    loadgen.add_schedule_args(parser)
+    defaults = Scenario2Options()
+    parser.set_defaults(rps=defaults.rps, ramp_time=defaults.ramp, hold_time=defaults.hold,
+                        ramp_down_time=defaults.ramp_down)
+    parser.add_argument("--generators", type=int, default=defaults.generators, help="generator containers (default %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory stress on the replica (default %(default)s)")
+    parser.add_argument("--net-high", type=float, default=LAB_THRESHOLDS["net_high"], help="lab net_high, %% (default %(default)s)")
+    parser.add_argument("--net-low", type=float, default=LAB_THRESHOLDS["net_low"], help="lab net_low, %% (default %(default)s)")
+    parser.add_argument("--scale-down-timeout", type=float, default=defaults.scale_down_timeout, help="default %(default)s s")
+    parser.add_argument("--output", type=Path, help="JSON result (default results/scenario2-<time>.json)")
+    args = parser.parse_args(argv)
+    loadgen.check_schedule_args(parser, args)
+    if args.generators < 1 or args.memory_mb < 0:
+        parser.error("--generators must be >= 1 and --memory-mb >= 0")
+    if not 0 < args.net_low < args.net_high:
+        parser.error("need 0 < --net-low < --net-high")
+    return args
+
+
+def main_scenario(argv: Sequence[str] | None = None) -> int:
+    args = parse_scenario_args(argv)
+    opt = Scenario2Options(rps=args.rps, ramp=args.ramp_time, hold=args.hold_time, ramp_down=args.ramp_down_time,
+                           generators=args.generators, memory_mb=args.memory_mb, target=args.target,
+                           thresholds={"net_high": args.net_high, "net_low": args.net_low},
+                           scale_down_timeout=args.scale_down_timeout)
+    try:
+        result = run_scenario2(opt)
+    except labinfo.LabNotUp as exc:
+        print(f"stress_scenario2: {exc}", file=sys.stderr)
+        return 2
+    except (EngineError, TimeoutError, RuntimeError, requests.RequestException) as exc:
+        print(f"stress_scenario2: {exc}", file=sys.stderr)
+        return 1
+    output = args.output or labinfo.REPO / "results" / f"scenario2-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1))
+    print(format_result(result))
+    print(f"result: {output}")
+    ok = (any(a["action"] == "scale_up" and a["result"] == "success" for a in result["actions"])
+          and result["probe"]["failures"] == 0 and result["replicas_after"] == 1)
+    return 0 if ok else 1
+
+
+def parse_orchestrator_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="alpine_load_orchestrator", description="Traffic to /api/data at a target "
+                                     "rate from several generators; the achieved rate each second (docs/load.md).")
+    loadgen.add_schedule_args(parser)
+    parser.add_argument("--generators", type=int, default=2, help="lab: generator containers in the overlay (default %(default)s)")
+    parser.add_argument("--ssh-hosts", default="", help="h1,h2: run the generator on these hosts over ssh instead (python3 there)")
+    parser.add_argument("--docker-host", help="lab mode: a manager's engine (default: the lab's)")
+    parser.add_argument("--network", default=labinfo.NETWORK, help="overlay network (default %(default)s)")
+    parser.add_argument("--image", default=labinfo.BASE_IMAGE, help="an image with python3 (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=16, help="requests in flight per generator (default %(default)s)")
+    args = parser.parse_args(argv)
+    loadgen.check_schedule_args(parser, args)
+    args.hosts = [h.strip() for h in args.ssh_hosts.split(",") if h.strip()]
+    if args.generators < 1 or args.workers < 1:
+        parser.error("--generators and --workers must be >= 1")
+    return args
+
+
+def orchestrator_generators(args: argparse.Namespace) -> list[GeneratorRun]:
+    count = len(args.hosts) or args.generators
+    gen_args = loadgen_args(target=args.target, rps=args.rps / count, ramp=args.ramp_time, hold=args.hold_time,
+                            ramp_down=args.ramp_down_time, workers=args.workers)
+    if args.hosts:
+        return [SshGenerator(host, args=gen_args) for host in args.hosts]
+    docker_host = args.docker_host or labinfo.check_lab().host_socket
+    seconds = args.ramp_time + args.hold_time + args.ramp_down_time
+    return [ContainerGenerator(docker_host, name=f"gen-{i + 1}", image=args.image, network=args.network,
+                               args=gen_args, max_seconds=seconds) for i in range(count)]
+
+
+def main_orchestrator(argv: Sequence[str] | None = None) -> int:
+    args = parse_orchestrator_args(argv)
+    try:
+        generators = orchestrator_generators(args)
+        for gen in generators:
+            gen.on_line = lambda name, ln: print(
+                f"{name} s{ln['second']:>4} target {ln['target_rps']:7.1f}  ok {ln['ok']:5}  failed {ln['failed']:3}  "
+                f"missed {ln['missed']:3}  p50 {ln['latency_p50']}", flush=True)
+            gen.start()
+        seconds = args.ramp_time + args.hold_time + args.ramp_down_time
+        try:
+            for gen in generators:
+                gen.finish(timeout=seconds + 60)
+        except KeyboardInterrupt:
+            for gen in generators:
+                gen.finish(timeout=30, stop=True)
+        summary = load_outcome(generators)
+    except labinfo.LabNotUp as exc:
+        print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
+        return 2
+    except (EngineError, RuntimeError, OSError) as exc:
+        print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"summary": summary}))
+    return 0 if summary["failed"] == 0 else 1
