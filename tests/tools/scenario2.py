@@ -310,8 +310,11 @@ class SshGenerator(GeneratorRun):
             code = self._proc.wait()
         if self._thread:
             self._thread.join(timeout=10)
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        err = self._proc.stderr.read().decode()[-1000:]
+        self._proc.stdout.close()
+        self._proc.stderr.close()
         if code != 0:
-            err = (self._proc.stderr.read() if self._proc.stderr else b"").decode()[-1000:]
             self.errors.append(f"ssh {self.name}: exit {code}: {err.strip()}")
 
 

@@ -1,0 +1,177 @@
+"""Scenario 2's parts that need no lab: the ssh command, env edits, events, sink parsing, load split."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.tools import report, scenario2
+
+
+def test_the_ssh_command_quotes_every_argument_and_reads_the_program_from_stdin() -> None:
+    args = scenario2.loadgen_args(target="http://svc:8080/api/data?a=1&b=2", rps=25, ramp=30, hold=120, ramp_down=30)
+    cmd = scenario2.ssh_command("alpine-1", args)
+    assert cmd[:7] == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-T", "alpine-1"]
+    assert len(cmd) == 8
+    remote = shlex.split(cmd[7])
+    assert remote[:3] == ["python3", "-u", "-"]
+    assert remote[3:] == args
+    assert remote[remote.index("--rps") + 1] == "25.0"
+    assert "'http://svc:8080/api/data?a=1&b=2'" in cmd[7]
+
+
+@pytest.mark.parametrize("host", ["", "-oProxyCommand=x", "a b", "h\n"])
+def test_a_host_that_ssh_would_read_as_an_option_or_two_words_is_refused(host: str) -> None:
+    with pytest.raises(ValueError, match="ssh host"):
+        scenario2.ssh_command(host, [])
+
+
+def test_the_orchestrator_with_ssh_hosts_splits_the_rate_over_them_and_builds_no_container() -> None:
+    args = scenario2.parse_orchestrator_args(["--ssh-hosts", "alpine-1, alpine-2", "--rps", "100"])
+    gens = scenario2.orchestrator_generators(args)
+    assert [g.name for g in gens] == ["alpine-1", "alpine-2"]
+    assert all(isinstance(g, scenario2.SshGenerator) for g in gens)
+    remote = shlex.split(gens[0].command[-1])
+    assert remote[remote.index("--rps") + 1] == "50.0"
+
+
+def test_the_ssh_generator_sends_the_program_on_stdin_and_reads_its_json(tmp_path: Path, capfd) -> None:
+    """A stand-in `ssh` runs the remote command locally, so the whole path is exercised without a host."""
+    fake = tmp_path / "ssh"
+    fake.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    args = scenario2.loadgen_args(target="http://127.0.0.1:9/api/data", rps=5, ramp=0, hold=1, ramp_down=0, timeout=0.5)
+    gen = scenario2.SshGenerator("somewhere", args=args, ssh=str(fake)).start()
+    gen.finish(timeout=30)
+    assert gen.errors == []
+    assert gen.summary is not None and gen.summary["failed"] == 5
+    assert gen.lines[0]["errors"] == {"ConnectionRefusedError": 5}
+    assert os.path.basename(gen.command[0]) == "ssh"
+
+
+def test_thresholds_become_the_controllers_override_variables() -> None:
+    assert scenario2.threshold_env({"net_high": 0.02, "net_low": 1}) == {
+        "SWARMGUARD_THRESHOLD_NET_HIGH": "0.02", "SWARMGUARD_THRESHOLD_NET_LOW": "1.0"}
+
+
+def test_env_edits_replace_add_and_remove_and_keep_everything_else() -> None:
+    env = ["A=1", "SWARMGUARD_THRESHOLD_NET_HIGH=5", "B=x=y"]
+    edited = scenario2.env_edit(env, set_={"SWARMGUARD_THRESHOLD_NET_HIGH": "0.02", "C": "3"}, unset=["A"])
+    assert edited == ["B=x=y", "SWARMGUARD_THRESHOLD_NET_HIGH=0.02", "C=3"]
+    assert scenario2.env_values(edited, ["B", "A", "C"]) == {"B": "x=y", "A": None, "C": "3"}
+
+
+def test_only_new_scale_records_of_the_service_are_taken_oldest_first() -> None:
+    events = [
+        {"id": "3", "service": scenario2.SERVICE, "action": "scale_down", "t0": 30.0},
+        {"id": "2", "service": scenario2.SERVICE, "action": "scale_up", "t0": 20.0},
+        {"id": "9", "service": "other", "action": "scale_up", "t0": 25.0},
+        {"id": "8", "service": scenario2.SERVICE, "action": "migrate", "t0": 22.0},
+        {"id": "1", "service": scenario2.SERVICE, "action": "scale_up", "t0": 10.0},
+    ]
+    assert [e["id"] for e in scenario2.new_actions(events, {"1"}, scenario2.SERVICE)] == ["2", "3"]
+
+
+def test_timings_are_the_spans_between_the_records_timestamps() -> None:
+    record = {"t0": 100.0, "t1": 100.2, "t2": 100.21, "t3": 100.25, "t4": 100.3, "t5": 101.8, "t6": None}
+    assert scenario2.timings(record) == {"t0_t5": 1.8, "t0_t6": None, "alert_t2_t1": 0.01,
+                                         "decision_t3_t2": 0.04, "action_t5_t4": 1.5}
+
+
+EXPORT = "\n".join(json.dumps(doc) for doc in [
+    {"metric": {"__name__": "container_metrics_cpu_percent", "container_id": "aaa", "node": "worker-1"},
+     "values": [80, 82, 40], "timestamps": [100_000, 101_000, 110_000]},
+    {"metric": {"__name__": "container_metrics_cpu_percent", "container_id": "bbb", "node": "worker-2"},
+     "values": [35, 39], "timestamps": [111_000, 109_000]},
+]) + "\n"
+
+
+def test_the_sinks_export_becomes_one_sorted_series_per_container() -> None:
+    series = {s.container_id: s for s in scenario2.parse_export(EXPORT)}
+    assert series["aaa"].node == "worker-1" and series["aaa"].points[0] == (100.0, 80.0)
+    assert series["bbb"].points == [(109.0, 39.0), (111.0, 35.0)]
+    assert scenario2.window_means(list(series.values()), 105, 115) == {"aaa": 40.0, "bbb": 37.0}
+    assert scenario2.window_means(list(series.values()), 99, 101.5) == {"aaa": 81.0}
+
+
+def test_the_load_split_compares_each_replica_with_the_total_before_over_the_replicas() -> None:
+    split = scenario2.load_split(80.0, [42.0, 36.0])
+    assert split == {"expected_each": 40.0, "mean": 39.0, "max_deviation": 4.0, "max_over_min": 1.17}
+    assert scenario2.load_split(None, [10.0, 30.0])["expected_each"] == 20.0
+    assert scenario2.load_split(50.0, [])["mean"] is None
+
+
+def test_steps_take_the_cpu_after_the_new_replica_settled_and_the_total_before_the_breach() -> None:
+    series = scenario2.parse_export(EXPORT)
+    actions = [{"action": "scale_up", "result": "success", "t0": 102.0, "t5": 104.0},
+               {"action": "scale_up", "result": "failed", "t0": 120.0, "t5": None}]
+    opt = scenario2.Scenario2Options(settle=5.0, window=10.0)
+    steps = scenario2._steps(actions, series, opt, load_end=200.0)
+    assert len(steps) == 1
+    assert steps[0]["window"] == [109.0, 119.0]
+    assert steps[0]["cpu_per_replica"] == [40.0, 37.0] and steps[0]["replicas"] == 2
+    assert steps[0]["cpu_before_total"] == 81.0
+    assert steps[0]["split"]["expected_each"] == 40.5
+
+
+def generator_lines(name: str, ts0: int, oks: list[int]) -> scenario2.GeneratorRun:
+    gen = scenario2.GeneratorRun(name)
+    for i, ok in enumerate(oks):
+        gen.take(json.dumps({"second": i, "ts": ts0 + i + 0.4, "target_rps": 10.0, "sent": ok, "ok": ok, "failed": 0,
+                             "missed": 0, "latency_p50": 0.01, "latency_max": 0.02, "addresses": {"10.0.0.5": ok},
+                             "errors": {}}))
+    gen.take(json.dumps({"summary": {"target_rps": 10.0, "planned": sum(oks), "sent": sum(oks), "ok": sum(oks),
+                                     "failed": 0, "missed": 0, "hold_achieved_rps": 9.5, "addresses": {"10.0.0.5": sum(oks)},
+                                     "errors": {}}}))
+    return gen
+
+
+def test_generators_are_merged_by_wall_clock_second_and_their_summaries_added() -> None:
+    a, b = generator_lines("gen-1", 1000, [10, 10]), generator_lines("gen-2", 1001, [9, 8])
+    rows = scenario2.merge_seconds([a.lines, b.lines])
+    assert [(r["ts"], r["ok"], r["target_rps"]) for r in rows] == [(1000, 10, 10.0), (1001, 19, 20.0), (1002, 8, 10.0)]
+    total = scenario2.load_outcome([a, b])
+    assert (total["generators"], total["ok"], total["hold_achieved_rps"], total["target_rps"]) == (2, 37, 19.0, 20.0)
+    assert total["addresses"] == {"10.0.0.5": 37}
+
+
+def test_a_generator_that_printed_no_summary_fails_the_run_instead_of_counting_as_zero() -> None:
+    silent = scenario2.GeneratorRun("gen-2")
+    silent.take(b"Traceback (most recent call last):")
+    with pytest.raises(RuntimeError, match="gen-2"):
+        scenario2.load_outcome([generator_lines("gen-1", 1000, [5]), silent])
+
+
+def test_the_result_record_is_one_the_report_accepts() -> None:
+    probe = {"requests": 900, "failures": 0, "longest_gap": 0.2, "total_downtime": 0.0}
+    load = {"ok": 12000, "failed": 0}
+    record = {
+        "kind": "proactive", "scenario": "scenario2", "replicas_before": 1, "replicas_after": 1,
+        "probe": scenario2.probe_block(probe, load),
+        "actions": [{"id": "a1", "action": "scale_up", "service": scenario2.SERVICE, "rule": "scale-up-on-traffic",
+                     "result": "success", "replicas_before": 1, "replicas_after": 2,
+                     **{f"t{i}": 100.0 + i * 0.3 for i in range(6)}, "t6": None},
+                    {"id": "a2", "action": "scale_down", "service": scenario2.SERVICE, "rule": "scale-down-when-idle",
+                     "result": "success", "replicas_before": 2, "replicas_after": 1,
+                     **{f"t{i}": 400.0 + i * 0.3 for i in range(7)}}],
+        "steps": [{"action": "scale_up", "replicas": 2, "cpu_per_replica": [40.0, 37.0], "split": {}}],
+    }
+    run = report.record_from_dict(record, "scenario2")
+    assert run.probe.requests == 12900 and run.probe.failures == 0
+    assert run.primary is not None and run.primary.action == "scale_up"
+    assert run.steps[0].cpu_per_replica == (40.0, 37.0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--net-low", "0.5", "--net-high", "0.1"], "--net-low"),
+    (["--generators", "0"], "--generators"),
+    (["--rps", "-3"], "--rps"),
+])
+def test_scenario_options_that_cannot_work_are_refused(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        scenario2.parse_scenario_args(argv)
+    assert message in capsys.readouterr().err
