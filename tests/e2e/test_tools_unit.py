@@ -110,7 +110,7 @@ def test_the_concurrent_test_passes_only_with_both_migrations_and_the_scale_up()
     c = dict(RECORD, id="2", service="sgi-conc-c")
     b = dict(RECORD, id="3", service="sgi-conc-b", action="scale_up", replicas_before=1, replicas_after=2)
     ok, details = suite.concurrent_verdict([a, b, c])
-    assert ok and "sgi-conc-b: scale_up" in details
+    assert ok and "sgi-conc-b: scale_up replicas 1->2" in details and "sgi-conc-a: migrate worker-1->worker-2" in details
     ok, details = suite.concurrent_verdict([a, dict(c, result="timeout"), b])
     assert not ok and "sgi-conc-c: no successful migrate (timeout)" in details
 

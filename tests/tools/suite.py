@@ -118,9 +118,9 @@ def concurrent_verdict(records: Sequence[dict[str, Any]]) -> tuple[bool, str]:
             parts.append(f"{service}: no successful {action}" + (f" ({mine[0].get('result')})" if mine else ""))
         else:
             span = (good.get("t5") or 0) - (good.get("t0") or 0)
-            parts.append(f"{service}: {action} {good.get('node_from') or ''}->{good.get('node_to') or ''}"
-                         f"{good.get('replicas_before') if action == 'scale_up' else ''}"
-                         f"{'->' + str(good.get('replicas_after')) if action == 'scale_up' else ''} T0->T5 {span:.2f}s")
+            moved = (f"replicas {good.get('replicas_before')}->{good.get('replicas_after')}" if action == "scale_up"
+                     else f"{good.get('node_from')}->{good.get('node_to')}")
+            parts.append(f"{service}: {action} {moved} T0->T5 {span:.2f}s")
     return ok, "; ".join(parts)
 
 
