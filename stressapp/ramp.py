@@ -35,4 +35,6 @@ def level_at(plan: Plan, elapsed: float) -> float | None:
     # Step k (1-based) is reached k/STEPS_PER_SECOND s after the start; the small epsilon
     # keeps exact step times (0.1 * 3 = 0.30000000000000004) on the right side.
     done = math.floor(elapsed * STEPS_PER_SECOND + 1e-9)
-    return plan.target * min(done, steps) / steps
+    if done >= steps:  # the target itself: target * steps / steps can round above it
+        return plan.target
+    return plan.target * done / steps
