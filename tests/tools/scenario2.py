@@ -479,7 +479,7 @@ class Scenario2Options:
     memory_mb: int = 400  # held on the first replica during ramp + hold (see docs/load.md)
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(LAB_THRESHOLDS))
     settle: float = 5.0  # seconds after a new replica is healthy before its CPU counts
-    window: float = 10.0  # seconds of samples averaged for the per-replica CPU
+    window: float = 15.0  # seconds of samples averaged for the per-replica CPU
     scale_down_timeout: float = 300.0  # after the load stops (rule: 180 s + 15 s evaluation period)
     target: str = "http://web-stress:8080/api/data"
     image: str = labinfo.BASE_IMAGE
