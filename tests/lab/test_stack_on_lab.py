@@ -8,46 +8,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine import connect, translate
 from tests.tools import deploy, labinfo
+from tests.tools.controller_api import eventually, events, exec_in, exporters_up, node_names, running_tasks
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 
 STACK = labinfo.STACK
 APP = f"{STACK}_web-stress"
-
-
-def eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
-
-
-def exec_in(client: Any, container: str, cmd: list[str]) -> str:
-    with translate(f"exec in {container[:12]}"):
-        exec_id = client.exec_create(container, cmd)["Id"]
-        return client.exec_start(exec_id).decode()
-
-
-def running_tasks(client: Any, service: str) -> list[dict[str, Any]]:
-    with translate(f"tasks of {service}"):
-        tasks = client.tasks(filters={"service": service, "desired-state": "running"})
-    return [t for t in tasks if t["Status"]["State"] == "running"]
-
-
-def node_names(client: Any) -> dict[str, str]:
-    with translate("nodes"):
-        return {n["ID"]: n["Description"]["Hostname"] for n in client.nodes()}
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +32,6 @@ def stack(lab: labinfo.Lab, client: Any) -> Iterator[labinfo.Lab]:
             client.remove_service(service["ID"])
 
 
-def controller_container(client: Any) -> str:
-    with translate("controller container"):
-        found = client.containers(filters={"label": f"com.docker.swarm.service.name={STACK}_controller"})
-    return found[0]["Id"] if found else ""
-
-
-def events(client: Any) -> list[dict[str, Any]]:
-    container = controller_container(client)
-    if not container:
-        return []
-    try:
-        body = exec_in(client, container, ["curl", "-fsS", "-m", "2", "http://127.0.0.1:5000/events?limit=20"])
-        return json.loads(body)["events"]
-    except (EngineError, ValueError, KeyError):
-        return []
-
-
 def test_an_exporter_runs_on_every_node_and_the_controller_on_the_manager(stack: labinfo.Lab, client: Any) -> None:
     names = node_names(client)
     exporters = eventually(lambda: len(running_tasks(client, f"{STACK}_exporter")) == len(names) and
@@ -85,16 +41,8 @@ def test_an_exporter_runs_on_every_node_and_the_controller_on_the_manager(stack:
     with translate("manager node"):
         assert client.inspect_node(controller[0]["NodeID"])["Spec"]["Role"] == "manager"
     # The controller scrapes every exporter: all of them answered its last round.
-    def exporters_up() -> float | None:
-        text = exec_in(client, controller_container(client),
-                       ["curl", "-fsS", "-m", "2", "http://127.0.0.1:5000/metrics"])
-        for line in text.splitlines():
-            if line.startswith("swarmguard_controller_exporters_up "):
-                value = float(line.split()[1])
-                return value if value == len(names) else None
-        return None
-
-    assert eventually(exporters_up, timeout=30, what=f"{len(names)} exporters up on the controller") == len(names)
+    assert eventually(lambda: exporters_up(client) == len(names), timeout=30,
+                      what=f"{len(names)} exporters up on the controller")
 
 
 def test_a_cpu_stressed_replica_is_migrated_to_another_node_before_the_old_one_stops(
