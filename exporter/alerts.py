@@ -120,9 +120,6 @@ class AlertSender:
             self._forget_old(s.ts)
         return True
 
-    def forget(self, container_id: str) -> None:
-        self._last_t0.pop(container_id, None)
-
     def close(self, timeout: float = 3.0) -> None:
         if self._closed:
             return
