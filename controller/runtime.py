@@ -40,7 +40,7 @@ class RuleSource(Protocol):
 class ExecutorLike(Protocol):
     def submit(self, decision: Decision, timeline: Timeline) -> str: ...
     def lift_expired_exclusions(self) -> int: ...
-    def reconcile(self) -> None: ...
+    def reconcile(self) -> bool | None: ...  # False: postponed, the engine was not reachable
     def busy_services(self) -> set[str]: ...
     def shutdown(self, wait: bool = True) -> None: ...
 
@@ -191,9 +191,12 @@ class Runtime:
 
     def _reconcile(self) -> None:
         try:
-            self._executor.reconcile()
+            done = self._executor.reconcile()
         except Exception as exc:  # EngineError: Docker not reachable yet
             self._once.warn("reconcile", "cannot reconcile interrupted actions yet; will retry", error=str(exc))
+            return
+        if done is False:  # the executor could not list the services and logged why
+            self._once.warn("reconcile", "cannot reconcile interrupted actions yet; will retry")
             return
         self._once.clear("reconcile", "interrupted actions reconciled")
         self._reconciled = True

@@ -106,11 +106,12 @@ class Executor:
             return 0  # reconcile lifted what it could
         return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock())) or [])
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> bool:
         """On start: resolves actions a restart interrupted (never repeats them), lifts expired
-        exclusions. If the engine cannot be reached it is retried by `lift_expired_exclusions`."""
+        exclusions. False when the engine cannot be reached: then it is retried by
+        `lift_expired_exclusions`."""
         if self._settings.dry_run:
-            return
+            return True
         self._reconcile_pending = True
 
         def resolve(view: ServiceView) -> int:
@@ -118,9 +119,10 @@ class Executor:
             return 0
 
         if self._each_owned("reconciling a service", resolve) is None:
-            return
+            return False
         self._reconcile_pending = False
         self.lift_expired_exclusions()
+        return True
 
     def _each_owned(self, what: str, work: Callable[[ServiceView], int]) -> list[int] | None:
         """Runs `work` on a fresh read of each service with SwarmGuard labels, holding its lock;

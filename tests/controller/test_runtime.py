@@ -6,12 +6,14 @@ import time
 
 import pytest
 
+from controller.actions import ActionSettings, Executor
 from controller.app import create_app
 from controller.engine import EngineState, evaluate
 from controller.model import ContainerMetrics, ServiceInfo
 from controller.rules import load_rules
 from controller.services import ServiceRefresher
 from sgcommon.alert import Alert, encode_alert
+from sgcommon.engine.errors import EngineUnavailable
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.controller.conftest import FakeClock
 from tests.controller.test_runtime_standins import TOKEN, FixedRules, make_rig
@@ -139,6 +141,24 @@ def test_a_reconcile_that_fails_at_start_is_retried_before_any_exclusion_is_lift
     assert calls == ["reconcile", "reconcile"] and rig.executor.lifted == 0
     rig.runtime.lift_exclusions()
     assert rig.executor.lifted == 1 and rig.runtime.health()["reconciled"] is True
+
+
+class _UnreachableSwarm:
+    """The engine socket is not there yet: every read fails as the adapter would report it."""
+
+    def list_services(self, *, label: str | None = None) -> list:
+        raise EngineUnavailable("list services: docker.sock not there yet")
+
+
+def test_health_says_not_reconciled_while_the_real_executor_could_not_reach_the_engine() -> None:
+    executor = Executor(_UnreachableSwarm(), ActionSettings(), on_record=lambda record: None,  # type: ignore[arg-type]
+                        node_load=dict)
+    rig = make_rig(executor=executor)
+    try:
+        rig.runtime.start(scheduler=False)
+        assert rig.runtime.health()["reconciled"] is False
+    finally:
+        executor.shutdown()
 
 
 @pytest.mark.parametrize(("answer", "released"), [("busy", True), ("rate_limited", True), ("accepted", False),
