@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from werkzeug.serving import make_server
 
 from controller.app import create_app
-from controller.check_rules import run as check_rules
+from controller.check_rules import check as check_rules
 from controller.rules import RuleError, merge_overrides
 from controller.runtime import build
 from controller.settings import PREFIX, ControllerSettings
@@ -60,12 +60,7 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
 
 
 def _check_rules(args: argparse.Namespace, *, env: dict[str, str] | None, out: TextIO) -> int:
-    try:
-        overrides = merge_overrides(dict(os.environ) if env is None else env, args.threshold)
-    except RuleError as exc:
-        print("\n".join(exc.errors), file=out)
-        return 1
-    return check_rules(args.paths, out=out, overrides=overrides)
+    return check_rules(args.paths, env=dict(os.environ) if env is None else env, thresholds=args.threshold, out=out)
 
 
 def _prepare(args: argparse.Namespace, env: dict[str, str] | None, err: TextIO) -> tuple[Any, ...] | None:

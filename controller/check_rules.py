@@ -34,6 +34,17 @@ def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | N
     return 0
 
 
+def check(paths: Sequence[str], *, env: Mapping[str, str], thresholds: Sequence[str], out: TextIO) -> int:
+    """Checks `paths` with the threshold overrides the controller would apply (env and NAME=VALUE)."""
+    try:
+        overrides = merge_overrides(env, thresholds)
+    except RuleError as exc:
+        for line in exc.errors:
+            print(line, file=out)
+        return 1
+    return run(paths, out=out, overrides=overrides)
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -44,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                         help="override a threshold, as the controller would (also SWARMGUARD_THRESHOLD_<NAME>)")
     args = parser.parse_args(argv)
-    try:
-        overrides = merge_overrides(os.environ, args.threshold)
-    except RuleError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stdout)
-        return 1
-    return run(args.paths, out=sys.stdout, overrides=overrides)
+    return check(args.paths, env=os.environ, thresholds=args.threshold, out=sys.stdout)
 
 
 if __name__ == "__main__":
