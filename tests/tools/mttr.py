@@ -57,7 +57,8 @@ def format_record(record: Mapping[str, Any]) -> str:
         lines.append(f"  T{i}  {rel:>12}  {'' if t is None else f'{float(t):.3f}'}")
     spans = derived(record)
     for name, (_, _, label) in SPANS.items():
-        lines.append(f"  {label:24} {cell(spans[name]).strip()} s")
+        value = spans[name]
+        lines.append(f"  {label:24} {'-' if value is None else f'{value:.3f} s'}")
     return "\n".join(lines)
 
 
