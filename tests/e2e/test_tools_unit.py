@@ -137,3 +137,26 @@ def test_a_suite_argument_error_is_refused_and_short_means_one_iteration() -> No
     with pytest.raises(SystemExit):
         suite.parse_args(["--iterations", "0"])
     assert suite.parse_args(["--short", "--iterations", "5"]).iterations == 1
+
+
+def test_lifting_exclusions_removes_only_swarmguards_constraints_and_its_label() -> None:
+    from controller.actions.ownership import EXCLUSIONS_LABEL
+    from sgcommon.engine import connect
+    from tests.fakes.engine import FakeEngine, Timing
+
+    with FakeEngine("manager-1", workers=("worker-1", "worker-2", "worker-3"), timing=Timing(0.01, 0.01, 0.01)) as engine:
+        engine.create_service({
+            "Name": "app", "Labels": {EXCLUSIONS_LABEL: '{"worker-1":1.0,"worker-2":2.0}', "keep": "1"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}, "Placement": {"Constraints": [
+                "node.role==worker", "node.hostname!=worker-1", "node.hostname!=worker-2", "node.hostname!=worker-3"]}},
+            "Mode": {"Replicated": {"Replicas": 1}}})
+        client = connect(engine.base_url, timeout=5)
+        try:
+            assert scenario1.lift_exclusions(client, "app") == ["worker-1", "worker-2"]
+            assert scenario1.lift_exclusions(client, "app") == []
+        finally:
+            client.close()
+        spec = engine.service_spec("app")
+        engine.assert_no_unknown_routes()
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.role==worker", "node.hostname!=worker-3"]
+    assert spec["Labels"] == {"keep": "1"}
