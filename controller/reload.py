@@ -37,11 +37,13 @@ class RuleWatcher:
         paths_or_dir: str | Sequence[str],
         *,
         overrides: Mapping[str, float] = MappingProxyType({}),
+        defaults: Mapping[str, int] = MappingProxyType({}),
         registry: CollectorRegistry,
         poll_interval: float = 0.5,
     ) -> None:
         self._paths = [paths_or_dir] if isinstance(paths_or_dir, str) else list(paths_or_dir)
         self._overrides = dict(overrides)
+        self._defaults = dict(defaults)
         self._poll_interval = poll_interval
         self._reloads = Counter("swarmguard_rules_reload", "Rule file reloads by result",
                                 ["result"], registry=registry)
@@ -54,7 +56,7 @@ class RuleWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._signature = self._scan()
-        self._current = load_rules(self._paths, overrides=self._overrides)
+        self._current = load_rules(self._paths, overrides=self._overrides, defaults=self._defaults)
         self._record_success(self._current, first=True)
 
     def current(self) -> RuleSet:
@@ -69,7 +71,7 @@ class RuleWatcher:
                 return False
             self._signature = signature
             try:
-                ruleset = load_rules(self._paths, overrides=self._overrides)
+                ruleset = load_rules(self._paths, overrides=self._overrides, defaults=self._defaults)
             except RuleError as exc:
                 self._reloads.labels(result="failure").inc()
                 self._last_ok.set(0)

@@ -277,7 +277,8 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
         sink = writer
         closers.append(writer.close)
     events = EventLog(metrics, keep=settings.events_keep, sink=sink)
-    watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry)
+    watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry,
+                          defaults={"max_replicas": settings.max_replicas, "min_replicas": settings.min_replicas})
     swarm = swarm or SwarmAdapter(connect(settings.docker_url))
     cache = MetricsCache(window=settings.cache_window, max_samples=settings.cache_max_samples,
                          max_containers=settings.cache_max_containers, stale_after=settings.stale_after,

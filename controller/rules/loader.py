@@ -62,8 +62,12 @@ def rule_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(files)), errors
 
 
-def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = MappingProxyType({})) -> RuleSet:
-    """Loads and validates every rule file in `paths`; raises RuleError listing all errors."""
+def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = MappingProxyType({}),
+               defaults: Mapping[str, int] = DEFAULTS) -> RuleSet:
+    """Loads and validates every rule file in `paths`; raises RuleError listing all errors.
+
+    `defaults`: max_replicas / min_replicas of scale rules that name none (the controller's settings).
+    """
     files, errors = rule_files(paths)
     docs: list[_Doc] = []
     for path in files:
@@ -74,7 +78,7 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
     _apply_overrides(thresholds, overrides, errors)
     values = {name: value for name, (value, _) in thresholds.items()}
     # a threshold with a bad value is still a known name, so its rules do not also fail
-    rules = _rules(docs, {**dict.fromkeys(broken, 0.0), **values}, errors)
+    rules = _rules(docs, {**dict.fromkeys(broken, 0.0), **values}, errors, {**DEFAULTS, **defaults})
     if errors:
         raise RuleError(_in_file_order(errors, files))
     ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].priority, pair[0]))
@@ -225,7 +229,8 @@ def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str
 
 # -- rules ------------------------------------------------------------------------------------
 
-def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str]) -> list[Rule]:
+def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str],
+           defaults: Mapping[str, int]) -> list[Rule]:
     rules: list[Rule] = []
     names: dict[str, str] = {}
     for doc in docs:
@@ -238,7 +243,7 @@ def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str])
             errors.append(f"{doc.path}:{doc.line(node)}: rules: expected a list of rules")
             continue
         for index, rule_node in enumerate(node.value, start=1):
-            rule = _RuleReader(doc, rule_node, index, thresholds, errors).read()
+            rule = _RuleReader(doc, rule_node, index, thresholds, errors, defaults=defaults).read()
             if rule is None:
                 continue
             if rule.name in names:
@@ -253,8 +258,9 @@ class _RuleReader:
     """Validates one rule mapping; every problem goes to `errors` with its line."""
 
     def __init__(self, doc: _Doc, node: yaml.Node, index: int, thresholds: Mapping[str, float],
-                 errors: list[str]) -> None:
+                 errors: list[str], *, defaults: Mapping[str, int]) -> None:
         self.doc = doc
+        self.defaults = defaults
         self.node = node
         self.thresholds = thresholds
         self.errors = errors
@@ -408,7 +414,7 @@ class _RuleReader:
                 self.error(f"{key} applies to {' and '.join(actions)} rules, not {action}", key=key)
         if action in ("scale_up", "scale_down"):
             key = ACTION_PARAMS[action][0]
-            params[key] = self.integer(raw, key, DEFAULTS[key], minimum=1)
+            params[key] = self.integer(raw, key, self.defaults[key], minimum=1)
         if action == "migrate" and "exclusion_ttl" in raw:
             params["exclusion_ttl"] = self.duration(raw, "exclusion_ttl", None, minimum=1.0)
         return params

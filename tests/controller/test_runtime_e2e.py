@@ -186,3 +186,19 @@ def test_a_good_rule_edit_takes_effect_within_two_seconds_without_a_restart(web:
         assert client.get("/events").get_json()["events"] == []
     finally:
         runtime.stop()
+
+
+def test_the_replica_bounds_in_the_settings_apply_to_rules_that_name_none(tmp_path: Path) -> None:
+    (tmp_path / "bounds.yml").write_text(
+        "rules:\n"
+        "  - {name: up, when: cpu > 90, action: scale_up}\n"
+        "  - {name: down, scope: service, when: avg(cpu) < 5, action: scale_down}\n"
+        "  - {name: up-named, when: cpu > 95, action: scale_up, max_replicas: 7}\n")
+    config = ControllerSettings(rules=str(tmp_path / "bounds.yml"), exporters=["127.0.0.1:9"], max_replicas=3,
+                                min_replicas=2)
+    runtime, _ = build(config, alert_token=TOKEN, thresholds={}, swarm=object())
+    try:
+        in_effect = {rule.name: dict(rule.params) for rule in runtime._rules.current().rules}
+    finally:
+        runtime.stop()
+    assert in_effect == {"up": {"max_replicas": 3}, "down": {"min_replicas": 2}, "up-named": {"max_replicas": 7}}
