@@ -42,6 +42,8 @@ def _convert(raw: Any, typ: Any, where: str) -> Any:
     if typ in (int, float):
         if isinstance(raw, bool):
             raise SettingsError(f"{where}: expected a number, got {raw!r}")
+        if typ is int and isinstance(raw, float) and not raw.is_integer():  # int() would truncate it
+            raise SettingsError(f"{where}: expected an integer, got {raw!r}")
         try:
             return typ(raw)
         except (TypeError, ValueError):

@@ -57,3 +57,12 @@ def test_command_line_flags_are_generated_from_the_fields() -> None:
     add_arguments(parser, Demo, prefix="X_")
     args = parser.parse_args(["--port", "7", "--debug"])
     assert load_settings(Demo, prefix="X_", env={}, overrides=cli_overrides(args, Demo)) == Demo(port=7, debug=True)
+
+
+def test_a_fractional_number_for_an_integer_setting_is_refused_not_truncated(tmp_path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("port: 9101.5\n")
+    with pytest.raises(SettingsError, match=r"port: expected an integer, got 9101\.5"):
+        load_settings(Demo, prefix="X_", yaml_path=str(path), env={})
+    path.write_text("port: 9101.0\n")
+    assert load_settings(Demo, prefix="X_", yaml_path=str(path), env={}).port == 9101
