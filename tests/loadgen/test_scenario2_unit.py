@@ -175,3 +175,12 @@ def test_scenario_options_that_cannot_work_are_refused(argv: list[str], message:
     with pytest.raises(SystemExit):
         scenario2.parse_scenario_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_the_scale_down_is_timed_from_the_load_stopping_to_its_surplus_task_gone() -> None:
+    actions = [{"action": "scale_up", "result": "success", "t5": 130.0, "t6": None},
+               {"action": "scale_down", "result": "failed", "t5": 300.0, "t6": None},
+               {"action": "scale_down", "result": "success", "t5": 390.0, "t6": 392.5}]
+    assert scenario2._after(actions, "scale_down", 200.0) == 192.5
+    assert scenario2._after(actions, "scale_up", 100.0) == 30.0
+    assert scenario2._after(actions[:2], "scale_down", 200.0) is None

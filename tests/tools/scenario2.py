@@ -562,10 +562,18 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions,
         "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
         "steps": steps, "timings": [dict(action=a["action"], **timings(a)) for a in actions],
+        "load_stopped_at": load_end, "scale_down_after_load_s": _after(actions, "scale_down", load_end),
         "load": load, "first_container": first_container,
         "lab_adaptation": {"thresholds": dict(opt.thresholds), "memory_mb": opt.memory_mb},
         "options": {k: v for k, v in vars(opt).items() if k != "thresholds"},
     }
+
+
+def _after(actions: Sequence[Mapping[str, Any]], action: str, since: float) -> float | None:
+    """Seconds from `since` to the first successful `action` being complete (T6, else T5)."""
+    done = [a.get("t6") or a.get("t5") for a in actions if a["action"] == action and a.get("result") == "success"]
+    done = [t for t in done if t is not None]
+    return round(min(done) - since, 3) if done else None
 
 
 def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Callable[[str], None]) -> None:
@@ -598,7 +606,8 @@ def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: 
 
 def format_result(result: Mapping[str, Any]) -> str:
     load = result["load"]
-    lines = [f"load: {load['target_rps']} req/s target, hold achieved {load['hold_achieved_rps']} req/s; "
+    lines = [f"scale-down complete {result.get('scale_down_after_load_s')} s after the load stopped",
+             f"load: {load['target_rps']} req/s target, hold achieved {load['hold_achieved_rps']} req/s; "
              f"{load['ok']} ok, {load['failed']} failed, {load['missed']} missed; split {load['addresses']}",
              f"probe: {result['probe']['probe_requests']} requests, {result['probe']['probe_failures']} failed, "
              f"longest gap {result['probe']['longest_gap']} s",
@@ -606,7 +615,7 @@ def format_result(result: Mapping[str, Any]) -> str:
     for a in result["actions"]:
         t = timings(a)
         lines.append(f"{a['action']:10} {a['result']:8} {a.get('replicas_before')} -> {a.get('replicas_after')}  "
-                     f"T0->T5 {t['t0_t5']} s  T2-T1 {t['alert_t2_t1']} s  T3-T2 {t['decision_t3_t2']} s  "
+                     f"T0->T5 {t['t0_t5']} s  T0->T6 {t['t0_t6']} s  T2-T1 {t['alert_t2_t1']} s  T3-T2 {t['decision_t3_t2']} s  "
                      f"T5-T4 {t['action_t5_t4']} s")
     for s in result["steps"]:
         lines.append(f"after {s['action']}: {s['replicas']} replicas, CPU each {s['cpu_per_replica']} "
