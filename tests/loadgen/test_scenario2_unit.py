@@ -94,8 +94,8 @@ def test_the_sinks_export_becomes_one_sorted_series_per_container() -> None:
     series = {s.container_id: s for s in scenario2.parse_export(EXPORT)}
     assert series["aaa"].node == "worker-1" and series["aaa"].points[0] == (100.0, 80.0)
     assert series["bbb"].points == [(109.0, 39.0), (111.0, 35.0)]
-    assert scenario2.window_means(list(series.values()), 105, 115) == {"aaa": 40.0, "bbb": 37.0}
-    assert scenario2.window_means(list(series.values()), 99, 101.5) == {"aaa": 81.0}
+    assert scenario2.window_means(list(series.values()), start=105, end=115) == {"aaa": 40.0, "bbb": 37.0}
+    assert scenario2.window_means(list(series.values()), start=99, end=101.5) == {"aaa": 81.0}
 
 
 def test_the_load_split_compares_each_replica_with_the_total_before_over_the_replicas() -> None:
@@ -181,6 +181,6 @@ def test_the_scale_down_is_timed_from_the_load_stopping_to_its_surplus_task_gone
     actions = [{"action": "scale_up", "result": "success", "t5": 130.0, "t6": None},
                {"action": "scale_down", "result": "failed", "t5": 300.0, "t6": None},
                {"action": "scale_down", "result": "success", "t5": 390.0, "t6": 392.5}]
-    assert scenario2._after(actions, "scale_down", 200.0) == 192.5
-    assert scenario2._after(actions, "scale_up", 100.0) == 30.0
-    assert scenario2._after(actions[:2], "scale_down", 200.0) is None
+    assert scenario2._after(actions, "scale_down", since=200.0) == 192.5
+    assert scenario2._after(actions, "scale_up", since=100.0) == 30.0
+    assert scenario2._after(actions[:2], "scale_down", since=200.0) is None

@@ -80,15 +80,15 @@ def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str], service: st
     return sorted(fresh, key=lambda e: e.get("t0") or 0.0)
 
 
-def span(record: Mapping[str, Any], a: int, b: int) -> float | None:
-    ta, tb = record.get(f"t{a}"), record.get(f"t{b}")
+def span(record: Mapping[str, Any], *, start: int, end: int) -> float | None:
+    ta, tb = record.get(f"t{start}"), record.get(f"t{end}")
     return None if ta is None or tb is None else round(tb - ta, 3)
 
 
 def timings(record: Mapping[str, Any]) -> dict[str, float | None]:
     """The derived latencies of one action record (seconds)."""
-    return {"t0_t5": span(record, 0, 5), "t0_t6": span(record, 0, 6), "alert_t2_t1": span(record, 1, 2),
-            "decision_t3_t2": span(record, 2, 3), "action_t5_t4": span(record, 4, 5)}
+    pairs = {"t0_t5": (0, 5), "t0_t6": (0, 6), "alert_t2_t1": (1, 2), "decision_t3_t2": (2, 3), "action_t5_t4": (4, 5)}
+    return {name: span(record, start=a, end=b) for name, (a, b) in pairs.items()}
 
 
 @dataclass
@@ -116,7 +116,7 @@ def parse_export(text: str) -> list[Series]:
     return list(out.values())
 
 
-def window_means(series: Sequence[Series], start: float, end: float) -> dict[str, float]:
+def window_means(series: Sequence[Series], *, start: float, end: float) -> dict[str, float]:
     """Mean CPU of each container over [start, end]; containers without samples there are left out."""
     means: dict[str, float] = {}
     for s in series:
@@ -331,7 +331,7 @@ def load_outcome(generators: Sequence[GeneratorRun]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the lab side
 
-def exec_text(client: Any, container: str, cmd: list[str]) -> str:
+def exec_text(client: Any, container: str, *, cmd: list[str]) -> str:
     with translate(f"exec in {container[:12]}"):
         exec_id = client.exec_create(container, cmd)["Id"]
         return client.exec_start(exec_id).decode()
@@ -348,7 +348,7 @@ def controller_get(client: Any, path: str) -> str:
     containers = service_containers(client, CONTROLLER)
     if not containers:
         raise EngineError(f"{CONTROLLER} has no container on the manager")
-    return exec_text(client, containers[0], ["curl", "-fsS", "-m", "3", f"http://127.0.0.1:5000{path}"])
+    return exec_text(client, containers[0], cmd=["curl", "-fsS", "-m", "3", f"http://127.0.0.1:5000{path}"])
 
 
 def controller_events(client: Any) -> list[dict[str, Any]]:
@@ -439,7 +439,7 @@ def replica_count(client: Any) -> int:
         return int(client.inspect_service(SERVICE)["Spec"]["Mode"]["Replicated"]["Replicas"])
 
 
-def cpu_series(sink: str, start: float, end: float, *, service: str = SERVICE) -> list[Series]:
+def cpu_series(sink: str, *, start: float, end: float, service: str = SERVICE) -> list[Series]:
     """Every web-stress container's cpu_percent samples between start and end, from the sink."""
     response = requests.get(f"{sink}/api/v1/export", timeout=10, params={
         "match[]": f'container_metrics_cpu_percent{{service_name="{service}"}}',
@@ -456,7 +456,7 @@ def stress_memory(lab: labinfo.Lab, client: Any, *, megabytes: int, ramp: float,
     node_client = connect(lab.socket_of(names[task["NodeID"]]), timeout=30)
     container = task["Status"]["ContainerStatus"]["ContainerID"]
     try:
-        answer = exec_text(node_client, container, [
+        answer = exec_text(node_client, container, cmd=[
             "curl", "-fsS", "-m", "5",
             f"http://127.0.0.1:8080/stress/memory?target={megabytes}&ramp={ramp:g}&duration={duration:g}"])
     finally:
@@ -527,10 +527,11 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
                                         duration=max(opt.hold - 2, 1))
         probe = ProbeRun(lab.host_socket, image=opt.image, network=lab.network,
                          target=opt.target.replace("/api/data", "/health"), duration=duration + 5).start()
-        args = loadgen_args(target=opt.target, rps=opt.rps / opt.generators, ramp=opt.ramp, hold=opt.hold,
-                            ramp_down=opt.ramp_down, workers=opt.workers)
         generators = [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network,
-                                         args=args, max_seconds=duration) for i in range(opt.generators)]
+                                         args=loadgen_args(target=opt.target, rps=share, ramp=opt.ramp, hold=opt.hold,
+                                                           ramp_down=opt.ramp_down, workers=opt.workers),
+                                         max_seconds=duration)
+                      for i, share in enumerate(loadgen.split_rate(opt.rps, opt.generators))]
         actions: list[dict[str, Any]] = []
         try:
             for gen in generators:
@@ -553,7 +554,7 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
             time.sleep(2.0)
         replicas_after = replica_count(client)
     try:
-        series = cpu_series(opt.sink, started - 30, time.time())
+        series = cpu_series(opt.sink, start=started - 30, end=time.time())
     except (requests.RequestException, ValueError, KeyError) as exc:
         say(f"    no per-replica CPU: the sink {opt.sink} did not answer ({exc})")
         series = []
@@ -562,14 +563,14 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions,
         "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
         "steps": steps, "timings": [dict(action=a["action"], **timings(a)) for a in actions],
-        "load_stopped_at": load_end, "scale_down_after_load_s": _after(actions, "scale_down", load_end),
+        "load_stopped_at": load_end, "scale_down_after_load_s": _after(actions, "scale_down", since=load_end),
         "load": load, "first_container": first_container,
         "lab_adaptation": {"thresholds": dict(opt.thresholds), "memory_mb": opt.memory_mb},
         "options": {k: v for k, v in vars(opt).items() if k != "thresholds"},
     }
 
 
-def _after(actions: Sequence[Mapping[str, Any]], action: str, since: float) -> float | None:
+def _after(actions: Sequence[Mapping[str, Any]], action: str, *, since: float) -> float | None:
     """Seconds from `since` to the first successful `action` being complete (T6, else T5)."""
     done = [a.get("t6") or a.get("t5") for a in actions if a["action"] == action and a.get("result") == "success"]
     done = [t for t in done if t is not None]
@@ -581,7 +582,7 @@ def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Ca
         seen.add(record["id"])
         actions.append(record)
         say(f"    {record['action']} {record['result']}: replicas {record.get('replicas_before')} -> "
-            f"{record.get('replicas_after')}, T0->T5 {span(record, 0, 5)} s")
+            f"{record.get('replicas_after')}, T0->T5 {span(record, start=0, end=5)} s")
 
 
 def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: Scenario2Options,
@@ -593,8 +594,8 @@ def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: 
             continue
         start = record["t5"] + opt.settle
         end = min(start + opt.window, load_end) if record["action"] == "scale_up" else start + opt.window
-        means = window_means(series, start, end)
-        before = window_means(series, record["t0"] - opt.window, record["t0"])
+        means = window_means(series, start=start, end=end)
+        before = window_means(series, start=record["t0"] - opt.window, end=record["t0"])
         cpus = sorted(means.values(), reverse=True)
         steps.append({"action": record["action"], "replicas": len(cpus), "cpu_per_replica": cpus,
                       "window": [round(start, 3), round(end, 3)], "cpu_before_total": round(sum(before.values()), 2),
@@ -689,8 +690,8 @@ def parse_orchestrator_args(argv: Sequence[str] | None = None) -> argparse.Names
 
 def orchestrator_generators(args: argparse.Namespace) -> list[GeneratorRun]:
     count = len(args.hosts) or args.generators
-    gen_args = loadgen_args(target=args.target, rps=args.rps / count, ramp=args.ramp_time, hold=args.hold_time,
-                            ramp_down=args.ramp_down_time, workers=args.workers)
+    gen_args = loadgen_args(target=args.target, rps=loadgen.split_rate(args.rps, count)[0], ramp=args.ramp_time,
+                            hold=args.hold_time, ramp_down=args.ramp_down_time, workers=args.workers)
     if args.hosts:
         return [SshGenerator(host, args=gen_args) for host in args.hosts]
     docker_host = args.docker_host or labinfo.check_lab().host_socket
