@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sgcommon.engine import EngineError
 from tests.tools import report, scenario2
 
 
@@ -142,7 +143,7 @@ def test_generators_are_merged_by_wall_clock_second_and_their_summaries_added() 
 def test_a_generator_that_printed_no_summary_fails_the_run_instead_of_counting_as_zero() -> None:
     silent = scenario2.GeneratorRun("gen-2")
     silent.take(b"Traceback (most recent call last):")
-    with pytest.raises(RuntimeError, match="gen-2"):
+    with pytest.raises(EngineError, match="gen-2"):
         scenario2.load_outcome([generator_lines("gen-1", 1000, [5]), silent])
 
 

@@ -14,6 +14,7 @@ the controller scales it back down once the traffic has gone.
    (victoria-metrics), averaged over a window while the load holds: the load split;
 5. after the load stops it waits for the scale-down back to 1 replica.
 
+The controller and exec helpers are tests/tools/controller_api.py (shared with scenario 1).
 `main_scenario()` is tests/scripts/stress_scenario2, `main_orchestrator()` is
 tests/scripts/alpine_load_orchestrator (load only; `--ssh-hosts` runs loadgen.py on real hosts).
 """
@@ -37,13 +38,14 @@ import requests
 
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
+from tests.tools import controller_api as api
 from tests.tools import deploy, labinfo, loadgen
 from tests.tools.zerodowntime import ProbeRun
 
 LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
 GENERATOR_LABEL = "org.swarmguard.loadgen"
-SERVICE = f"{labinfo.STACK}_web-stress"
-CONTROLLER = f"{labinfo.STACK}_controller"
+SERVICE = api.APP_SERVICE
+CONTROLLER = api.CONTROLLER_SERVICE
 SINK = "http://10.99.0.1:8428"
 THRESHOLD_PREFIX = "SWARMGUARD_THRESHOLD_"
 
@@ -75,9 +77,7 @@ def env_values(env: Sequence[str], names: Iterable[str]) -> dict[str, str | None
 
 def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str], service: str) -> list[dict[str, Any]]:
     """Scale records of `service` not in `seen`, oldest first (the controller lists newest first)."""
-    fresh = [dict(e) for e in events if e.get("id") not in seen and e.get("service") == service
-             and e.get("action") in ("scale_up", "scale_down")]
-    return sorted(fresh, key=lambda e: e.get("t0") or 0.0)
+    return [dict(r) for r in api.new_records(events, seen, service=service) if r.get("action") in ("scale_up", "scale_down")]
 
 
 def span(record: Mapping[str, Any], *, start: int, end: int) -> float | None:
@@ -323,62 +323,13 @@ def load_outcome(generators: Sequence[GeneratorRun]) -> dict[str, Any]:
     missing = [g.name for g in generators if g.summary is None]
     errors = [e for g in generators for e in g.errors]
     if missing:
-        raise RuntimeError(f"load generators without a summary: {missing}; {errors[:3]}")
+        raise EngineError(f"load generators without a summary: {missing}; {errors[:3]}")
     out = merge_summaries([g.summary for g in generators if g.summary is not None])
     out["errors_output"] = errors
     return out
 
 
 # ------------------------------------------------------------------ the lab side
-
-def exec_text(client: Any, container: str, *, cmd: list[str]) -> str:
-    with translate(f"exec in {container[:12]}"):
-        exec_id = client.exec_create(container, cmd)["Id"]
-        return client.exec_start(exec_id).decode()
-
-
-def service_containers(client: Any, service: str) -> list[str]:
-    with translate(f"containers of {service}"):
-        found = client.containers(filters={"label": f"com.docker.swarm.service.name={service}"})
-    return [c["Id"] for c in found]
-
-
-def controller_get(client: Any, path: str) -> str:
-    """GET a controller path from inside its container (the controller is on the host engine)."""
-    containers = service_containers(client, CONTROLLER)
-    if not containers:
-        raise EngineError(f"{CONTROLLER} has no container on the manager")
-    return exec_text(client, containers[0], cmd=["curl", "-fsS", "-m", "3", f"http://127.0.0.1:5000{path}"])
-
-
-def controller_events(client: Any) -> list[dict[str, Any]]:
-    try:
-        return json.loads(controller_get(client, "/events?limit=100"))["events"]
-    except (EngineError, ValueError, KeyError):
-        return []
-
-
-def exporters_up(client: Any) -> float | None:
-    try:
-        text = controller_get(client, "/metrics")
-    except EngineError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("swarmguard_controller_exporters_up "):
-            return float(line.split()[1])
-    return None
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str, poll: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
-
 
 @contextlib.contextmanager
 def controller_thresholds(client: Any, thresholds: Mapping[str, float], *, nodes: int,
@@ -420,18 +371,20 @@ def _set_env(swarm: SwarmAdapter, client: Any, *, set_: Mapping[str, str], unset
     want = env_edit([], set_=set_)
 
     def restarted() -> bool:
-        for cid in service_containers(client, CONTROLLER):
-            with translate("inspect the controller container"):
-                env = client.inspect_container(cid)["Config"]["Env"] or []
-            if all(item in env for item in want) and not any(e.partition("=")[0] in unset for e in env):
-                return (exporters_up(client) or 0) >= nodes
+        container = api.controller_container(client)
+        if not container:
+            return False
+        with translate("inspect the controller container"):
+            env = client.inspect_container(container)["Config"]["Env"] or []
+        if all(item in env for item in want) and not any(e.partition("=")[0] in unset for e in env):
+            return (api.exporters_up(client) or 0) >= nodes
         return False
 
-    wait_for(restarted, timeout=timeout, what=f"{CONTROLLER} restarted with the new env, scraping {nodes} exporters")
+    api.eventually(restarted, timeout=timeout, what=f"{CONTROLLER} restarted with the new env, scraping {nodes} exporters")
 
 
 def running_replicas(client: Any) -> list[dict[str, Any]]:
-    return deploy.running_tasks(client, SERVICE)
+    return api.running_tasks(client, SERVICE)
 
 
 def replica_count(client: Any) -> int:
@@ -451,19 +404,11 @@ def cpu_series(sink: str, *, start: float, end: float, service: str = SERVICE) -
 def stress_memory(lab: labinfo.Lab, client: Any, *, megabytes: int, ramp: float, duration: float) -> str:
     """Starts the memory stress on the single running replica; returns its container id."""
     task = running_replicas(client)[0]
-    with translate("nodes"):
-        names = {n["ID"]: n["Description"]["Hostname"] for n in client.nodes()}
-    node_client = connect(lab.socket_of(names[task["NodeID"]]), timeout=30)
-    container = task["Status"]["ContainerStatus"]["ContainerID"]
-    try:
-        answer = exec_text(node_client, container, cmd=[
-            "curl", "-fsS", "-m", "5",
-            f"http://127.0.0.1:8080/stress/memory?target={megabytes}&ramp={ramp:g}&duration={duration:g}"])
-    finally:
-        node_client.close()
-    if json.loads(answer).get("status") != "started":
-        raise RuntimeError(f"memory stress refused: {answer}")
-    return container
+    answer = api.app_get(lab, task, api.node_names(client)[task["NodeID"]],
+                         f"/stress/memory?target={megabytes}&ramp={ramp:g}&duration={duration:g}")
+    if answer.get("status") != "started":
+        raise EngineError(f"memory stress refused: {answer}")
+    return str(task["Status"]["ContainerStatus"]["ContainerID"])
 
 
 @dataclass
@@ -505,11 +450,11 @@ def _prepare(client: Any, say: Callable[[str], None]) -> None:
     if not present:
         say("==> deploying the stack")
         if deploy.main(["--lab", "--wait", "120"]) != 0:
-            raise RuntimeError("deploy failed")
+            raise EngineError("deploy of the stack failed")
     if replica_count(client) != 1:
         say(f"==> {SERVICE} has {replica_count(client)} replicas: scaling to 1 before the run")
         SwarmAdapter(client).scale(SERVICE, 1)
-    wait_for(lambda: len(running_replicas(client)) == 1, timeout=120, what=f"1 running replica of {SERVICE}")
+    api.eventually(lambda: len(running_replicas(client)) == 1, timeout=120, what=f"1 running replica of {SERVICE}")
 
 
 def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[str], None]) -> dict[str, Any]:
@@ -517,7 +462,7 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
     nodes = len(lab.node_sockets)
     duration = opt.ramp + opt.hold + opt.ramp_down
     with controller_thresholds(client, opt.thresholds, nodes=nodes, say=say):
-        seen = {e["id"] for e in controller_events(client)}
+        seen = {e["id"] for e in api.events(client, limit=200)}
         replicas_before = replica_count(client)
         say(f"==> memory stress {opt.memory_mb} MB on the replica for {opt.ramp + opt.hold - 2:g} s; "
             f"{opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
@@ -578,7 +523,7 @@ def _after(actions: Sequence[Mapping[str, Any]], action: str, *, since: float) -
 
 
 def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Callable[[str], None]) -> None:
-    for record in new_actions(controller_events(client), seen, SERVICE):
+    for record in new_actions(api.events(client, limit=50), seen, SERVICE):
         seen.add(record["id"])
         actions.append(record)
         say(f"    {record['action']} {record['result']}: replicas {record.get('replicas_before')} -> "
@@ -657,7 +602,7 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
     except labinfo.LabNotUp as exc:
         print(f"stress_scenario2: {exc}", file=sys.stderr)
         return 2
-    except (EngineError, TimeoutError, RuntimeError, requests.RequestException) as exc:
+    except (EngineError, requests.RequestException) as exc:
         print(f"stress_scenario2: {exc}", file=sys.stderr)
         return 1
     output = args.output or labinfo.REPO / "results" / f"scenario2-{time.strftime('%Y%m%dT%H%M%S')}.json"
@@ -720,7 +665,7 @@ def main_orchestrator(argv: Sequence[str] | None = None) -> int:
     except labinfo.LabNotUp as exc:
         print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
         return 2
-    except (EngineError, RuntimeError, OSError) as exc:
+    except (EngineError, OSError) as exc:
         print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"summary": summary}))
