@@ -106,16 +106,16 @@ def test_the_load_split_compares_each_replica_with_the_total_before_over_the_rep
     assert scenario2.load_split(50.0, [])["mean"] is None
 
 
-def test_steps_take_the_cpu_after_the_new_replica_settled_and_the_total_before_the_breach() -> None:
+def test_steps_take_the_cpu_after_the_new_replica_settled_and_the_total_at_the_breach() -> None:
     series = scenario2.parse_export(EXPORT)
-    actions = [{"action": "scale_up", "result": "success", "t0": 102.0, "t5": 104.0},
+    actions = [{"action": "scale_up", "result": "success", "t0": 100.5, "t3": 101.5, "t5": 104.0},
                {"action": "scale_up", "result": "failed", "t0": 120.0, "t5": None}]
     opt = scenario2.Scenario2Options(settle=5.0, window=10.0)
     steps = scenario2._steps(actions, series, opt, load_end=200.0)
     assert len(steps) == 1
     assert steps[0]["window"] == [109.0, 119.0]
     assert steps[0]["cpu_per_replica"] == [40.0, 37.0] and steps[0]["replicas"] == 2
-    assert steps[0]["cpu_before_total"] == 81.0
+    assert steps[0]["cpu_before_total"] == 81.0 and steps[0]["cpu_after_total"] == 77.0
     assert steps[0]["split"]["expected_each"] == 40.5
 
 

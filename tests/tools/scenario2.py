@@ -532,7 +532,7 @@ def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Ca
 
 def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: Scenario2Options,
            *, load_end: float) -> list[dict[str, Any]]:
-    """Per-replica CPU after each successful step (and the single replica's just before the first)."""
+    """Per-replica CPU after each successful step, and the CPU of all replicas at the breach before it."""
     steps: list[dict[str, Any]] = []
     for record in actions:
         if record.get("result") != "success" or record.get("t5") is None:
@@ -540,10 +540,13 @@ def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: 
         start = record["t5"] + opt.settle
         end = min(start + opt.window, load_end) if record["action"] == "scale_up" else start + opt.window
         means = window_means(series, start=start, end=end)
-        before = window_means(series, start=record["t0"] - opt.window, end=record["t0"])
+        # before: the samples that made the decision (T0 - 3 s .. T3), i.e. the CPU at the breach;
+        # a longer window would reach back into the ramp, when the load was lower
+        before = window_means(series, start=record["t0"] - 3.0, end=record.get("t3") or record["t0"])
         cpus = sorted(means.values(), reverse=True)
         steps.append({"action": record["action"], "replicas": len(cpus), "cpu_per_replica": cpus,
                       "window": [round(start, 3), round(end, 3)], "cpu_before_total": round(sum(before.values()), 2),
+                      "cpu_after_total": round(sum(cpus), 2),
                       "split": load_split(sum(before.values()) if before else None, cpus)})
     return steps
 
