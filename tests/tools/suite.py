@@ -128,15 +128,15 @@ def concurrent_verdict(records: Sequence[dict[str, Any]]) -> tuple[bool, str]:
 class ConcurrentSettings:
     cpu: float = 95.0
     memory: float = 430.0
-    network: float = 20.0  # Mbit/s from B to the sink: 0.2 % of the veth, 10x the lab's net_high
+    network: float = 20.0  # Mbit/s from B to the sink: 20 % of the lab's 100 Mbit/s link, > net_high
     ramp: float = 5.0
     hold: float = 90.0
     timeout: float = 150.0
 
 
 def concurrent_test(lab: labinfo.Lab, s: ConcurrentSettings = ConcurrentSettings()) -> dict[str, Any]:
-    """The three services at once, under scenario 2's lab network thresholds (docs/load.md: the lab's
-    veth reports 10 000 Mbit/s, so B's traffic could never be 65 % of it)."""
+    """The three services at once, under scenario 2's lab network thresholds (docs/load.md: B's
+    traffic on this machine could never be 65 % of a 100 Mbit/s link)."""
     from tests.tools import scenario2  # J's module: the lab threshold adaptation lives there once
 
     client = connect(lab.host_socket, timeout=60)
