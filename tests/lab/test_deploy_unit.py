@@ -139,3 +139,42 @@ def test_the_lab_creates_only_the_missing_external_secrets_with_random_values() 
     again = SecretsClient(have=["swarmguard-alert-token"])
     deploy.ensure_lab_secrets(again, stack)
     assert again.created["swarmguard-influxdb-token"] != client.created["swarmguard-influxdb-token"]
+
+
+class RolloutClient:
+    """A service whose tasks change between polls: each poll takes the next list of tasks."""
+
+    def __init__(self, template: dict[str, Any], polls: list[list[dict[str, Any]]]) -> None:
+        self.template = {**template, "Runtime": "container"}  # the engine fills it on the service side
+        self.polls = polls
+
+    def inspect_service(self, name: str) -> dict[str, Any]:
+        return {"Spec": {"TaskTemplate": self.template}}
+
+    def tasks(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+
+
+def task(image: str, state: str = "running") -> dict[str, Any]:
+    return {"Spec": {"ContainerSpec": {"Image": image}}, "Status": {"State": state}}
+
+
+def test_a_redeploy_is_waited_for_until_the_old_task_no_longer_runs_beside_the_new_one() -> None:
+    new = {"ContainerSpec": {"Image": "app@sha256:new"}}
+    polls = [
+        [task("app@sha256:old")],  # the update has not started: the running task is the old spec
+        [task("app@sha256:old"), task("app@sha256:new", "starting")],
+        [task("app@sha256:old"), task("app@sha256:new")],  # start-first: both run for a moment
+        [task("app@sha256:new")],
+    ]
+    client = RolloutClient(new, polls)
+    ticks = iter(range(100))
+    waited = deploy.wait_running(client, "web", 1, timeout=50, clock=lambda: float(next(ticks)), sleep=lambda s: None)
+    assert client.polls == [[task("app@sha256:new")]] and waited == 4.0
+
+
+def test_a_rollout_that_never_ends_is_a_clear_failure() -> None:
+    client = RolloutClient({"ContainerSpec": {"Image": "app@sha256:new"}}, [[task("app@sha256:old")]])
+    ticks = iter(range(100))
+    with pytest.raises(SystemExit, match=r"0/1 running tasks of its current spec \(1 meant to run\)"):
+        deploy.wait_running(client, "web", 1, timeout=5, clock=lambda: float(next(ticks)), sleep=lambda s: None)

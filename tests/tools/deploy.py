@@ -168,18 +168,38 @@ def running_tasks(client: Any, service: str) -> list[dict[str, Any]]:
     return [t for t in tasks if t["Status"]["State"] == "running"]
 
 
+def _template(spec: dict[str, Any]) -> dict[str, Any]:
+    """A task spec without what the engine fills in only on the service's side (Runtime)."""
+    return {k: v for k, v in spec.items() if k != "Runtime"}
+
+
+def rollout(client: Any, service: str) -> tuple[int, int]:
+    """(running tasks made from the service's current spec, tasks that should run).
+
+    A redeploy that changed the spec (a rebuilt image, a new config) rolls out start-first:
+    for a while the old task still runs beside the new one. Counting only tasks of the current
+    spec, and every task still meant to run, tells when the rollout is over.
+    """
+    with translate(f"rollout of {service}"):
+        template = _template(client.inspect_service(service)["Spec"]["TaskTemplate"])
+        tasks = client.tasks(filters={"service": service, "desired-state": "running"})
+    current = [t for t in tasks if t["Status"]["State"] == "running" and _template(t["Spec"]) == template]
+    return len(current), len(tasks)
+
+
 def wait_running(
     client: Any, service: str, want: int, *, timeout: float,
     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Seconds until `want` tasks of `service` run; SystemExit after `timeout`."""
+    """Seconds until `want` tasks of the current spec run and no other is meant to; SystemExit after `timeout`."""
     start = clock()
     while True:
-        have = len(running_tasks(client, service))
-        if have >= want:
+        current, meant = rollout(client, service)
+        if current >= want and meant == want:
             return clock() - start
         if clock() - start > timeout:
-            raise SystemExit(f"deploy: {service} has {have}/{want} running tasks after {timeout:.0f} s")
+            raise SystemExit(f"deploy: {service} has {current}/{want} running tasks of its current spec "
+                             f"({meant} meant to run) after {timeout:.0f} s")
         sleep(0.2)
 
 
