@@ -185,3 +185,10 @@ def test_the_scale_down_is_timed_from_the_load_stopping_to_its_surplus_task_gone
     assert scenario2._after(actions, "scale_down", since=200.0) == 192.5
     assert scenario2._after(actions, "scale_up", since=100.0) == 30.0
     assert scenario2._after(actions[:2], "scale_down", since=200.0) is None
+
+
+def test_thresholds_already_set_are_compared_as_numbers() -> None:
+    want = scenario2.threshold_env({"net_high": 3.0, "net_low": 1.0})
+    assert scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "3", "SWARMGUARD_THRESHOLD_NET_LOW": "1.0"}, want)
+    assert not scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "3", "SWARMGUARD_THRESHOLD_NET_LOW": None}, want)
+    assert not scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "x", "SWARMGUARD_THRESHOLD_NET_LOW": "1"}, want)

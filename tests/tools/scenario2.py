@@ -64,6 +64,14 @@ def threshold_env(thresholds: Mapping[str, float]) -> dict[str, str]:
     return {f"{THRESHOLD_PREFIX}{name.upper()}": repr(float(value)) for name, value in thresholds.items()}
 
 
+def same_values(have: Mapping[str, str | None], want: Mapping[str, str]) -> bool:
+    """Whether the environment already holds the wanted thresholds, as numbers ("3" is 3.0)."""
+    try:
+        return all(have.get(k) is not None and float(have[k]) == float(v) for k, v in want.items())  # type: ignore[arg-type]
+    except ValueError:
+        return False
+
+
 def env_edit(env: Sequence[str], *, set_: Mapping[str, str], unset: Iterable[str] = ()) -> list[str]:
     """A container spec's Env (NAME=VALUE list) with `set_` applied and `unset` removed, order kept."""
     drop = set(unset) | set(set_)
@@ -349,7 +357,7 @@ def controller_thresholds(client: Any, thresholds: Mapping[str, float], *, nodes
 
     with translate(f"inspect {CONTROLLER}"):
         before = env_values(env_of(client.inspect_service(CONTROLLER)["Spec"]), wanted)
-    changed = before != wanted
+    changed = not same_values(before, wanted)
     if changed:
         _set_env(swarm, client, set_=wanted, unset=(), nodes=nodes, timeout=timeout, say=say)
     try:
