@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import baseline, labinfo, scenario1
+from tests.tools import baseline, deploy, labinfo, scenario1
 from tests.tools import controller_api as api
 from tests.tools import report as report_mod
 
@@ -328,7 +328,10 @@ class Suite:
 
     def run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
-        scenario1.ensure_deployed(connect(self.lab.host_socket, timeout=60))
+        # Every suite starts from the stack as its files define it: one web-stress replica, no
+        # exclusion or replica count left by an earlier run (an unchanged stack redeploys as a no-op).
+        if deploy.main(["--lab", "--wait", "120"]) != 0:
+            raise EngineError("tests/tools/deploy.py --lab failed")
         self.part("baseline", self.baseline)
         self.part("scenario1", self.scenario1)
         self.part("scenario2", self.scenario2)
