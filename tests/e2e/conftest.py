@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.lab.conftest import ensure_lab
-from tests.tools import labinfo
+from labkit import labinfo
 
 
 @pytest.fixture(scope="session")

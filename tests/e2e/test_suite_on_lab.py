@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools import labinfo, report, suite
+from labkit import labinfo, report, suite
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

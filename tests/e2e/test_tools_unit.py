@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import tests.tools
-from tests.tools import controller_api as api
-from tests.tools import mttr, report, scenario1, suite
+import labkit
+from labkit import controller_api as api
+from labkit import mttr, report, scenario1, suite
 
 RECORD = {"id": "a1", "action": "migrate", "service": "swarmguard_web-stress", "rule": "migrate-on-container-problem",
           "result": "success", "node_from": "worker-1", "node_to": "worker-2", "container_id": "c" * 64,
@@ -127,8 +127,8 @@ def test_scenario_2_results_are_taken_in_any_of_its_shapes_once_per_iteration(
         return {"one": run, "list": [run], "records": {"records": [run]}}[shape]
 
     fake = types.SimpleNamespace(run_scenario2=run_scenario2)
-    monkeypatch.setitem(sys.modules, "tests.tools.scenario2", fake)
-    monkeypatch.setattr(tests.tools, "scenario2", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "labkit.scenario2", fake)
+    monkeypatch.setattr(labkit, "scenario2", fake, raising=False)
     assert suite.scenario2_runs(object(), 3) == [run, run, run]  # type: ignore[arg-type]
     assert len(calls) == 3
 

@@ -3,7 +3,7 @@
 The dashboards test checks every measurement, tag and field a Flux query names against these
 sets. They are not typed in by hand: each measurement's sets come from a real line built by the
 writer's own function (exporter.lineproto, controller.events) with every optional value filled in,
-then parsed back as line protocol. test_results comes from tests/tools/report.py's
+then parsed back as line protocol. test_results comes from labkit/report.py's
 `test_results_lines`; only while that module is absent, from the names fixed by issue 6.
 """
 from __future__ import annotations
@@ -151,16 +151,16 @@ def controller_lines() -> list[str]:
 
 
 # Issue 6: "measurement test_results (tags test_case, scenario; fields mttr_seconds,
-# downtime_seconds, failed_requests)". Used only while tests/tools/report.py does not exist.
+# downtime_seconds, failed_requests)". Used only while labkit/report.py does not exist.
 ISSUE_TEST_RESULTS = "test_results,test_case=proactive,scenario=scenario1 mttr_seconds=4.2,downtime_seconds=0.0,failed_requests=0i"
-REPORT_MODULE = "tests.tools.report"
+REPORT_MODULE = "labkit.report"
 
 
 def report_lines() -> tuple[list[str], str]:
     """test_results lines and where they came from."""
     if importlib.util.find_spec(REPORT_MODULE) is None:
-        return [ISSUE_TEST_RESULTS], "issue 6 (tests/tools/report.py not there)"
-    return report_module_lines(importlib.import_module(REPORT_MODULE)), "tests/tools/report.py"
+        return [ISSUE_TEST_RESULTS], "issue 6 (labkit/report.py not there)"
+    return report_module_lines(importlib.import_module(REPORT_MODULE)), "labkit/report.py"
 
 
 def report_module_lines(report: Any) -> list[str]:

@@ -17,7 +17,7 @@ from docker import types
 
 from sgcommon.engine import EngineError, connect, translate
 from tests.support import unavailable
-from tests.tools import labinfo
+from labkit import labinfo
 
 TEST_NETWORK = "sglabtest-net"
 APP_IMAGE = f"{labinfo.REGISTRY}/stressapp:latest"

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tests.tools import baseline
+from labkit import baseline
 
 
 def it(downtime: float, failed: int, healthy: float | None = 6.0) -> baseline.Iteration:

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.tools import cleanup, deploy
+from labkit import cleanup, deploy
 
 
 def merged() -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_cleanup_removes_the_stack_services_and_a_hand_made_web_stress_only() ->
 def test_the_production_stack_keeps_what_zero_downtime_and_the_small_machine_need() -> None:
     import yaml
 
-    from tests.tools import labinfo
+    from labkit import labinfo
 
     stack = yaml.safe_load((labinfo.REPO / "swarm" / "stack.yml").read_text())
     app = stack["services"]["web-stress"]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.lab.conftest import ensure_lab
 from tests.support import in_ci
-from tests.tools import labinfo
+from labkit import labinfo
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.tools import deploy, labinfo
-from tests.tools.baseline import Baseline
-from tests.tools.zerodowntime import ProbeRun
+from labkit import deploy, labinfo
+from labkit.baseline import Baseline
+from labkit.zerodowntime import ProbeRun
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

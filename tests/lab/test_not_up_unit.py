@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools import baseline, cleanup, deploy, labinfo, zerodowntime
+from labkit import baseline, cleanup, deploy, labinfo, zerodowntime
 
 MAINS: list[Callable[[Sequence[str]], int]] = [baseline.main, cleanup.main, deploy.main, zerodowntime.main]
 

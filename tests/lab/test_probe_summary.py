@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tools import probe
+from labkit import probe
 
 
 def rec(ts: float, ok: bool, latency: float = 0.01, address: str = "10.0.0.2") -> probe.Record:

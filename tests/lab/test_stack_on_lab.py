@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from sgcommon.engine import connect, translate
-from tests.tools import deploy, labinfo
-from tests.tools.controller_api import eventually, events, exec_in, exporters_up, node_names, running_tasks
+from labkit import deploy, labinfo
+from labkit.controller_api import eventually, events, exec_in, exporters_up, node_names, running_tasks
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

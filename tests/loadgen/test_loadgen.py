@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.tools import loadgen
-from tests.tools.loadgen import Schedule
+from labkit import loadgen
+from labkit.loadgen import Schedule
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tools import labinfo, scenario2
+from labkit import labinfo, scenario2
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

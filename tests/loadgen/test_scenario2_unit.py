@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sgcommon.engine import EngineError
-from tests.tools import report, scenario2
+from labkit import report, scenario2
 
 
 def test_the_ssh_command_quotes_every_argument_and_reads_the_program_from_stdin() -> None:

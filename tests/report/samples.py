@@ -43,7 +43,7 @@ def scenario2(*, t0: float = T0, t5: float = 3.0, failures: int = 0, replicas_af
 
 def reactive(first_ok: float | None = 7.0, *, mode: str = "crash", downtime: float = 7.0, failed: int = 60,
              broke_at: float = T0 - 600) -> dict[str, Any]:
-    """One iteration as tests/tools/baseline.py saves it."""
+    """One iteration as labkit/baseline.py saves it."""
     return {"mode": mode, "node": "worker-2", "broke_at": broke_at, "task_started_s": 5.3, "task_healthy_s": 6.9,
             "first_ok_s": first_ok, "downtime_s": downtime, "failed_requests": failed, "requests": 75,
             "new_node": "worker-1"}

@@ -14,7 +14,7 @@ from controller.events import mttr_seconds
 from tests.exporter.test_influx import export, victoria  # noqa: F401  (the victoria-metrics fixture)
 from tests.report import samples
 from tests.support import free_port
-from tests.tools import report as rp
+from labkit import report as rp
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -288,7 +288,7 @@ def test_the_command_writes_markdown_json_and_both_charts_from_saved_json(tmp_pa
 
 
 def test_the_timeline_chart_shows_the_median_migration() -> None:
-    from tests.tools.report_charts import typical_migration
+    from labkit.report_charts import typical_migration
 
     runs = runs_of({"records": [samples.scenario1(t0=samples.T0 + 100 * i, t6=t6) for i, t6 in enumerate((9.0, 5.0, 7.0))]})
     chosen = typical_migration(rp.build_report(runs))
@@ -296,7 +296,7 @@ def test_the_timeline_chart_shows_the_median_migration() -> None:
 
 
 def test_without_a_migration_only_the_comparison_chart_is_drawn(tmp_path: Path) -> None:
-    from tests.tools.report_charts import draw_charts
+    from labkit.report_charts import draw_charts
 
     paths = draw_charts(rp.build_report(runs_of(samples.baseline_file(samples.reactive()))), tmp_path)
     assert [p.name for p in paths] == ["mttr_downtime.png"] and png_size(paths[0])[0] > 0

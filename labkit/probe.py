@@ -1,6 +1,6 @@
 """The availability probe (PRD script 7): one HTTP request every `interval` seconds, for a bounded time.
 
-It runs INSIDE the service's overlay network (tests/tools/zerodowntime.py starts it in a container
+It runs INSIDE the service's overlay network (labkit/zerodowntime.py starts it in a container
 attached to swarmguard-net), so it sees what a client of the service sees: the name is resolved
 again for every request (with dnsrr each lookup returns the tasks' addresses; a task that is gone
 or not yet healthy is not among them). Standard library only: the container has python3 and

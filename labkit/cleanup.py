@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import labinfo
-from tests.tools.zerodowntime import PROBE_LABEL
+from labkit import labinfo
+from labkit.zerodowntime import PROBE_LABEL
 
 
 def doomed_services(services: Sequence[dict[str, Any]], stack: str) -> list[str]:

@@ -4,10 +4,10 @@ Every script of the suite saves its runs as JSON under results/; this module rea
 validates them into small dataclasses, and makes one report: a Markdown table (median/min/max of
 MTTR, downtime and failed requests per scenario, p50/p99 of the alert and decision latencies, the
 proactive/reactive ratios and a pass/fail line per success criterion), the same as JSON, PNG charts
-(tests/tools/report_charts.py) and `test_results` line protocol for InfluxDB or the lab's sink.
+(labkit/report_charts.py) and `test_results` line protocol for InfluxDB or the lab's sink.
 
 Input documents (one per file), see docs/report.md:
-- the reactive baseline's own output (tests/tools/baseline.py: `mode` and `iterations`);
+- the reactive baseline's own output (labkit/baseline.py: `mode` and `iterations`);
 - `{"records": [...]}` or one record, each with a `kind`: `reactive`, `proactive` or `check`.
 Everything here but `write_results` and `main` is pure, so the tests feed it synthetic runs.
 `tests/scripts/report` is `main()`.
@@ -105,7 +105,7 @@ def _list(doc: Mapping[str, Any], key: str, where: str) -> list[Any]:
 
 @dataclasses.dataclass(frozen=True)
 class ReactiveRun:
-    """One break of the reactive baseline (tests/tools/baseline.py's iteration); seconds after the break."""
+    """One break of the reactive baseline (labkit/baseline.py's iteration); seconds after the break."""
 
     mode: str  # crash | node-loss
     first_ok_s: float | None  # MTTR: break -> first successful probe request after the outage
@@ -142,7 +142,7 @@ class ReactiveRun:
 
 @dataclasses.dataclass(frozen=True)
 class ProbeSummary:
-    """The availability probe's summary over one run (tests/tools/probe.py summarize)."""
+    """The availability probe's summary over one run (labkit/probe.py summarize)."""
 
     requests: int
     failures: int
@@ -715,7 +715,7 @@ def write_results(url: str, runs: Sequence[Run], *, token: str | None = None, or
 
 def write_report(report: Report, out: Path) -> list[Path]:
     """report.md, report.json and the charts into `out`; the files written."""
-    from tests.tools.report_charts import draw_charts  # matplotlib only when charts are wanted
+    from labkit.report_charts import draw_charts  # matplotlib only when charts are wanted
 
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "report.md", out / "report.json"
@@ -768,6 +768,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # through the imported module, so its classes are the ones report_charts sees (not __main__'s)
-    from tests.tools import report as _report
+    from labkit import report as _report
 
     sys.exit(_report.main())

@@ -4,7 +4,7 @@ The controller stamps every action's timeline (docs/controller.md): T0 breach sa
 sent, T2 alert received, T3 decision, T4 first API call, T5 new task running (healthy), T6 old task
 stopped. From one ActionRecord (its /events form) this derives alert latency T2-T1, decision
 latency T3-T2, action time T5-T4, MTTR T0->T5 and T0->T6. `--scenario 1` runs scenario 1 once
-(tests/tools/scenario1.py), `--scenario 2` runs J's `run_scenario2` once (tests/tools/scenario2.py),
+(labkit/scenario1.py), `--scenario 2` runs J's `run_scenario2` once (labkit/scenario2.py),
 `--last` only reads the newest matching record from the controller. `tests/scripts/measure_mttr`
 is `main()`.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect
-from tests.tools import controller_api as api
-from tests.tools import labinfo
+from labkit import controller_api as api
+from labkit import labinfo
 
 SPANS = {  # name: (from, to, label)
     "alert": ("t1", "t2", "alert latency T2-T1"),
@@ -69,9 +69,9 @@ def primary_action(run: Mapping[str, Any], scenario: int) -> dict[str, Any] | No
 
 def run_one(scenario: int, lab: labinfo.Lab) -> dict[str, Any]:
     if scenario == 1:
-        from tests.tools.scenario1 import Scenario1
+        from labkit.scenario1 import Scenario1
         return Scenario1(lab).run_once()
-    from tests.tools.suite import scenario2_once
+    from labkit.suite import scenario2_once
     return scenario2_once(lab)
 
 

@@ -1,6 +1,6 @@
 """Runs the availability probe inside the overlay network and brings its log back (PRD script 7).
 
-`ProbeRun` starts tests/tools/probe.py in a container attached to the service's network on the
+`ProbeRun` starts labkit/probe.py in a container attached to the service's network on the
 manager's engine (the lab's base image has python3; the probe's source is passed as `python3 -c`,
 so nothing needs mounting and any engine works), streams the per-request records back as they
 happen (the baseline watches them live), and returns the probe's own summary at the end.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import labinfo
-from tests.tools.probe import Record, summarize
+from labkit import labinfo
+from labkit.probe import Record, summarize
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
 PROBE_LABEL = "org.swarmguard.probe"

@@ -9,7 +9,7 @@ service name again and picks one of the answers (dnsrr returns every healthy tas
 spreads over the replicas as they come and go) and uses a new connection, like the PRD's curl.
 
 Standard library only: it runs as `python3 -c` in a container attached to the overlay network
-(tests/tools/scenario2.py) and as `python3 -` over ssh on a real host. Output on stdout, one JSON
+(labkit/scenario2.py) and as `python3 -` over ssh on a real host. Output on stdout, one JSON
 object a line: each second {"second", "ts", "target_rps", "sent", "ok", "failed", "missed",
 "latency_p50", "latency_max", "addresses", "errors"}, then {"summary": {...}}. SIGTERM ends the
 run early, with the summary.

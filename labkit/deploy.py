@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import labinfo
+from labkit import labinfo
 
 OMIT_LABEL = "org.swarmguard.lab"
 APP = "web-stress"

@@ -14,7 +14,7 @@ import requests
 
 from sgcommon.engine import EngineError, connect, translate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 LAB_SCRIPT = REPO / "swarm" / "lab"
 HOST_SOCKET = "unix:///var/run/docker.sock"
 REGISTRY = "10.99.0.1:5000"

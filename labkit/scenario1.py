@@ -30,9 +30,9 @@ from typing import Any
 from controller.actions.ownership import EXCLUSIONS_LABEL, exclusion_constraint, read_exclusions
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
-from tests.tools import controller_api as api
-from tests.tools import deploy, labinfo, mttr
-from tests.tools.zerodowntime import ProbeRun
+from labkit import controller_api as api
+from labkit import deploy, labinfo, mttr
+from labkit.zerodowntime import ProbeRun
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +62,9 @@ def ensure_deployed(client: Any) -> None:
         names = {s["Spec"]["Name"] for s in client.services()}
     if {api.APP_SERVICE, api.CONTROLLER_SERVICE} <= names:
         return
-    print("==> deploying the stack (tests/tools/deploy.py --lab)", flush=True)
+    print("==> deploying the stack (labkit/deploy.py --lab)", flush=True)
     if deploy.main(["--lab", "--wait", "120"]) != 0:
-        raise EngineError("tests/tools/deploy.py --lab failed")
+        raise EngineError("labkit/deploy.py --lab failed")
 
 
 def lift_exclusions(client: Any, service: str) -> list[str]:
@@ -80,7 +80,7 @@ def lift_exclusions(client: Any, service: str) -> list[str]:
 
 def result_record(record: dict[str, Any], probe: dict[str, Any], *, node_before: str,
                   node_after: str | None) -> dict[str, Any]:
-    """One run as report.py's `proactive` record (tests/tools/report.py ProactiveRun)."""
+    """One run as report.py's `proactive` record (labkit/report.py ProactiveRun)."""
     return {"kind": "proactive", "scenario": "scenario1", "actions": [record],
             "probe": {k: probe[k] for k in ("requests", "failures", "longest_gap", "total_downtime")},
             "node_before": node_before, "node_after": node_after, "replicas_before": 1, "replicas_after": 1}

@@ -1,6 +1,6 @@
 """PNG charts of the test report (issue 6): MTTR and downtime, proactive vs reactive, and one migration's T0-T6.
 
-Split from tests/tools/report.py so matplotlib (the `report` extra) is loaded only when charts are
+Split from labkit/report.py so matplotlib (the `report` extra) is loaded only when charts are
 drawn. The Agg backend draws to files and needs no display.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from matplotlib.axes import Axes  # noqa: E402
 
 from controller.events import mttr_seconds  # noqa: E402
 from controller.model import ActionRecord  # noqa: E402
-from tests.tools.report import ProactiveRun, Report, ScenarioSummary, Spread  # noqa: E402
+from labkit.report import ProactiveRun, Report, ScenarioSummary, Spread  # noqa: E402
 
 COLORS = {"reactive": "#c0504d", "proactive": "#4f81bd"}
 STAGES = (  # (from, to, what happens in between)

@@ -1,8 +1,8 @@
 """run_full_test_suite (PRD script 9, issue 6): every end-to-end measurement on the lab, then the report.
 
-In order: the reactive baseline (crash) x N with the controllers paused (tests/tools/baseline.py),
-scenario 1 x N (tests/tools/scenario1.py), scenario 2 x N (J's tests/tools/scenario2.py), the
-concurrent test, the node-failure test, then the report (tests/tools/report.py: Markdown, JSON,
+In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
+scenario 1 x N (labkit/scenario1.py), scenario 2 x N (J's labkit/scenario2.py), the
+concurrent test, the node-failure test, then the report (labkit/report.py: Markdown, JSON,
 charts) and `test_results` written to the lab's sink. Every part saves its JSON into one folder
 results/suite-<time>/ as it ends, so a part that fails loses nothing of the others; a part that
 fails is recorded (concurrent/node-failure as failed checks) and the suite goes on.
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import baseline, deploy, labinfo, scenario1
-from tests.tools import controller_api as api
-from tests.tools import report as report_mod
+from labkit import baseline, deploy, labinfo, scenario1
+from labkit import controller_api as api
+from labkit import report as report_mod
 
 SINK_URL = "http://10.99.0.1:8428"
 E2E_LABEL = "org.swarmguard.e2e"
@@ -50,7 +50,7 @@ def say(text: str) -> None:
 def scenario2_runs(lab: labinfo.Lab, iterations: int) -> list[dict[str, Any]]:
     """J's `run_scenario2`, called with what its signature asks for among (lab, iterations); its
     result (one record, a list, or {"records": [...]}) as a list of `proactive` records."""
-    from tests.tools import scenario2  # J's module; imported late so the rest runs without it
+    from labkit import scenario2  # J's module; imported late so the rest runs without it
 
     fn: Callable[..., Any] = scenario2.run_scenario2
     params = inspect.signature(fn).parameters
@@ -137,7 +137,7 @@ class ConcurrentSettings:
 def concurrent_test(lab: labinfo.Lab, s: ConcurrentSettings = ConcurrentSettings()) -> dict[str, Any]:
     """The three services at once, under scenario 2's lab network thresholds (docs/load.md: B's
     traffic on this machine could never be 65 % of a 100 Mbit/s link)."""
-    from tests.tools import scenario2  # J's module: the lab threshold adaptation lives there once
+    from labkit import scenario2  # J's module: the lab threshold adaptation lives there once
 
     client = connect(lab.host_socket, timeout=60)
     try:
@@ -331,7 +331,7 @@ class Suite:
         # Every suite starts from the stack as its files define it: one web-stress replica, no
         # exclusion or replica count left by an earlier run (an unchanged stack redeploys as a no-op).
         if deploy.main(["--lab", "--wait", "120"]) != 0:
-            raise EngineError("tests/tools/deploy.py --lab failed")
+            raise EngineError("labkit/deploy.py --lab failed")
         self.part("baseline", self.baseline)
         self.part("scenario1", self.scenario1)
         self.part("scenario2", self.scenario2)

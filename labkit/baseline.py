@@ -6,7 +6,7 @@ With no controller running, each iteration breaks the service's only task and ti
 Measured from the break: the new task's container started, the new task running (with a
 healthcheck Swarm reports running only once healthy), and the first successful probe request
 after the last failed one; plus the probe's failed requests and total downtime (the probe runs
-inside the overlay network, tests/tools/zerodowntime.py). Results: a table on stdout and JSON
+inside the overlay network, labkit/zerodowntime.py). Results: a table on stdout and JSON
 under results/. Lab only: it needs every node's engine.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import labinfo
-from tests.tools.probe import Record, summarize
-from tests.tools.zerodowntime import ProbeRun
+from labkit import labinfo
+from labkit.probe import Record, summarize
+from labkit.zerodowntime import ProbeRun
 
 MODES = ("crash", "node-loss")
 METRICS = ("task_started_s", "task_healthy_s", "first_ok_s", "downtime_s", "failed_requests")

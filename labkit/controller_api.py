@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sgcommon.engine import EngineError, connect, translate
-from tests.tools import labinfo
+from labkit import labinfo
 
 CONTROLLER_SERVICE = f"{labinfo.STACK}_controller"
 APP_SERVICE = f"{labinfo.STACK}_web-stress"

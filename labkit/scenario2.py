@@ -1,20 +1,20 @@
 """Scenario 2 on the lab (PRD test case 2, scripts 3 and 4): real traffic scales web-stress up, and
 the controller scales it back down once the traffic has gone.
 
-`run_scenario2()` drives one run and returns a dict that tests/tools/report.py takes as a
+`run_scenario2()` drives one run and returns a dict that labkit/report.py takes as a
 "proactive" record (`actions`, `probe`, `steps`, replicas before/after) plus the load's own figures:
 1. the lab adaptation is put in place (docs/load.md says why each part is there):
    the controller's network thresholds are scaled to what the lab's 2 cores can serve
    (`SWARMGUARD_THRESHOLD_NET_HIGH/NET_LOW` on the controller service, restored afterwards), and a
    memory stress on the replica stands in for the per-request working set the tiny /api/data lacks;
-2. load generators (tests/tools/loadgen.py) run in containers attached to swarmguard-net and send
+2. load generators (labkit/loadgen.py) run in containers attached to swarmguard-net and send
    GET /api/data with ramp-up, hold and ramp-down; the availability probe runs alongside;
 3. the controller's /events gives each scale_up / scale_down record with T0-T6;
 4. the per-replica CPU after each step comes from the exporters' samples in the lab's sink
    (victoria-metrics), averaged over a window while the load holds: the load split;
 5. after the load stops it waits for the scale-down back to 1 replica.
 
-The controller and exec helpers are tests/tools/controller_api.py (shared with scenario 1).
+The controller and exec helpers are labkit/controller_api.py (shared with scenario 1).
 `main_scenario()` is tests/scripts/stress_scenario2, `main_orchestrator()` is
 tests/scripts/alpine_load_orchestrator (load only; `--ssh-hosts` runs loadgen.py on real hosts).
 """
@@ -38,9 +38,9 @@ import requests
 
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
-from tests.tools import controller_api as api
-from tests.tools import deploy, labinfo, loadgen
-from tests.tools.zerodowntime import ProbeRun
+from labkit import controller_api as api
+from labkit import deploy, labinfo, loadgen
+from labkit.zerodowntime import ProbeRun
 
 LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
 GENERATOR_LABEL = "org.swarmguard.loadgen"
