@@ -1,6 +1,6 @@
 """Wires the controller together: inputs (alerts, scrapes, service list) -> cache -> rules -> executor.
 
-The rule engine is pure and keeps its memory in one `EngineState`, so every evaluation (an alert
+The rule engine is pure and keeps its memory in one `RuleState`, so every evaluation (an alert
 on a Flask thread, a scrape round or the service-rule job on scheduler threads) runs under one lock.
 An evaluation is short (milliseconds); the actions it decides run on the executor's own threads.
 Timeline stamps: T1 comes from the alert, T2 is when it (or the scrape round) arrived, T3 when the
@@ -262,7 +262,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     Raises controller.rules.RuleError when the rule files are broken at start (nothing to keep).
     """
     from controller.actions import ActionSettings, Executor
-    from controller.engine import EngineState, evaluate
+    from controller.decide import RuleState, evaluate
     from controller.reload import RuleWatcher
     from sgcommon.engine import connect
     from sgcommon.engine.swarm import SwarmAdapter
@@ -290,7 +290,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     scraper = Scraper(source, cache, timeout=settings.scrape_timeout, workers=settings.scrape_workers,
                       budget=min(settings.scrape_timeout, 0.8 * settings.scrape_interval),
                       observe=lambda url, seconds, ok: metrics.scrape_duration.observe(seconds))
-    runtime = Runtime(cache=cache, rules=watcher, evaluate=evaluate, state=EngineState(), executor=executor,
+    runtime = Runtime(cache=cache, rules=watcher, evaluate=evaluate, state=RuleState(), executor=executor,
                       metrics=metrics, events=events, scraper=scraper, services=ServiceRefresher(swarm, cache),
                       watcher=watcher, closers=tuple(closers),
                       schedule=Schedule(scrape=settings.scrape_interval, services=settings.services_interval,

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from controller.app import create_app
-from controller.engine import EngineState, evaluate
+from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Timeline
 from controller.rules import load_rules
 from sgcommon.alert import Alert, encode_alert
@@ -77,7 +77,7 @@ def main() -> dict[str, Any]:
     NODES, PER_NODE = args.nodes, args.per_node
     total = NODES * PER_NODE
     executor = TimingExecutor()
-    rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=EngineState(),
+    rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=RuleState(),
                    executor=executor)
     runtime, cache = rig.runtime, rig.runtime.cache
     cache.set_services({f"svc-{s}": ServiceInfo(name=f"svc-{s}", replicas=REPLICAS,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from controller.engine import EngineState, evaluate
+from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, compile_condition, load_rules
 
@@ -106,7 +106,7 @@ class Cluster:
 def full_cycles(cycles: int) -> dict[str, Any]:
     rules = load_rules(["rules/default.yml"])
     cluster = Cluster()
-    state = EngineState()
+    state = RuleState()
     evaluate(rules, cluster.snapshot(), float(HISTORY), state)
     times, cpu_times = [], []
     decisions = 0
@@ -129,7 +129,7 @@ def full_cycles(cycles: int) -> dict[str, Any]:
 def alert_path(alerts: int) -> dict[str, Any]:
     rules = load_rules(["rules/default.yml"])
     cluster = Cluster()
-    state = EngineState()
+    state = RuleState()
     evaluate(rules, cluster.snapshot(), float(HISTORY), state)
     deciding: list[float] = []
     quiet: list[float] = []

@@ -8,7 +8,7 @@ import pytest
 
 from controller.actions import ActionSettings, Executor
 from controller.app import create_app
-from controller.engine import EngineState, evaluate
+from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, ServiceInfo
 from controller.rules import load_rules
 from controller.services import ServiceRefresher
@@ -105,7 +105,7 @@ def test_an_alert_stream_breaching_scenario_1_with_the_default_rules_ends_as_a_m
     fake_engine.create_service(service_spec("web", replicas=2, labels={"swarmguard.enable": "true"}))
     assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 2)
     task = swarm.list_tasks(service="web", desired_state="running")[0]
-    rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=EngineState(),
+    rig = make_rig(rules=FixedRules(load_rules(["rules/default.yml"])), evaluate=evaluate, state=RuleState(),
                    swarm=swarm)
     rig.runtime.refresh_services()
     client = create_app(rig.config, rig.runtime).test_client()

@@ -1,6 +1,6 @@
 """Stand-ins for the rule engine and the executor, shared by the runtime, app and fuzz tests.
 
-The real engine (controller.engine) and executor (controller.actions) are tested by their owners;
+The real engine (controller.decide) and executor (controller.actions) are tested by their owners;
 these record what the runtime hands them, so the tests can check the wiring and the timeline.
 """
 from __future__ import annotations

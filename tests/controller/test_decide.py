@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.engine import EngineState, evaluate
+from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, Decision, NodeMetrics, ServiceInfo, Snapshot
 from controller.rules import RuleSet, load_rules
 
@@ -54,7 +54,7 @@ def rules(tmp_path: Path, text: str) -> RuleSet:
     return load_rules([str(path)])
 
 
-def run(ruleset: RuleSet, world: World, now: float, state: EngineState, **kwargs: object) -> list[Decision]:
+def run(ruleset: RuleSet, world: World, now: float, state: RuleState, **kwargs: object) -> list[Decision]:
     return evaluate(ruleset, world.snapshot(), now, state, **kwargs)  # type: ignore[arg-type]
 
 
@@ -66,11 +66,11 @@ def world() -> World:
 
 
 @pytest.fixture
-def state() -> EngineState:
-    return EngineState()
+def state() -> RuleState:
+    return RuleState()
 
 
-def test_scenario_one_migrates_after_two_consecutive_breaching_samples(world: World, state: EngineState) -> None:
+def test_scenario_one_migrates_after_two_consecutive_breaching_samples(world: World, state: RuleState) -> None:
     world.sample("c1", 100.0, PROBLEM)
     assert run(DEFAULT, world, 100.1, state) == []
     world.sample("c1", 101.0, PROBLEM)
@@ -83,7 +83,7 @@ def test_scenario_one_migrates_after_two_consecutive_breaching_samples(world: Wo
     assert "cpu=90" in decision.reason and "net=5" in decision.reason and "net_low=35" in decision.reason
 
 
-def test_scenario_two_scales_up_by_one_replica(world: World, state: EngineState) -> None:
+def test_scenario_two_scales_up_by_one_replica(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0):
         world.sample("c1", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.1, state)
@@ -93,7 +93,7 @@ def test_scenario_two_scales_up_by_one_replica(world: World, state: EngineState)
     assert decision.params["max_replicas"] == 10
 
 
-def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, state: EngineState) -> None:
+def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, state: RuleState) -> None:
     world.sample("c1", 100.0, PROBLEM)
     assert run(DEFAULT, world, 100.05, state, container_id="c1") == []  # the alert
     assert run(DEFAULT, world, 100.5, state) == []  # the scrape round brings the same sample
@@ -103,7 +103,7 @@ def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, s
 
 
 def test_an_alerts_rounded_timestamp_and_the_scrapes_full_one_are_the_same_sample(world: World,
-                                                                                   state: EngineState) -> None:
+                                                                                   state: RuleState) -> None:
     exact = 100.123456789
     world.sample("c1", round(exact, 4), PROBLEM)  # the alert (sgcommon.alert rounds t0)
     assert run(DEFAULT, world, 100.2, state, container_id="c1") == []
@@ -113,7 +113,7 @@ def test_an_alerts_rounded_timestamp_and_the_scrapes_full_one_are_the_same_sampl
     assert len(run(DEFAULT, world, 101.0, state)) == 1
 
 
-def test_flapping_breach_clear_breach_does_not_fire_with_for_two(world: World, state: EngineState) -> None:
+def test_flapping_breach_clear_breach_does_not_fire_with_for_two(world: World, state: RuleState) -> None:
     for ts, figures in ((100.0, PROBLEM), (101.0, CALM), (102.0, PROBLEM), (103.0, CALM), (104.0, PROBLEM)):
         world.sample("c1", ts, figures)
         assert run(DEFAULT, world, ts + 0.1, state) == []
@@ -122,7 +122,7 @@ def test_flapping_breach_clear_breach_does_not_fire_with_for_two(world: World, s
     assert decision.t0 == 104.0
 
 
-def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: EngineState) -> None:
+def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: RuleState) -> None:
     fired = []
     for second in range(0, 40):
         world.sample("c1", 100.0 + second, PROBLEM)
@@ -132,7 +132,7 @@ def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: Eng
     assert fired == [(1, 100.0), (32, 131.0)]
 
 
-def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, state: EngineState) -> None:
+def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0):
         world.sample("c1", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.1, state)
@@ -145,7 +145,7 @@ def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, st
     assert [d.action for d in run(DEFAULT, world, 103.1, state)] == ["scale_up"]
 
 
-def test_cooldown_is_per_service_so_another_service_still_fires(world: World, state: EngineState) -> None:
+def test_cooldown_is_per_service_so_another_service_still_fires(world: World, state: RuleState) -> None:
     world.service("api", replicas=2)
     for ts in (100.0, 101.0):
         world.sample("c1", ts, PROBLEM)
@@ -155,7 +155,7 @@ def test_cooldown_is_per_service_so_another_service_still_fires(world: World, st
     assert state.in_cooldown("web", 101.2) == ["migrate-on-container-problem"]
 
 
-def test_a_second_container_of_a_cooling_service_does_not_fire(world: World, state: EngineState) -> None:
+def test_a_second_container_of_a_cooling_service_does_not_fire(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0):
         world.sample("c1", ts, PROBLEM)
         world.sample("c2", ts, PROBLEM, node="worker-2")
@@ -165,7 +165,7 @@ def test_a_second_container_of_a_cooling_service_does_not_fire(world: World, sta
     assert run(DEFAULT, world, 102.1, state) == []
 
 
-def test_stale_containers_are_never_counted_or_acted_on(world: World, state: EngineState) -> None:
+def test_stale_containers_are_never_counted_or_acted_on(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0, 102.0):
         world.sample("c1", ts, PROBLEM, stale=True)
         assert run(DEFAULT, world, ts + 0.1, state) == []
@@ -176,7 +176,7 @@ def test_stale_containers_are_never_counted_or_acted_on(world: World, state: Eng
     assert len(run(DEFAULT, world, 104.1, state)) == 1
 
 
-def test_services_that_do_not_opt_in_by_label_are_left_alone(world: World, state: EngineState) -> None:
+def test_services_that_do_not_opt_in_by_label_are_left_alone(world: World, state: RuleState) -> None:
     world.service("influxdb", replicas=1, labels={})
     world.service("other", replicas=1, labels={"swarmguard.enable": "false"})
     for ts in (100.0, 101.0, 102.0):
@@ -185,13 +185,13 @@ def test_services_that_do_not_opt_in_by_label_are_left_alone(world: World, state
         assert run(DEFAULT, world, ts + 0.1, state) == []
 
 
-def test_containers_of_unknown_services_are_ignored(world: World, state: EngineState) -> None:
+def test_containers_of_unknown_services_are_ignored(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0):
         world.sample("x1", ts, PROBLEM, service="not-in-snapshot")
         assert run(DEFAULT, world, ts + 0.1, state) == []
 
 
-def test_name_patterns_select_services(tmp_path: Path, world: World, state: EngineState) -> None:
+def test_name_patterns_select_services(tmp_path: Path, world: World, state: RuleState) -> None:
     ruleset = rules(tmp_path, """
 rules:
   - name: web-only
@@ -206,7 +206,7 @@ rules:
     assert [(d.service, d.container_id) for d in run(ruleset, world, 100.1, state)] == [("web-front", "f1")]
 
 
-def test_global_services_are_never_scaled_or_migrated(world: World, state: EngineState) -> None:
+def test_global_services_are_never_scaled_or_migrated(world: World, state: RuleState) -> None:
     world.service("agent", replicas=None)
     for ts in (100.0, 101.0, 102.0):
         world.sample("g1", ts, TRAFFIC, service="agent")
@@ -214,7 +214,7 @@ def test_global_services_are_never_scaled_or_migrated(world: World, state: Engin
         assert run(DEFAULT, world, ts + 0.1, state) == []
 
 
-def test_scale_up_stops_at_max_replicas(tmp_path: Path, world: World, state: EngineState) -> None:
+def test_scale_up_stops_at_max_replicas(tmp_path: Path, world: World, state: RuleState) -> None:
     world.service("web", replicas=10)
     for ts in (100.0, 101.0, 102.0):
         world.sample("c1", ts, TRAFFIC)
@@ -240,7 +240,7 @@ def advance(world: World, ts: float) -> None:
 
 
 def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(world: World,
-                                                                            state: EngineState) -> None:
+                                                                            state: RuleState) -> None:
     scale_down_world(world, 3, IDLE)
     fired = []
     for step in range(0, 200, 5):
@@ -253,21 +253,21 @@ def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(worl
 
 
 def test_scale_down_waits_when_the_total_would_overload_the_remaining_replicas(world: World,
-                                                                              state: EngineState) -> None:
+                                                                              state: RuleState) -> None:
     scale_down_world(world, 3, {"cpu": 55.0, "mem": 10.0, "net": 50.0})  # 165 >= 75 * 2
     for step in range(0, 400, 10):
         advance(world, 100.0 + step)
         assert run(DEFAULT, world, 100.5 + step, state) == []
 
 
-def test_scale_down_never_goes_below_min_replicas(world: World, state: EngineState) -> None:
+def test_scale_down_never_goes_below_min_replicas(world: World, state: RuleState) -> None:
     scale_down_world(world, 1, IDLE)
     for step in range(0, 400, 10):
         advance(world, 100.0 + step)
         assert run(DEFAULT, world, 100.5 + step, state) == []
 
 
-def test_scale_down_waits_until_every_replica_reports(world: World, state: EngineState) -> None:
+def test_scale_down_waits_until_every_replica_reports(world: World, state: RuleState) -> None:
     scale_down_world(world, 3, IDLE)
     world.service("web", replicas=4)  # a fourth replica is starting and has no samples yet
     for step in range(0, 400, 10):
@@ -275,7 +275,7 @@ def test_scale_down_waits_until_every_replica_reports(world: World, state: Engin
         assert run(DEFAULT, world, 100.5 + step, state) == []
 
 
-def test_scale_down_never_fires_within_the_scale_up_cooldown(world: World, state: EngineState) -> None:
+def test_scale_down_never_fires_within_the_scale_up_cooldown(world: World, state: RuleState) -> None:
     for ts in (0.0, 1.0):
         world.sample("c0", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.5, state)
@@ -289,7 +289,7 @@ def test_scale_down_never_fires_within_the_scale_up_cooldown(world: World, state
     assert fired == [240]
 
 
-def test_a_stale_container_pauses_service_rules(world: World, state: EngineState) -> None:
+def test_a_stale_container_pauses_service_rules(world: World, state: RuleState) -> None:
     scale_down_world(world, 3, IDLE)
     for step in range(0, 400, 10):
         advance(world, 100.0 + step)
@@ -297,7 +297,7 @@ def test_a_stale_container_pauses_service_rules(world: World, state: EngineState
         assert run(DEFAULT, world, 100.5 + step, state) == []
 
 
-def test_scope_service_evaluates_only_service_rules(world: World, state: EngineState) -> None:
+def test_scope_service_evaluates_only_service_rules(world: World, state: RuleState) -> None:
     for ts in (100.0, 101.0, 102.0):
         world.sample("c1", ts, PROBLEM)
         assert run(DEFAULT, world, ts + 0.1, state, scope="service") == []
@@ -307,7 +307,7 @@ def test_scope_service_evaluates_only_service_rules(world: World, state: EngineS
     assert [d.action for d in run(DEFAULT, world, 104.1, state, scope="container")] == ["migrate"]
 
 
-def test_container_id_evaluates_that_container_only(world: World, state: EngineState) -> None:
+def test_container_id_evaluates_that_container_only(world: World, state: RuleState) -> None:
     world.service("api", replicas=2)
     for ts in (100.0, 101.0):
         world.sample("c1", ts, PROBLEM)
@@ -318,7 +318,7 @@ def test_container_id_evaluates_that_container_only(world: World, state: EngineS
 
 
 def test_one_decision_per_service_per_call_and_the_lower_priority_number_wins(
-        tmp_path: Path, world: World, state: EngineState) -> None:
+        tmp_path: Path, world: World, state: RuleState) -> None:
     ruleset = rules(tmp_path, """
 rules:
   - name: move
@@ -338,7 +338,7 @@ rules:
 
 
 def test_a_held_back_rule_keeps_its_run_and_fires_on_a_later_call(tmp_path: Path, world: World,
-                                                                   state: EngineState) -> None:
+                                                                   state: RuleState) -> None:
     ruleset = rules(tmp_path, """
 rules:
   - name: grow
@@ -358,7 +358,7 @@ rules:
     assert [d.rule for d in run(ruleset, world, 101.1, state)] == ["move"]
 
 
-def test_window_functions_read_the_containers_history(tmp_path: Path, world: World, state: EngineState) -> None:
+def test_window_functions_read_the_containers_history(tmp_path: Path, world: World, state: RuleState) -> None:
     ruleset = rules(tmp_path, """
 rules:
   - name: smoothed
@@ -374,7 +374,7 @@ rules:
     assert outcomes == [True, False, False, False, True]
 
 
-def test_disabled_rules_never_fire(tmp_path: Path, world: World, state: EngineState) -> None:
+def test_disabled_rules_never_fire(tmp_path: Path, world: World, state: RuleState) -> None:
     ruleset = rules(tmp_path, """
 rules:
   - name: switched-off
@@ -388,7 +388,7 @@ rules:
 
 
 def test_a_changed_rule_restarts_its_counters_but_an_unchanged_reload_keeps_them(
-        tmp_path: Path, world: World, state: EngineState) -> None:
+        tmp_path: Path, world: World, state: RuleState) -> None:
     text = """
 rules:
   - name: move
@@ -406,7 +406,7 @@ rules:
     assert decision.t0 == 2.0
 
 
-def test_full_evaluations_forget_containers_that_left(world: World, state: EngineState) -> None:
+def test_full_evaluations_forget_containers_that_left(world: World, state: RuleState) -> None:
     world.sample("c1", 1.0, PROBLEM)
     run(DEFAULT, world, 1.1, state)
     assert "c1" in state.runs["migrate-on-container-problem"]
@@ -415,7 +415,7 @@ def test_full_evaluations_forget_containers_that_left(world: World, state: Engin
     assert "c1" not in state.runs["migrate-on-container-problem"]
 
 
-def test_evaluate_does_not_change_the_snapshot(world: World, state: EngineState) -> None:
+def test_evaluate_does_not_change_the_snapshot(world: World, state: RuleState) -> None:
     world.sample("c1", 1.0, PROBLEM)
     world.sample("c1", 2.0, PROBLEM)
     snapshot = world.snapshot()
@@ -430,7 +430,7 @@ def test_a_for_three_rule_fires_exactly_on_every_third_consecutive_breach(steps:
     """Whatever the sequence of breaching and clear samples, and however often each sample is
     evaluated again (alert, scrape, alert...), the rule fires where a plain counter says."""
     ruleset = load_rules([str(ROOT / "tests" / "controller" / "data" / "rules" / "good" / "for_three.yml")])
-    world, state = World(), EngineState()
+    world, state = World(), RuleState()
     world.service("web", replicas=2, labels={})
     fired, expected, count = [], [], 0
     for index, (breach, repeats) in enumerate(steps):
@@ -445,6 +445,6 @@ def test_a_for_three_rule_fires_exactly_on_every_third_consecutive_breach(steps:
     assert fired == expected
 
 
-def test_an_unknown_scope_is_a_programming_error(world: World, state: EngineState) -> None:
+def test_an_unknown_scope_is_a_programming_error(world: World, state: RuleState) -> None:
     with pytest.raises(ValueError, match="scope must be"):
         run(DEFAULT, world, 1.0, state, scope="node")

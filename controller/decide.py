@@ -2,7 +2,7 @@
 
 It does no I/O and reads no clock: the snapshot and `now` come in, decisions go out, and
 everything it must remember between calls (consecutive-breach runs, cooldowns) lives in
-an EngineState the caller keeps. That makes every behaviour testable on a fake clock, and
+an RuleState the caller keeps. That makes every behaviour testable on a fake clock, and
 lets the alert path (one container), the scrape round (everything) and the periodic
 scale-down job (service scope) share one set of counters.
 
@@ -48,7 +48,7 @@ class _Run:
 
 
 @dataclass
-class EngineState:
+class RuleState:
     """Everything the engine remembers between calls. Calls on one state are serialised by
     its lock, so the alert path, the scrape loop and the scheduler may share it."""
 
@@ -75,7 +75,7 @@ def evaluate(
     rules: RuleSet,
     snapshot: Snapshot,
     now: float,
-    state: EngineState,
+    state: RuleState,
     *,
     container_id: str | None = None,
     scope: str | None = None,
@@ -102,7 +102,7 @@ def evaluate(
         return cycle.decisions
 
 
-def _sync(state: EngineState, rules: RuleSet) -> None:
+def _sync(state: RuleState, rules: RuleSet) -> None:
     """Restarts the runs of rules whose meaning changed and forgets rules that are gone."""
     names = set()
     for rule in rules.rules:
@@ -115,7 +115,7 @@ def _sync(state: EngineState, rules: RuleSet) -> None:
         state.runs.pop(name, None)
 
 
-def _prune(state: EngineState, snapshot: Snapshot, now: float) -> None:
+def _prune(state: RuleState, snapshot: Snapshot, now: float) -> None:
     """Drops runs of containers and services that left the snapshot, and ended cooldowns."""
     for runs in state.runs.values():
         gone = [key for key in runs if key not in snapshot.containers and key not in snapshot.services]
@@ -130,7 +130,7 @@ def _prune(state: EngineState, snapshot: Snapshot, now: float) -> None:
 class _Cycle:
     """One call of evaluate: the per-call caches and the decisions made so far."""
 
-    def __init__(self, snapshot: Snapshot, now: float, state: EngineState) -> None:
+    def __init__(self, snapshot: Snapshot, now: float, state: RuleState) -> None:
         self.snapshot = snapshot
         self.now = now
         self.state = state
