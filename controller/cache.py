@@ -21,11 +21,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import overload
 
 from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapshot
+from sgcommon.metricset import SAME_SAMPLE
 
 
-# An alert carries t0 rounded to 0.1 ms while a scrape carries the exporter's full timestamp of the
-# same sample; samples of one container are at least ~0.5 s apart, so anything closer is one sample.
-SAME_SAMPLE = 0.01
 # A sample stamped further ahead of the controller's clock is refused by the inputs: it would hide
 # every real sample of its container until the container is forgotten.
 MAX_CLOCK_SKEW = 60.0

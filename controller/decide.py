@@ -7,7 +7,7 @@ lets the alert path (one container), the scrape round (everything) and the perio
 scale-down job (service scope) share one set of counters.
 
 Semantics (docs/rules.md has the operator's view):
-- A rule counts a sample only if its timestamp is newer (by more than SAME_SAMPLE, 5 ms)
+- A rule counts a sample only if its timestamp is newer (by more than sgcommon.metricset.SAME_SAMPLE)
   than the last one it counted for that container (container scope) or service (service scope, the newest sample of its
   containers), so a sample seen through an alert and again through a scrape counts once.
 - A breaching sample extends the run, a clear sample resets it (no firing on flapping).
@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
+from sgcommon.metricset import SAME_SAMPLE
 
 
-# Timestamps closer than this are one sample: an alert carries t0 rounded to 0.1 ms
-# (sgcommon.alert) while the exposition carries it in full, and exporters sample far less often.
-SAME_SAMPLE = 0.005
 
 _SKIP, _COOLING, _LIVE = 0, 1, 2  # what a container rule does with a service's samples this call
 

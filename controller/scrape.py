@@ -21,26 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.cache import MAX_CLOCK_SKEW, MetricsCache
 from controller.model import ContainerMetrics, NodeMetrics
 from sgcommon.jsonlog import OnceLogger, get_logger
+from sgcommon.metricset import CONTAINER_FIGURES, NODE_FIGURES, REQUIRED_KEYS, SAMPLE_TIMESTAMP
 
 log = get_logger("swarmguard.controller.scrape")
 
-# exporter metric name -> ContainerMetrics field (docs/metrics.md)
-CONTAINER_FIELDS = {
-    "swarmguard_container_cpu_percent": "cpu",
-    "swarmguard_container_memory_percent": "mem",
-    "swarmguard_container_memory_bytes": "mem_mb",
-    "swarmguard_container_network_percent": "net",
-    "swarmguard_container_network_receive_mbps": "net_rx",
-    "swarmguard_container_network_transmit_mbps": "net_tx",
-    "swarmguard_container_sample_timestamp_seconds": "ts",
-}
-NODE_FIELDS = {
-    "swarmguard_node_cpu_percent": "cpu",
-    "swarmguard_node_memory_percent": "mem",
-    "swarmguard_node_network_percent": "net",
-}
-_REQUIRED = ("cpu", "mem", "net")
-_MIB = 1024.0 * 1024.0
+# exporter metric name -> (ContainerMetrics / NodeMetrics field, factor to its unit)
+CONTAINER_FIELDS = {f.exposition: (f.key, f.scale) for f in CONTAINER_FIGURES} | {SAMPLE_TIMESTAMP: ("ts", 1.0)}
+NODE_FIELDS = {f.exposition: (f.key, f.scale) for f in NODE_FIGURES}
 
 
 @dataclass
@@ -66,12 +53,14 @@ def parse_exposition(text: str, *, scraped_at: float) -> Parsed:
                 cid = sample.labels.get("container_id", "")
                 if cid:
                     slot = per_container.setdefault(cid, {"labels": sample.labels})
-                    slot[CONTAINER_FIELDS[sample.name]] = float(sample.value)
+                    key, scale = CONTAINER_FIELDS[sample.name]
+                    slot[key] = float(sample.value) * scale
             elif sample.name in NODE_FIELDS and sample.labels.get("node"):
-                per_node.setdefault(sample.labels["node"], {})[NODE_FIELDS[sample.name]] = float(sample.value)
+                key, scale = NODE_FIELDS[sample.name]
+                per_node.setdefault(sample.labels["node"], {})[key] = float(sample.value) * scale
     parsed = Parsed()
     for cid, slot in per_container.items():
-        missing = [name for name in _REQUIRED if name not in slot]
+        missing = [name for name in REQUIRED_KEYS if name not in slot]
         labels = slot["labels"]
         if missing or not labels.get("node") or not labels.get("service"):
             what = ", ".join(missing + [lbl for lbl in ("node", "service") if not labels.get(lbl)])
@@ -83,11 +72,11 @@ def parse_exposition(text: str, *, scraped_at: float) -> Parsed:
         parsed.containers.append(ContainerMetrics(
             node=labels["node"], service=labels["service"], container_id=cid,
             task_id=labels.get("task_id", ""), ts=slot.get("ts", scraped_at),
-            cpu=slot["cpu"], mem=slot["mem"], mem_mb=slot.get("mem_mb", 0.0) / _MIB, net=slot["net"],
+            cpu=slot["cpu"], mem=slot["mem"], mem_mb=slot.get("mem_mb", 0.0), net=slot["net"],
             net_rx=slot.get("net_rx", 0.0), net_tx=slot.get("net_tx", 0.0),
         ))
     for node, figures in per_node.items():
-        missing = [name for name in _REQUIRED if name not in figures]
+        missing = [name for name in REQUIRED_KEYS if name not in figures]
         if missing:
             parsed.problems.append(f"node {node}: missing {', '.join(missing)}")
             continue

@@ -12,21 +12,24 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.sample import ContainerSample, Sweep
+from exporter.sample import ContainerSample, NodeSample, Sweep
+from sgcommon.metricset import CONTAINER_FIGURES, CONTAINER_LABELS, NODE_FIGURES, SAMPLE_TIMESTAMP
 
-CONTAINER_LABELS = ("node", "service", "container_id", "task_id")
 ERROR_KINDS = ("vanished", "parse", "node", "engine", "overrun", "internal")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
-# (name, help, value) for the per-container gauges
+# the value of each figure of the metric set (sgcommon.metricset) in a container's sample
+_CONTAINER_VALUES: dict[str, Callable[[ContainerSample], float]] = {
+    "cpu": lambda s: s.cpu_percent,
+    "mem": lambda s: s.memory_percent,
+    "mem_mb": lambda s: s.memory_bytes,  # exposed in bytes (the figure's scale makes MiB)
+    "net": lambda s: s.network_percent,
+    "net_rx": lambda s: s.rx_mbps,
+    "net_tx": lambda s: s.tx_mbps,
+}
 _CONTAINER_GAUGES: tuple[tuple[str, str, Callable[[ContainerSample], float]], ...] = (
-    ("swarmguard_container_cpu_percent", "CPU used, % of the container's CPU limit, else of the node's CPUs (0-100).", lambda s: s.cpu_percent),
-    ("swarmguard_container_memory_bytes", "Working set: usage minus inactive file cache, bytes (as docker stats).", lambda s: s.memory_bytes),
-    ("swarmguard_container_memory_percent", "Working set, % of the memory limit, else of node memory (0-100).", lambda s: s.memory_percent),
-    ("swarmguard_container_network_percent", "(rx+tx bits/s) as % of the node's link capacity (0-100).", lambda s: s.network_percent),
-    ("swarmguard_container_network_receive_mbps", "Received, Mbit/s over the last interval.", lambda s: s.rx_mbps),
-    ("swarmguard_container_network_transmit_mbps", "Sent, Mbit/s over the last interval.", lambda s: s.tx_mbps),
-    ("swarmguard_container_sample_timestamp_seconds", "Unix time the container's figures were read.", lambda s: s.ts),
+    *((f.exposition, f.help, _CONTAINER_VALUES[f.key]) for f in CONTAINER_FIGURES),
+    (SAMPLE_TIMESTAMP, "Unix time the container's figures were read.", lambda s: s.ts),
 )
 _CONTAINER_COUNTERS: tuple[tuple[str, str, Callable[[ContainerSample], float]], ...] = (
     ("swarmguard_container_network_receive_bytes", "Bytes received by the container's network namespace.", lambda s: s.net.rx_bytes),
@@ -62,19 +65,24 @@ def _container_families(samples: tuple[ContainerSample, ...]) -> Iterator[Metric
         yield counter
 
 
+_NODE_VALUES: dict[str, Callable[[NodeSample], float]] = {
+    "cpu": lambda n: n.cpu_percent,
+    "mem": lambda n: n.memory_percent,
+    "net": lambda n: n.network_percent,
+}
+_NODE_GAUGES: tuple[tuple[str, str, Callable[[NodeSample], float]], ...] = (
+    *((f.exposition, f.help, _NODE_VALUES[f.key]) for f in NODE_FIGURES),
+    ("swarmguard_node_network_receive_mbps", "Received on NET_IFACE, Mbit/s.", lambda n: n.rx_mbps),
+    ("swarmguard_node_network_transmit_mbps", "Sent on NET_IFACE, Mbit/s.", lambda n: n.tx_mbps),
+)
+
+
 def _node_families(sweep: Sweep | None) -> Iterator[Metric]:
     node = sweep.node if sweep else None
-    figures = (
-        ("swarmguard_node_cpu_percent", "Node CPU busy, % of all its CPUs.", lambda: node.cpu_percent),
-        ("swarmguard_node_memory_percent", "Node memory in use (MemTotal - MemAvailable), %.", lambda: node.memory_percent),
-        ("swarmguard_node_network_percent", "(rx+tx bits/s) on NET_IFACE as % of the link capacity.", lambda: node.network_percent),
-        ("swarmguard_node_network_receive_mbps", "Received on NET_IFACE, Mbit/s.", lambda: node.rx_mbps),
-        ("swarmguard_node_network_transmit_mbps", "Sent on NET_IFACE, Mbit/s.", lambda: node.tx_mbps),
-    )
-    for name, text, value in figures:
+    for name, text, value in _NODE_GAUGES:
         gauge = GaugeMetricFamily(name, text, labels=("node",))
         if node is not None:
-            gauge.add_metric((node.node,), value())
+            gauge.add_metric((node.node,), value(node))
         yield gauge
 
 

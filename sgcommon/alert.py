@@ -18,8 +18,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sgcommon.metricset import CONTAINER_KEYS
+
 MAX_ALERT_BYTES = 1024
-METRIC_KEYS = ("cpu", "mem", "mem_mb", "net", "net_rx", "net_tx")
+METRIC_KEYS = CONTAINER_KEYS  # docs/metrics.md defines each
 _TOP_KEYS = {"t0", "t1", "n", "c", "s", "k", "m"}
 _MAX_STR = 128
 

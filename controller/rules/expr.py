@@ -24,13 +24,14 @@ from operator import attrgetter
 from typing import Any
 
 from controller.model import ContainerMetrics, NodeMetrics
+from sgcommon.metricset import CONTAINER_KEYS, NODE_KEYS
 
 MAX_TEXT = 500  # characters in one condition
 MAX_DEPTH = 24  # nesting depth of the syntax tree
 MAX_WINDOW = 60  # samples in a container-scope window function
 
-CONTAINER_METRICS = ("cpu", "mem", "mem_mb", "net", "net_rx", "net_tx")
-NODE_METRICS = ("node_cpu", "node_mem", "node_net")
+CONTAINER_METRICS = CONTAINER_KEYS  # sgcommon.metricset: the figures every component shares
+NODE_METRICS = NODE_KEYS
 FUNCTIONS = ("avg", "max", "min", "sum")
 SCOPES = ("container", "service")
 RESERVED = frozenset(CONTAINER_METRICS + NODE_METRICS + FUNCTIONS + ("replicas", "containers"))
