@@ -21,7 +21,7 @@ from sgcommon.influx import InfluxWriter, open_writer, parse_target
 from sgcommon.secretfile import SecretError, read_secret
 from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
 
-log = jsonlog.get_logger("exporter")
+log = jsonlog.get_logger("swarmguard.exporter")
 
 
 def parse_args(argv: list[str] | None) -> ExporterSettings:

@@ -21,7 +21,7 @@ from exporter.sample import ContainerSample
 from sgcommon.alert import Alert, encode_alert
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
-log = get_logger("exporter.alerts")
+log = get_logger("swarmguard.exporter.alerts")
 
 
 @dataclass(frozen=True)

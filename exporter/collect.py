@@ -21,7 +21,7 @@ from exporter.sample import RawContainer, RawNode, Sweep, container_sample, node
 from sgcommon.engine.containers import LocalContainer
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
-log = get_logger("exporter.collect")
+log = get_logger("swarmguard.exporter.collect")
 
 ErrorHook = Callable[[str], None]
 

@@ -19,7 +19,7 @@ from sgcommon.engine import containers as engine_containers
 from sgcommon.engine.containers import ContainerEvent, LocalContainer
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
-log = get_logger("exporter.discovery")
+log = get_logger("swarmguard.exporter.discovery")
 
 
 class Inventory:

@@ -25,7 +25,7 @@ from exporter.sample import Sweep
 from sgcommon.influx import InfluxWriter
 from sgcommon.jsonlog import event, get_logger
 
-log = get_logger("exporter.service")
+log = get_logger("swarmguard.exporter.service")
 
 
 class Exporter:

@@ -27,7 +27,7 @@ from sgcommon.jsonlog import OnceLogger, event, get_logger
 if TYPE_CHECKING:
     from influxdb_client import Point
 
-log = get_logger("sgcommon.influx")
+log = get_logger("swarmguard.influx")
 
 Sender = Callable[[list[str]], None]
 PRECISIONS = ("s", "ms", "us", "ns")

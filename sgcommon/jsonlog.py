@@ -47,6 +47,7 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
 
 
 def get_logger(name: str) -> logging.Logger:
+    """Loggers are named `swarmguard.<component>[.<module>]` (e.g. swarmguard.exporter.alerts)."""
     return logging.getLogger(name)
 
 

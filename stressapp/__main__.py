@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     jsonlog.configure(settings.log_level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    log = jsonlog.get_logger("stressapp")
+    log = jsonlog.get_logger("swarmguard.stressapp")
     jsonlog.event(log, "starting", **dict(describe(settings)))
 
     from stressapp.app import EXTENSION, create_app

@@ -19,7 +19,7 @@ from stressapp.runner import StressRunner
 from stressapp.settings import StressSettings
 from stressapp.validation import Limits
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.core")
 
 KINDS = ("cpu", "memory", "network")
 

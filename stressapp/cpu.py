@@ -16,7 +16,7 @@ from typing import Any
 from sgcommon.jsonlog import event, get_logger
 from stressapp.cpuburn import burn
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.cpu")
 
 GAIN_PER_S = 1.5  # cores of correction per core-second owed
 MAX_OWED_CORE_S = 0.5  # bounds the integral so a starved period does not overshoot later

@@ -9,7 +9,7 @@ import mmap
 
 from sgcommon.jsonlog import event, get_logger
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.memory")
 
 MB = 1024 * 1024
 CHUNK_BYTES = 10 * MB

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.network")
 
 SEND_CHUNK = 64 * 1024
 TICK_S = 0.005

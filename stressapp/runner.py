@@ -14,7 +14,7 @@ from typing import Protocol
 from sgcommon.jsonlog import event, get_logger
 from stressapp.ramp import STEPS_PER_SECOND, Plan, level_at
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.runner")
 
 
 class Actuator(Protocol):

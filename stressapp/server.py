@@ -16,7 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from sgcommon.jsonlog import event, get_logger
 from stressapp.core import StressCore
 
-log = get_logger(__name__)
+log = get_logger("swarmguard.stressapp.server")
 
 
 def build_server(app: Flask, host: str, port: int) -> BaseWSGIServer:

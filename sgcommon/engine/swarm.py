@@ -25,7 +25,7 @@ import docker
 from sgcommon.engine.errors import OutOfSequence, ServerError, translate
 from sgcommon.jsonlog import event, get_logger
 
-log = get_logger("sgcommon.engine.swarm")
+log = get_logger("swarmguard.engine.swarm")
 T = TypeVar("T")
 DEFAULT_BACKOFF = (0.1, 0.3, 0.9)
 
