@@ -279,7 +279,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     events = EventLog(metrics, keep=settings.events_keep, sink=sink)
     watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry,
                           defaults={"max_replicas": settings.max_replicas, "min_replicas": settings.min_replicas})
-    swarm = swarm or SwarmAdapter(connect(settings.docker_url))
+    swarm = swarm or SwarmAdapter(lambda: connect(settings.docker_url))  # negotiates at its first call
     cache = MetricsCache(window=settings.cache_window, max_samples=settings.cache_max_samples,
                          max_containers=settings.cache_max_containers, stale_after=settings.stale_after,
                          forget_after=settings.forget_after)

@@ -111,10 +111,11 @@ class EventStream:
 
 
 def _parse_event(doc: Mapping[str, Any]) -> ContainerEvent | None:
-    action = doc.get("Action") or doc.get("status")
-    actor = doc.get("Actor") or {}
-    cid = actor.get("ID") or doc.get("id")
-    if doc.get("Type", "container") != "container" or action not in WATCHED_ACTIONS or not cid:
+    # Type / Action / Actor.ID only: the top-level status / id / from were deprecated in API 1.22
+    # and are gone from API 1.52 on (docs/engine-api.md).
+    action = doc.get("Action")
+    cid = (doc.get("Actor") or {}).get("ID")
+    if doc.get("Type") != "container" or action not in WATCHED_ACTIONS or not cid:
         return None
     stamp = doc.get("timeNano")
     when = stamp / 1e9 if stamp else float(doc.get("time") or 0)
@@ -122,6 +123,7 @@ def _parse_event(doc: Mapping[str, Any]) -> ContainerEvent | None:
 
 
 def stats_once(client: docker.APIClient, container_id: str, *, one_shot: bool) -> dict[str, Any]:
-    """`GET /containers/{id}/stats?stream=false[&one-shot=true]` (the benchmark's comparison)."""
+    """`GET /containers/{id}/stats?stream=false[&one-shot=true]` (the benchmark's comparison);
+    `one-shot` exists from API 1.41 on, SwarmGuard's minimum."""
     with translate(f"stats of container {container_id[:12]}"):
-        return client.stats(container_id, stream=False, one_shot=one_shot or None)
+        return dict(client.stats(container_id, stream=False, one_shot=one_shot or None))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import docker.errors
@@ -32,6 +33,15 @@ class EngineUnavailable(EngineError):
     """The engine could not be reached or did not answer in time."""
 
 
+class UnsupportedVersion(EngineError):
+    """The engine's API range and SwarmGuard's do not fit: no common version, a request refused for
+    its version ("client version 1.41 is too old"), or a field the negotiated version lacks."""
+
+
+# The engine's version middleware (moby daemon/server/middleware/version.go, the same text since 20.10).
+_VERSION_REFUSED = re.compile(r"client version \S+ is too (old|new)")
+
+
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
     """Runs a block of API calls, re-raising failures as EngineError subclasses naming `what`."""
@@ -42,6 +52,8 @@ def translate(what: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         status = exc.status_code
         text = _explain(exc)
+        if status == 400 and _VERSION_REFUSED.search(text):
+            raise UnsupportedVersion(f"{what}: the engine refused the API version: {text}", status=status) from exc
         if "out of sequence" in text:
             raise OutOfSequence(f"{what}: {text}", status=status) from exc
         if status is not None and status >= 500:

@@ -1,28 +1,37 @@
 """The Swarm half of the one Docker adapter: nodes, services, tasks and safe service updates.
 
 Why it exists: every write to a service must re-read it right before writing and carry its
-version (a stale version fails "update out of sequence", facts 14), should survive a transient
+version (a stale version fails "update out of sequence"), should survive a transient
 5xx, and the rest of the controller should see small frozen views instead of engine JSON.
 One method maps to one endpoint family; every call runs inside `errors.translate`.
 
 Updates are expressed as a function that edits a fresh copy of the service spec (`update`);
 `scale` and `update_placement` are thin uses of it. An edit that changes nothing is not written
-(so a retried update that already landed is not applied twice).
+(so a retried update that already landed is not applied twice). The whole spec as read goes back,
+edited, as the request body: docker-py's `update_service` rebuilds it from a few keys and drops
+the rest (the deprecated top-level `Networks` an API 1.41 engine still returns). A spec that sets
+a field the negotiated API version lacks is refused before the write, since the engine would drop
+that field silently (`versions.SERVICE_SPEC_FIELDS`, docs/engine-api.md).
 """
 from __future__ import annotations
 
 import copy
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import docker
+import docker.errors
+import requests
 
-from sgcommon.engine.errors import OutOfSequence, ServerError, translate
+from sgcommon.engine import versions
+from sgcommon.engine.errors import OutOfSequence, ServerError, UnsupportedVersion, translate
 from sgcommon.jsonlog import event, get_logger
 
 log = get_logger("swarmguard.engine.swarm")
@@ -143,18 +152,42 @@ SpecEdit = Callable[[dict[str, Any]], None]
 
 
 class SwarmAdapter:
-    """Reads and writes Swarm objects through a low-level `docker.APIClient` (see module docstring)."""
+    """Reads and writes Swarm objects through a low-level `docker.APIClient` (see module docstring).
+
+    `client` is a client, or a function that opens one (e.g. `lambda: connect(url)`): then the
+    adapter connects, and so negotiates the API version, at its first call, so a process can start
+    before the engine answers; and when the engine refuses the negotiated version (it was upgraded
+    or reconfigured under us) the call raises UnsupportedVersion and the next call negotiates anew.
+    """
 
     def __init__(
         self,
-        client: docker.APIClient,
+        client: docker.APIClient | Callable[[], docker.APIClient],
         *,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = client
+        self._open = None if isinstance(client, docker.APIClient) else client
+        self._current: docker.APIClient | None = client if isinstance(client, docker.APIClient) else None
+        self._client_lock = threading.Lock()
         self._backoff = tuple(backoff)
         self._sleep = sleep
+
+    @property
+    def _client(self) -> docker.APIClient:
+        with self._client_lock:
+            if self._current is None:
+                assert self._open is not None
+                self._current = self._open()  # raises EngineError subclasses
+            return self._current
+
+    def _forget_client(self) -> None:
+        """Drops a client the adapter opened itself, so the next call connects (negotiates) again."""
+        with self._client_lock:
+            if self._open is None or self._current is None:
+                return
+            stale, self._current = self._current, None
+        stale.close()
 
     # ---- reads ---------------------------------------------------------------------------
     def list_nodes(self) -> list[NodeView]:
@@ -244,14 +277,34 @@ class SwarmAdapter:
         edit(spec)
         if spec == doc["Spec"]:
             return service_view(doc)
+        api = str(self._client.api_version)
+        newer = versions.fields_newer_than(spec, api)
+        if newer:
+            names = ", ".join(f"{f.name} (API {f.since}+)" for f in newer)
+            raise UnsupportedVersion(
+                f"{what}: not written: the spec sets {names}, which the negotiated API {api} does not "
+                "carry, so the engine would drop it silently"
+            )
         version = int(doc["Version"]["Index"])
-        self._call(what, lambda: self._client.update_service(
-            doc["ID"], version,
-            name=spec.get("Name"), labels=spec.get("Labels") or {}, mode=spec.get("Mode"),
-            task_template=spec.get("TaskTemplate"), update_config=spec.get("UpdateConfig"),
-            rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"),
-        ))
+        self._call(what, lambda: self._write_spec(doc["ID"], version, spec))
         return self.get_service(doc["ID"])
+
+    def _write_spec(self, service_id: str, version: int, spec: Mapping[str, Any]) -> None:
+        """`POST /services/{id}/update?version=N` with `spec` as the body, as it is. No
+        X-Registry-Auth: the engine then keeps the registry credentials stored with the service."""
+        client = self._client
+        url = f"{client.base_url}/v{client.api_version}/services/{quote(service_id, safe='')}/update"
+        response = client.post(url, json=spec, params={"version": version}, timeout=client.timeout)
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as exc:
+            docker.errors.create_api_error_from_http_exception(exc)  # raises the matching APIError
+        try:
+            warnings = (response.json() or {}).get("Warnings") or []
+        except ValueError:
+            warnings = []
+        for warning in warnings:
+            event(log, "engine warning on service update", level=logging.WARNING, service=spec.get("Name"), warning=warning)
 
     def _inspect(self, name_or_id: str) -> dict[str, Any]:
         return self._call(f"inspect service {name_or_id}", lambda: self._client.inspect_service(name_or_id))
@@ -262,6 +315,9 @@ class SwarmAdapter:
             try:
                 with translate(what):
                     return fn()
+            except UnsupportedVersion:
+                self._forget_client()
+                raise
             except ServerError as exc:
                 if delay is None:
                     raise

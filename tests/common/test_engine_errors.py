@@ -5,7 +5,15 @@ import docker.errors
 import pytest
 import requests
 
-from sgcommon.engine import EngineError, EngineUnavailable, NotFound, OutOfSequence, ServerError, translate
+from sgcommon.engine import (
+    EngineError,
+    EngineUnavailable,
+    NotFound,
+    OutOfSequence,
+    ServerError,
+    UnsupportedVersion,
+    translate,
+)
 
 
 def _api_error(status: int, explanation: str) -> docker.errors.APIError:
@@ -23,6 +31,9 @@ def _api_error(status: int, explanation: str) -> docker.errors.APIError:
         (_api_error(500, "rpc error: update out of sequence"), OutOfSequence, 500),
         (_api_error(503, "node is not part of a swarm"), ServerError, 503),
         (_api_error(400, "invalid constraint"), EngineError, 400),
+        (_api_error(400, "client version 1.41 is too old. Minimum supported API version is 1.44, please upgrade "
+                         "your client to a newer version"), UnsupportedVersion, 400),
+        (_api_error(400, "client version 1.56 is too new. Maximum supported API version is 1.53"), UnsupportedVersion, 400),
     ],
 )
 def test_api_errors_map_to_project_errors(raised, expected, status) -> None:

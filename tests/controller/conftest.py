@@ -8,7 +8,7 @@ import pytest
 
 from sgcommon.engine import connect
 from sgcommon.engine.swarm import SwarmAdapter
-from tests.fakes.engine import FakeEngine, Timing
+from tests.fakes.engine import EngineProfile, FakeEngine, Timing
 
 NODES = ("manager-1", "worker-1", "worker-2")
 
@@ -28,10 +28,10 @@ class FakeClock:
 
 
 @pytest.fixture
-def fake_engine() -> Iterator[FakeEngine]:
-    """A started fake engine (manager-1 plus worker-1, worker-2) with short task delays;
-    fails the test at teardown if any request hit a route the fake does not know."""
-    with FakeEngine(NODES[0], workers=NODES[1:], timing=Timing(0.02, 0.02, 0.02)) as engine:
+def fake_engine(engine_mode: EngineProfile) -> Iterator[FakeEngine]:
+    """A started fake engine (manager-1 plus worker-1, worker-2) with short task delays, once per
+    engine profile; fails the test at teardown if any request hit a route the fake does not know."""
+    with FakeEngine(NODES[0], workers=NODES[1:], timing=Timing(0.02, 0.02, 0.02), profile=engine_mode) as engine:
         yield engine
         engine.assert_no_unknown_routes()
 

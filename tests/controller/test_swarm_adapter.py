@@ -1,11 +1,24 @@
 """The Swarm adapter against the fake engine: views, safe updates, and the fake's Swarm behaviour."""
 from __future__ import annotations
 
+from typing import Any
+
+import docker
 import pytest
 
-from sgcommon.engine import EngineError, NotFound, OutOfSequence, ServerError, connect, translate
+from sgcommon.engine import (
+    EngineError,
+    EngineUnavailable,
+    NotFound,
+    OutOfSequence,
+    ServerError,
+    UnsupportedVersion,
+    connect,
+    translate,
+)
 from sgcommon.engine.swarm import SwarmAdapter, engine_time
-from tests.fakes.engine import FakeEngine, service_spec
+from tests.fakes.engine import ENGINE_20_10, ENGINE_29, EngineProfile, FakeEngine, service_spec
+from tests.support import free_port
 
 
 def running_nodes(fake: FakeEngine, name: str) -> list[str]:
@@ -228,8 +241,8 @@ def test_engine_timestamps_read_as_unix_seconds(fake_engine: FakeEngine, swarm: 
     assert engine_time(task.status_at) == pytest.approx(running, abs=1e-5)
 
 
-def test_a_node_back_before_the_orphan_delay_keeps_its_tasks() -> None:
-    with FakeEngine("manager-1", workers=("worker-1",), orphan_delay=0.3) as fake:
+def test_a_node_back_before_the_orphan_delay_keeps_its_tasks(engine_mode: EngineProfile) -> None:
+    with FakeEngine("manager-1", workers=("worker-1",), orphan_delay=0.3, profile=engine_mode) as fake:
         fake.create_service(service_spec("web", constraints=["node.hostname==worker-1"]))
         assert fake.wait_until(lambda: len(fake.running_tasks("web")) == 1)
         before = fake.running_tasks("web")
@@ -237,3 +250,78 @@ def test_a_node_back_before_the_orphan_delay_keeps_its_tasks() -> None:
         fake.node_up("worker-1")
         assert not fake.wait_until(lambda: fake.task_events("web", state="orphaned") != [], timeout=0.5)
         assert fake.running_tasks("web") == before
+
+
+def test_an_update_sends_the_whole_spec_back_so_networks_and_other_fields_survive(fake_engine: FakeEngine,
+                                                                                  swarm: SwarmAdapter) -> None:
+    spec = service_spec("web")
+    spec["TaskTemplate"]["Networks"] = [{"Target": "net1", "Aliases": ["web"]}]
+    spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = 10_000_000_000
+    if fake_engine.profile.legacy_service_networks:  # an old client's top-level field, which 20.10 still returns
+        spec["Networks"] = [{"Target": "net0"}]
+    fake_engine.create_service(spec)
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 1)
+    [(first, _)] = fake_engine.running_tasks("web")
+    swarm.scale("web", 2)
+    after = fake_engine.service_spec("web")
+    assert after["TaskTemplate"] == spec["TaskTemplate"]
+    assert after.get("Networks") == spec.get("Networks")
+    assert fake_engine.wait_until(lambda: len(fake_engine.running_tasks("web")) == 2)
+    assert first in {task for task, _ in fake_engine.running_tasks("web")}  # the task template did not change
+
+
+def test_a_health_start_interval_is_written_only_when_the_negotiated_version_carries_it(fake_engine: FakeEngine,
+                                                                                         swarm: SwarmAdapter) -> None:
+    fake_engine.create_service(service_spec("web"))
+    version = fake_engine.service_version("web")
+
+    def faster_start(spec: dict[str, Any]) -> None:
+        spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["StartInterval"] = 500_000_000
+
+    if fake_engine.profile is ENGINE_20_10:  # API 1.41: the engine would drop the field without a word
+        with pytest.raises(UnsupportedVersion, match=r"not written: the spec sets "
+                           r"TaskTemplate\.ContainerSpec\.Healthcheck\.StartInterval \(API 1\.44\+\), "
+                           r"which the negotiated API 1\.41 does not carry"):
+            swarm.update("web", faster_start, what="faster start of web")
+        assert fake_engine.service_version("web") == version
+    else:
+        swarm.update("web", faster_start, what="faster start of web")
+        assert fake_engine.service_spec("web")["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["StartInterval"] == 500_000_000
+
+
+def test_a_client_pinned_to_api_1_41_fails_on_a_current_engine_and_the_negotiated_one_does_not(
+    fake_engine: FakeEngine,
+) -> None:
+    fake_engine.create_service(service_spec("web"))
+    pinned = SwarmAdapter(docker.APIClient(base_url=fake_engine.base_url, version="1.41", timeout=5), backoff=())
+    negotiated = SwarmAdapter(connect(fake_engine.base_url, timeout=5), backoff=())
+    assert [s.name for s in negotiated.list_services()] == ["web"]
+    if fake_engine.profile is ENGINE_20_10:
+        assert [s.name for s in pinned.list_services()] == ["web"]
+    else:
+        with pytest.raises(UnsupportedVersion, match="client version 1.41 is too old. Minimum supported API "
+                                                     "version is 1.44"):
+            pinned.list_services()
+
+
+def test_an_adapter_given_a_connect_function_negotiates_at_its_first_call_and_again_after_an_engine_upgrade() -> None:
+    unreachable = SwarmAdapter(lambda: connect(f"http://127.0.0.1:{free_port()}", timeout=1), backoff=())
+    with pytest.raises(EngineUnavailable):  # constructing it asked nothing; the first call reports the engine
+        unreachable.list_services()
+    with FakeEngine(profile=ENGINE_20_10) as fake:
+        opened: list[docker.APIClient] = []
+
+        def open_client() -> docker.APIClient:
+            opened.append(connect(fake.base_url, timeout=5))
+            return opened[-1]
+
+        adapter = SwarmAdapter(open_client, backoff=())
+        fake.create_service(service_spec("web"))
+        assert [s.name for s in adapter.list_services()] == ["web"]
+        assert [c.api_version for c in opened] == ["1.41"]
+        fake.profile = ENGINE_29  # upgraded in place: API 1.41 is refused from now on
+        with pytest.raises(UnsupportedVersion, match="client version 1.41 is too old"):
+            adapter.list_services()
+        assert [s.name for s in adapter.list_services()] == ["web"]
+        assert [c.api_version for c in opened] == ["1.41", "1.53"]
+        assert fake.api_versions[-1] == "1.53"

@@ -139,12 +139,13 @@ def test_a_suite_argument_error_is_refused_and_short_means_one_iteration() -> No
     assert suite.parse_args(["--short", "--iterations", "5"]).iterations == 1
 
 
-def test_lifting_exclusions_removes_only_swarmguards_constraints_and_its_label() -> None:
+def test_lifting_exclusions_removes_only_swarmguards_constraints_and_its_label(engine_mode) -> None:
     from controller.actions.ownership import EXCLUSIONS_LABEL
     from sgcommon.engine import connect
     from tests.fakes.engine import FakeEngine, Timing
 
-    with FakeEngine("manager-1", workers=("worker-1", "worker-2", "worker-3"), timing=Timing(0.01, 0.01, 0.01)) as engine:
+    with FakeEngine("manager-1", workers=("worker-1", "worker-2", "worker-3"), timing=Timing(0.01, 0.01, 0.01),
+                    profile=engine_mode) as engine:
         engine.create_service({
             "Name": "app", "Labels": {EXCLUSIONS_LABEL: '{"worker-1":1.0,"worker-2":2.0}', "keep": "1"},
             "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}, "Placement": {"Constraints": [

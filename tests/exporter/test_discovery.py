@@ -11,14 +11,14 @@ import pytest
 from exporter.discovery import Discovery, Inventory
 from sgcommon.engine import connect
 from sgcommon.engine.containers import EventStream, LocalContainer, inspect, list_running, node_name, parse_inspect
-from tests.fakes.engine import FakeEngine
+from tests.fakes.engine import EngineProfile, FakeEngine
 
 SWARM = {"com.docker.swarm.service.name": "web", "com.docker.swarm.task.id": "task-9"}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeEngine]:
-    with FakeEngine(hostname="worker-3") as engine:
+def fake(engine_mode: EngineProfile) -> Iterator[FakeEngine]:
+    with FakeEngine(hostname="worker-3", profile=engine_mode) as engine:
         yield engine
         engine.assert_no_unknown_routes()
 

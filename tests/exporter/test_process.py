@@ -16,7 +16,7 @@ import pytest
 from sgcommon.alert import decode_alert
 from tests.exporter.conftest import FakeHost
 from tests.exporter.peers import Controller
-from tests.fakes.engine import FakeEngine
+from tests.fakes.engine import EngineProfile, FakeEngine
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow
@@ -48,11 +48,12 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("the exporter never reported a container")
 
 
-def test_the_exporter_alerts_serves_metrics_and_flushes_influx_on_sigterm(tmp_path: Path, peer: Controller) -> None:
+def test_the_exporter_alerts_serves_metrics_and_flushes_influx_on_sigterm(tmp_path: Path, peer: Controller,
+                                                                         engine_mode: EngineProfile) -> None:
     host = FakeHost(tmp_path, "v1")
     token = tmp_path / "alert-token"
     token.write_text("tok-123\n")
-    with FakeEngine(hostname="worker-5") as engine:
+    with FakeEngine(hostname="worker-5", profile=engine_mode) as engine:
         cid = engine.add_container(name="web.1.t1", pid=4321, memory=1024 * MIB,
                                    labels={"com.docker.swarm.service.name": "web", "com.docker.swarm.task.id": "t1"})
         host.add_container(cid, pid=4321, usage=900 * MIB, inactive=0)  # 87.9 % of its limit: an alert

@@ -1,10 +1,40 @@
-"""A fake Docker Engine API (1.41) for tests: a real HTTP server the `docker` package talks to.
+"""A fake Docker Engine API for tests: a real HTTP server the `docker` package talks to.
 
 Why: the exporter and the controller must be tested against the wire format and the failure
 modes of a real engine (streams, version conflicts, 5xx, slow answers, nodes going down,
 start-first updates) without a Docker daemon. It rejects what it does not know: an unknown
 route answers 404 and is recorded in `unknown_routes` (the `fake_engine` fixture fails the
 test at teardown if any was hit).
+
+Engine profiles (`profile=`, default ENGINE_20_10; ENGINE_MODES for tests run against both):
+
+- ENGINE_20_10 ("api-1.41"): Docker Engine 20.10.24 (Debian 12's docker.io), API 1.12 to 1.41.
+- ENGINE_29 ("current"): Docker Engine 29.2.1 as shipped, API 1.44 to 1.53 (29.0-29.2 raised the
+  default minimum to 1.44; 29.3 lowered the default to 1.40 again, but an engine may still be run
+  with a higher minimum through DOCKER_MIN_API_VERSION, so a client must cope either way).
+
+Per profile, as the engines do (sources: the Engine API version history
+https://docs.docker.com/reference/api/engine/version-history/ and the engines' own code,
+https://github.com/moby/moby/blob/docker-v29.2.1/daemon/server/middleware/version.go,
+.../daemon/server/router/system/system_routes.go, .../daemon/server/router/swarm/helpers.go and
+.../daemon/config/config.go, the same files under api/server/ at v20.10.24):
+
+- Every path may carry a version prefix (/v1.44/...); a path without one is served at the
+  engine's own (newest) version. A version below the minimum answers 400
+  {"message": "client version 1.41 is too old. Minimum supported API version is 1.44, please
+  upgrade your client to a newer version"}, one above the newest 400 "client version 1.56 is too
+  new. Maximum supported API version is 1.53". Every answer carries Api-Version (the newest),
+  Server and Ostype headers; /_ping adds Cache-Control, Pragma, Builder-Version and (29) Swarm.
+- /version: Version, ApiVersion, MinAPIVersion, Components[Engine], Os, Arch, KernelVersion...
+- /events: the deprecated top-level status / id / from of container events are sent only to
+  requests below API 1.52 (API 1.52 changelog). Content-Type: 20.10 always application/json;
+  29.2 negotiates on Accept (application/jsonl, application/x-ndjson, application/json-seq,
+  else application/json), so `Accept: */*` gets application/jsonl.
+- Service create/update bodies are adjusted to the request's version like `adjustForAPIVersion`:
+  below API 1.44 HealthConfig.StartInterval is dropped (20.10 does not know the field at all)
+  and (29) a top-level Spec.Networks is moved into TaskTemplate.Networks when that is empty;
+  from 1.44 on a top-level Networks is ignored. 29 never returns a top-level Spec.Networks (its
+  ServiceSpec type has none); 20.10 stores and returns it.
 
 Python API (all methods are thread-safe)::
 
@@ -45,7 +75,8 @@ replicas=2, order="start-first", constraints=[...]))`, `update_service(name, ver
 Assertions: `timeline` is a list of `TaskEvent(t, task_id, service, slot, node, state)` in
 order; `task_events(service, state=None)` filters it; `running_tasks(service)` gives (task id,
 node) pairs; `container_of(task_id)`; `wait_until(predicate, timeout=5)` polls; `requests`
-lists (method, path) served.
+lists (method, path) served, `api_versions` the version prefix of each (None: none). `profile`
+may be replaced on a running fake (an engine upgraded in place).
 
 Faults: `fail(method, path_regex, status=500, message=..., times=1, delay=0.0)` answers the next
 `times` matching requests with that error (status None: only delay, then answer normally);
@@ -71,10 +102,48 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-API_VERSION = "1.41"
 OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence"
 ACTIVE_STATES = ("new", "pending", "assigned", "starting", "running")
 TERMINAL_STATES = ("shutdown", "failed", "orphaned", "rejected", "complete")
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """The version-dependent face of one engine release (see the module docstring)."""
+
+    mode: str  # the test id
+    engine_version: str  # /version Version, /info ServerVersion, the Server header
+    api_version: str  # the newest (and default) API version
+    min_api_version: str
+    builder_version: str  # the /_ping Builder-Version header
+    events_media_types: tuple[str, ...]  # /events Content-Type offers negotiated on Accept (none: JSON)
+    swarm_ping_header: bool  # /_ping carries a Swarm header (unversioned, engine 23.0+)
+    legacy_service_networks: bool  # stores and returns a top-level Spec.Networks
+    platform_name: str  # /version Platform.Name (Debian's build leaves it empty)
+
+    def speaks(self, version: str, since: str) -> bool:
+        """Whether a request at `version` to this engine carries a field that exists from `since` on."""
+        return _vt(self.api_version) >= _vt(since) and _vt(version) >= _vt(since)
+
+
+ENGINE_20_10 = EngineProfile(
+    mode="api-1.41", engine_version="20.10.24", api_version="1.41", min_api_version="1.12",
+    builder_version="1", events_media_types=(), swarm_ping_header=False, legacy_service_networks=True,
+    platform_name="",
+)
+ENGINE_29 = EngineProfile(
+    mode="current", engine_version="29.2.1", api_version="1.53", min_api_version="1.44",
+    builder_version="2",
+    events_media_types=("application/jsonl", "application/x-ndjson", "application/json-seq"),
+    swarm_ping_header=True, legacy_service_networks=False, platform_name="Docker Engine - Community",
+)
+ENGINE_MODES = (ENGINE_20_10, ENGINE_29)
+# The version history: API 1.52 stopped sending these container event fields.
+LEGACY_EVENT_FIELDS_UNTIL = "1.52"
+
+
+def _vt(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
 
 
 class ApiError(Exception):
@@ -239,14 +308,17 @@ class FakeEngine:
         tick: float = 0.005,
         orphan_delay: float = 0.1,
         timing: Timing | None = None,
+        profile: EngineProfile = ENGINE_20_10,
     ) -> None:
         self.hostname = hostname
+        self.profile = profile
         self.tick = tick
         self.orphan_delay = orphan_delay
         self.default_timing = timing or Timing()
         self.lock = threading.RLock()
         self.unknown_routes: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.api_versions: list[str | None] = []  # the version prefix of each request (None: none)
         self.timeline: list[TaskEvent] = []
         self._swarm = swarm
         self._index = itertools.count(10)
@@ -393,10 +465,8 @@ class FakeEngine:
         if box.node != self.hostname:
             return
         attributes = {**box.labels, "name": box.name, "image": box.image, **extra}
-        self.emit_event({
-            "status": action, "id": box.id, "from": box.image, "Type": "container", "Action": action,
-            "Actor": {"ID": box.id, "Attributes": attributes}, "scope": "local",
-        })
+        self.emit_event({"Type": "container", "Action": action, "Actor": {"ID": box.id, "Attributes": attributes},
+                         "scope": "local"})
 
     # ---- swarm: nodes, timings, faults ---------------------------------------------------
     def add_node(self, hostname: str, *, role: str = "worker", labels: Mapping[str, str] | None = None) -> str:
@@ -456,7 +526,7 @@ class FakeEngine:
         times: int = 1,
         delay: float = 0.0,
     ) -> None:
-        """The next `times` requests matching METHOD and the path (without /v1.41) fail or are slow."""
+        """The next `times` requests matching METHOD and the path (without the /vX.Y prefix) fail or are slow."""
         with self.lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, times, delay))
 
@@ -538,7 +608,7 @@ class FakeEngine:
             "Description": {
                 "Hostname": node.hostname, "Platform": {"Architecture": "x86_64", "OS": "linux"},
                 "Resources": {"NanoCPUs": 2_000_000_000, "MemoryBytes": 24 << 30},
-                "Engine": {"EngineVersion": "20.10.24"},
+                "Engine": {"EngineVersion": self.profile.engine_version},
             },
             "Status": {"State": node.state, "Addr": node.addr},
         }
@@ -547,11 +617,40 @@ class FakeEngine:
         return doc
 
     def _service_doc(self, svc: _Service) -> dict[str, Any]:
+        spec = copy.deepcopy(svc.spec)
+        if not self.profile.legacy_service_networks:
+            spec.pop("Networks", None)
         return {
             "ID": svc.id, "Version": {"Index": svc.version},
             "CreatedAt": _iso(svc.created), "UpdatedAt": _iso(svc.updated),
-            "Spec": copy.deepcopy(svc.spec), "Endpoint": {"Spec": {}},
+            "Spec": spec, "Endpoint": {"Spec": {}},
         }
+
+    def adjust_spec(self, spec: Any, version: str) -> Any:
+        """A service create/update body as the engine takes it at `version` (module docstring)."""
+        if not isinstance(spec, dict):
+            return spec
+        spec = copy.deepcopy(spec)
+        template = spec.get("TaskTemplate") if isinstance(spec.get("TaskTemplate"), dict) else {}
+        health = (template.get("ContainerSpec") or {}).get("Healthcheck")
+        if isinstance(health, dict) and not self.profile.speaks(version, "1.44"):
+            health.pop("StartInterval", None)
+        if not self.profile.legacy_service_networks:
+            legacy = spec.pop("Networks", None)
+            if legacy and _vt(version) < _vt("1.44") and not template.get("Networks"):
+                template["Networks"] = legacy
+        return spec
+
+    def served_event(self, event: Mapping[str, Any], version: str) -> dict[str, Any]:
+        """An event as sent to a request at `version`: below 1.52 with the legacy fields."""
+        doc = dict(event)
+        if _vt(version) < _vt(LEGACY_EVENT_FIELDS_UNTIL) and doc.get("Type") in ("container", "image"):
+            actor = doc.get("Actor") or {}
+            doc.setdefault("status", doc.get("Action"))
+            doc.setdefault("id", actor.get("ID"))
+            if doc.get("Type") == "container":
+                doc.setdefault("from", (actor.get("Attributes") or {}).get("image"))
+        return doc
 
     def _task_doc(self, task: _Task) -> dict[str, Any]:
         svc = self._services.get(task.service_id)
@@ -853,13 +952,29 @@ class FakeEngine:
                 self._set_desired(by_node[node.id], "shutdown")
 
     # ---- HTTP routes ---------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
-        """Routes one request; returns (status, JSON document or str). /events is handled apart."""
+    def version_refusal(self, version: str | None) -> str | None:
+        """The engine's 400 message for a request at `version`, None when it is served."""
+        if version is None:
+            return None
+        if _vt(version) < _vt(self.profile.min_api_version):
+            return (f"client version {version} is too old. Minimum supported API version is "
+                    f"{self.profile.min_api_version}, please upgrade your client to a newer version")
+        if _vt(version) > _vt(self.profile.api_version):
+            return f"client version {version} is too new. Maximum supported API version is {self.profile.api_version}"
+        return None
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any,
+               *, version: str | None = None) -> tuple[int, Any]:
+        """Routes one request at `version` (None: the engine's own); returns (status, JSON document
+        or str). /events is handled apart."""
         for route_method, pattern, name in _ROUTES:
             match = pattern.match(path)
             if match and route_method == method:
+                if name in ("_r_service_create", "_r_service_update"):
+                    body = self.adjust_spec(body, version or self.profile.api_version)
                 with self.lock:
-                    return getattr(self, name)(query, body, *[unquote(g) for g in match.groups()])
+                    answer: tuple[int, Any] = getattr(self, name)(query, body, *[unquote(g) for g in match.groups()])
+                    return answer
         with self.lock:
             self.unknown_routes.append(f"{method} {path}")
         return 404, {"message": "page not found"}
@@ -868,7 +983,25 @@ class FakeEngine:
         return 200, "OK"
 
     def _r_version(self, q: Any, b: Any) -> tuple[int, Any]:
-        return 200, {"Version": "20.10.24", "ApiVersion": API_VERSION, "MinAPIVersion": "1.12", "Os": "linux", "Arch": "amd64"}
+        p = self.profile
+        details = {"ApiVersion": p.api_version, "MinAPIVersion": p.min_api_version, "Os": "linux", "Arch": "amd64",
+                   "GitCommit": "fake", "GoVersion": "go1.0", "KernelVersion": "6.1.0", "Experimental": "false",
+                   "BuildTime": "2025-01-01T00:00:00.000000000+00:00"}
+        return 200, {
+            "Platform": {"Name": p.platform_name},
+            "Components": [{"Name": "Engine", "Version": p.engine_version, "Details": details}],
+            "Version": p.engine_version, "ApiVersion": p.api_version, "MinAPIVersion": p.min_api_version,
+            "GitCommit": "fake", "GoVersion": "go1.0", "Os": "linux", "Arch": "amd64", "KernelVersion": "6.1.0",
+            "BuildTime": "2025-01-01T00:00:00.000000000+00:00",
+        }
+
+    def swarm_status(self) -> str:
+        """The /_ping Swarm header: "inactive", "active/manager" or "active/worker"."""
+        with self.lock:
+            me = next((n for n in self._nodes.values() if n.hostname == self.hostname), None)
+            if not self._swarm or me is None:
+                return "inactive"
+            return f"active/{me.role}"
 
     def _r_info(self, q: Any, b: Any) -> tuple[int, Any]:
         me = next((n for n in self._nodes.values() if n.hostname == self.hostname), None)
@@ -882,7 +1015,7 @@ class FakeEngine:
         running = sum(1 for c in self._containers.values() if c.node == self.hostname and c.running)
         mine = sum(1 for c in self._containers.values() if c.node == self.hostname)
         return 200, {
-            "ID": "FAKE:ENGINE", "Name": self.hostname, "NCPU": 2, "MemTotal": 24 << 30, "ServerVersion": "20.10.24",
+            "ID": "FAKE:ENGINE", "Name": self.hostname, "NCPU": 2, "MemTotal": 24 << 30, "ServerVersion": self.profile.engine_version,
             "Containers": mine, "ContainersRunning": running, "CgroupVersion": "1", "CgroupDriver": "cgroupfs",
             "OperatingSystem": "Debian GNU/Linux 12 (bookworm)", "Swarm": swarm,
         }
@@ -1023,7 +1156,7 @@ class FakeEngine:
             name = (actor.get("Attributes") or {}).get("name", "")
             if not any(actor.get("ID", "").startswith(c) or c == name for c in filters["container"]):
                 return False
-        if "event" in filters and event.get("Action") not in filters["event"] and event.get("status") not in filters["event"]:
+        if "event" in filters and event.get("Action") not in filters["event"]:
             return False
         if "label" in filters and not _label_match(actor.get("Attributes") or {}, filters["label"]):
             return False
@@ -1104,6 +1237,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         return
 
+    def version_string(self) -> str:
+        """The Server header, as the engine's version middleware sets it."""
+        return f"Docker/{self.fake.profile.engine_version} (linux)"
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -1121,12 +1258,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         parts = urlsplit(self.path)
-        path = re.sub(r"^/v\d+\.\d+", "", parts.path)
+        prefix = re.match(r"^/v(\d+\.\d+)(?=/)", parts.path)
+        version = prefix.group(1) if prefix else None
+        path = parts.path[prefix.end():] if prefix else parts.path
         query = parse_qs(parts.query)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         with self.fake.lock:
             self.fake.requests.append((method, path))
+            self.fake.api_versions.append(version)
+        refusal = self.fake.version_refusal(version)  # the engine's version middleware runs first
+        if refusal is not None:
+            self._send(400, {"message": refusal}, head=method == "HEAD")
+            return
         fault = self.fake._take_fault(method, path)
         if fault is not None:
             if fault.delay:
@@ -1139,29 +1283,58 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send(400, {"message": "invalid JSON body"})
             return
+        served_at = version or self.fake.profile.api_version
         if method == "GET" and path == "/events":
-            self._events(query)
+            self._events(query, served_at)
             return
         try:
-            status, doc = self.fake.handle(method, path, query, body)
+            status, doc = self.fake.handle(method, path, query, body, version=served_at)
         except ApiError as exc:
             status, doc = exc.status, {"message": exc.message}
-        self._send(status, doc, head=method == "HEAD")
+        extra = self._ping_headers() if path == "/_ping" and status == 200 else {}
+        self._send(status, doc, head=method == "HEAD", headers=extra)
 
-    def _send(self, status: int, doc: Any, *, head: bool = False) -> None:
+    def _ping_headers(self) -> dict[str, str]:
+        profile = self.fake.profile
+        headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+                   "Builder-Version": profile.builder_version, "Docker-Experimental": "false"}
+        if profile.swarm_ping_header:
+            headers["Swarm"] = self.fake.swarm_status()
+        return headers
+
+    def _common_headers(self) -> None:
+        """What the engine's version middleware sets on every answer."""
+        profile = self.fake.profile
+        self.send_header("Api-Version", profile.api_version)
+        self.send_header("Ostype", "linux")
+
+    def _send(self, status: int, doc: Any, *, head: bool = False, headers: Mapping[str, str] | None = None) -> None:
         if isinstance(doc, str):
             data, ctype = doc.encode(), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(doc).encode() + b"\n", "application/json"
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Content-Length", "0" if head else str(len(data)))
+        self._common_headers()
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         if not head:
             self.wfile.write(data)
 
-    def _events(self, query: dict[str, list[str]]) -> None:
+    def _events_media_type(self) -> str:
+        """The /events Content-Type for this request's Accept header, as the profile's engine picks it."""
+        offers = self.fake.profile.events_media_types
+        accepted = [part.split(";")[0].strip() for part in (self.headers.get("Accept") or "").split(",") if part.strip()]
+        for offer in offers:
+            if offer in accepted:
+                return offer
+        if offers and any(a in ("*/*", "application/*") for a in accepted):
+            return offers[0]
+        return "application/json"
+
+    def _events(self, query: dict[str, list[str]], version: str) -> None:
         try:
             filters = _filters(query)
             since = float(query["since"][0]) if query.get("since", [""])[0] else None
@@ -1169,19 +1342,20 @@ class _Handler(BaseHTTPRequestHandler):
         except (ApiError, ValueError) as exc:
             self._send(400, {"message": f"invalid events query: {exc}"})
             return
+        media_type = self._events_media_type()
         past, sub = self.fake.subscribe(since if since is not None else (time.time() if until is not None else None))
         self.close_connection = True
         try:
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", media_type)
             self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Api-Version", API_VERSION)
+            self._common_headers()
             self.end_headers()
             self.wfile.flush()
             for event in past:
                 if until is not None and event["timeNano"] / 1e9 > until:
                     break
-                self._chunk(event, filters)
+                self._chunk(event, filters, version=version, media_type=media_type)
             while not self.fake.stopping and (until is None or time.time() < until):
                 try:
                     event = sub.get(timeout=0.05)
@@ -1189,17 +1363,19 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 if until is not None and event["timeNano"] / 1e9 > until:
                     break
-                self._chunk(event, filters)
+                self._chunk(event, filters, version=version, media_type=media_type)
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
             pass  # the client closed the stream
         finally:
             self.fake.unsubscribe(sub)
 
-    def _chunk(self, event: Mapping[str, Any], filters: Mapping[str, list[str]]) -> None:
+    def _chunk(self, event: Mapping[str, Any], filters: Mapping[str, list[str]], *, version: str, media_type: str) -> None:
         if not self.fake.event_matches(event, filters):
             return
-        data = json.dumps(event).encode() + b"\n"
+        data = json.dumps(self.fake.served_event(event, version)).encode() + b"\n"
+        if media_type == "application/json-seq":  # RFC 7464: each record starts with RS
+            data = b"\x1e" + data
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 

@@ -9,14 +9,15 @@ import docker
 import pytest
 
 from sgcommon.engine import NotFound, connect, translate
-from tests.fakes.engine import FakeEngine
+from sgcommon.engine.versions import at_least
+from tests.fakes.engine import EngineProfile, FakeEngine
 
 SWARM_LABELS = {"com.docker.swarm.service.name": "web", "com.docker.swarm.task.id": "task1"}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeEngine]:
-    with FakeEngine(hostname="worker-7") as engine:
+def fake(engine_mode: EngineProfile) -> Iterator[FakeEngine]:
+    with FakeEngine(hostname="worker-7", profile=engine_mode) as engine:
         yield engine
         engine.assert_no_unknown_routes()
 
@@ -33,7 +34,8 @@ def test_info_names_the_node_and_its_swarm_state(fake: FakeEngine, client: docke
     assert info["Name"] == "worker-7"
     assert info["Swarm"]["LocalNodeState"] == "active"
     assert client.ping() is True
-    assert client.version()["ApiVersion"] == "1.41"
+    assert client.version()["ApiVersion"] == fake.profile.api_version
+    assert client.api_version == fake.profile.api_version  # negotiated: both profiles are within our range
 
 
 def test_a_container_is_listed_and_inspected_with_pid_labels_and_limits(fake: FakeEngine, client: docker.APIClient) -> None:
@@ -87,7 +89,9 @@ def test_events_stream_pushed_events_at_once_and_honours_the_type_filter(fake: F
     reader.join(timeout=5)
     stream.close()
     assert [e["Action"] for e in got] == ["create", "start", "die"]
-    assert all(e["Type"] == "container" and e["id"] == cid for e in got)
+    assert all(e["Type"] == "container" and e["Actor"]["ID"] == cid for e in got)
+    legacy = not at_least(fake.profile.api_version, "1.52")  # the deprecated fields went in API 1.52
+    assert all(("status" in e and e["id"] == cid and "from" in e) == legacy for e in got)
 
 
 def test_events_since_and_until_replay_history_and_end(fake: FakeEngine, client: docker.APIClient) -> None:
