@@ -377,12 +377,12 @@ class SshGenerator(GeneratorRun):
         `timeout` is asked to stop; one that has not stopped `grace` s after that is killed."""
         if self._proc is None or self._done:
             return
-        if stop:
-            self.stop()
+        code: int | None = None
+        if not stop:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=timeout)
         killed = False
-        try:
-            code = self._proc.wait(timeout=grace if stop else timeout)
-        except subprocess.TimeoutExpired:
+        if code is None:
             self.stop()
             try:
                 code = self._proc.wait(timeout=grace)
