@@ -8,11 +8,13 @@ generator shows up as a low achieved rate instead of hiding it. Every request re
 service name again and picks one of the answers (dnsrr returns every healthy task, so the load
 spreads over the replicas as they come and go) and uses a new connection, like the PRD's curl.
 
-Standard library only: it runs as `python3 -c` in a container attached to the overlay network
-(labkit/scenario2.py) and as `python3 -` over ssh on a real host. Output on stdout, one JSON
-object a line: each second {"second", "ts", "target_rps", "sent", "ok", "failed", "missed",
+Standard library only, and Python 3.8 or later (no builtin generics nor `X | Y` outside
+annotations): it runs as `python3 -c` in a container attached to the overlay network
+(labkit/scenario2.py) and over ssh on a real host, its source sent on stdin. Output on stdout, one
+JSON object a line: each second {"second", "ts", "target_rps", "sent", "ok", "failed", "missed",
 "latency_p50", "latency_max", "addresses", "errors"}, then {"summary": {...}}. SIGTERM ends the
-run early, with the summary.
+run early, with the summary; so does the end of stdin with `--stop-on-eof` (over ssh, the
+orchestrator closing its side, or going away: no generator outlives the run that started it).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import argparse
 import http.client
 import json
 import math
+import os
 import queue
 import random
 import signal
@@ -30,9 +33,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional, Tuple
 
-Result = tuple[bool, str | None, float, str | None]  # ok, address, latency, error kind
+# ok, address, latency, error kind (typing's forms: this line runs on the remote host's python3)
+Result = Tuple[bool, Optional[str], float, Optional[str]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def get_once(host: str, port: int, path: str, *, timeout: float, pick: Callable[
     address = None
     try:
         infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
-        address = pick(sorted({info[4][0] for info in infos}))
+        address = pick(sorted({str(info[4][0]) for info in infos}))
         conn = http.client.HTTPConnection(address, port, timeout=timeout)
         try:
             conn.request("GET", path, headers={"Host": host, "Connection": "close"})
@@ -244,6 +248,26 @@ class Generator:
         return self.lines
 
 
+def stop_at_eof(fd: int, stop: Callable[[], None]) -> threading.Thread:
+    """Calls `stop` once the file descriptor `fd` reaches its end (what it carries is ignored).
+
+    Read with os.read in a daemon thread: a thread blocked in sys.stdin's buffered reader holds
+    its lock, and the interpreter then aborts at exit ("could not acquire lock ... at interpreter
+    shutdown")."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        stop()
+
+    thread = threading.Thread(target=watch, name="stop-at-eof", daemon=True)
+    thread.start()
+    return thread
+
+
 def parse_target(target: str) -> tuple[str, int, str]:
     url = urllib.parse.urlsplit(target)
     return url.hostname or "", url.port or 80, (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -276,6 +300,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     add_schedule_args(parser)
     parser.add_argument("--workers", type=int, default=16, help="requests in flight at most (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout, s (default %(default)s)")
+    parser.add_argument("--stop-on-eof", action="store_true",
+                        help="stop early, with the summary, when stdin ends (how the orchestrator stops it over ssh)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     check_schedule_args(parser, args)
     if args.workers < 1:
@@ -289,6 +315,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if args.stop_on_eof:
+        stop_at_eof(sys.stdin.fileno(), lambda: stop.update(now=True))
     host, port, path = parse_target(args.target)
     schedule = Schedule(rps=args.rps, ramp=args.ramp_time, hold=args.hold_time, ramp_down=args.ramp_down_time)
 

@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -180,12 +181,29 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def ssh_command(host: str, args: Sequence[str], *, ssh: str = "ssh") -> list[str]:
-    """The command that runs loadgen.py on a real host: its source goes on stdin to `python3 -`."""
+# The remote command's program: python3 reads exactly the generator's source from stdin and runs it
+# as __main__; the rest of stdin stays open, and its end stops the generator (--stop-on-eof). One
+# line with no `!` nor newline, so that any login shell takes it quoted (csh-style shells refuse
+# newlines inside quotes); python3 then needs no file on the host.
+BOOTSTRAP = ('import sys;n=int(sys.argv.pop(1));s=sys.stdin.buffer.read(n);'
+             'len(s)==n or sys.exit("loadgen: the program arrived truncated on stdin");'
+             'exec(compile(s,"loadgen.py","exec"))')
+
+# ssh options the orchestrator always sets: never prompt (a password or an unknown host key is an
+# error, not a hang); give up on a host that does not answer in 10 s, and on a connection that
+# goes silent for 15 s (a host that vanished mid-run) instead of waiting for the run's end.
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5",
+               "-o", "ServerAliveCountMax=3")
+
+
+def ssh_command(host: str, args: Sequence[str], *, program_size: int, ssh: str = "ssh",
+                config: str | Path | None = None) -> list[str]:
+    """The command that runs loadgen.py on a real host: `python3 -c BOOTSTRAP SIZE ARGS --stop-on-eof`,
+    the source of `program_size` bytes to be written on its stdin (`config`: ssh's -F)."""
     if not host or host.startswith("-") or any(c.isspace() for c in host):
         raise ValueError(f"ssh host: expected a host name, got {host!r}")
-    return [ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-T", host,
-            shlex.join(["python3", "-u", "-", *args])]
+    remote = ["python3", "-u", "-c", BOOTSTRAP, str(program_size), *args, "--stop-on-eof"]
+    return [ssh, *(["-F", str(config)] if config else []), *SSH_OPTIONS, "-T", host, shlex.join(remote)]
 
 
 def loadgen_args(*, target: str, rps: float, ramp: float, hold: float, ramp_down: float,
@@ -218,13 +236,23 @@ class GeneratorRun:
         self._lock = threading.Lock()
         self.on_line: Callable[[str, dict[str, Any]], None] | None = None
 
+    def start(self) -> GeneratorRun:
+        raise NotImplementedError
+
+    def finish(self, *, timeout: float, stop: bool = False) -> None:
+        """Waits for the end (`stop`: ends it early, with its summary); a second call does nothing."""
+        raise NotImplementedError
+
     def take(self, raw: bytes | str) -> None:
-        text = raw.decode() if isinstance(raw, bytes) else raw
+        """One line of the generator's stdout: a second, the summary, or something else (kept as an error)."""
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
         if not text.strip():
             return
         try:
             doc = json.loads(text)
         except ValueError:
+            doc = None
+        if not isinstance(doc, dict):  # e.g. a login script's output on a real host
             self.errors.append(text.strip()[:300])
             return
         if "summary" in doc:
@@ -247,6 +275,7 @@ class ContainerGenerator(GeneratorRun):
         self._image, self._network = image, network
         self.container_id = ""
         self._thread: threading.Thread | None = None
+        self._finished = False
 
     def start(self) -> ContainerGenerator:
         with translate(f"start load generator {self.name}"):
@@ -270,6 +299,12 @@ class ContainerGenerator(GeneratorRun):
         self.take(buffer)
 
     def finish(self, *, timeout: float, stop: bool = False) -> None:
+        if self._finished:
+            return
+        if not self.container_id:  # never started
+            self._finished = True
+            self._client.close()
+            return
         try:
             with translate(f"finish load generator {self.name}"):
                 if stop:
@@ -284,24 +319,39 @@ class ContainerGenerator(GeneratorRun):
             with contextlib.suppress(EngineError), translate(f"remove load generator {self.name}"):
                 self._client.remove_container(self.container_id, force=True)
             self._client.close()
+            self._finished = True
 
 
 class SshGenerator(GeneratorRun):
-    """loadgen.py on a real host over ssh (python3 there); never started by the lab tests."""
+    """loadgen.py on a real host over ssh (python3 there, nothing installed): the source goes on
+    ssh's stdin, which then stays open; closing it stops the remote generator with its summary, and
+    so does the connection dropping (the orchestrator killed), so no generator is left running."""
 
-    def __init__(self, host: str, *, args: Sequence[str], ssh: str = "ssh") -> None:
+    def __init__(self, host: str, *, args: Sequence[str], ssh: str = "ssh", config: str | Path | None = None,
+                 program: bytes | None = None) -> None:
         super().__init__(host)
-        self.command = ssh_command(host, args, ssh=ssh)
+        self._program = program if program is not None else LOADGEN_SOURCE.read_bytes()
+        self.command = ssh_command(host, args, program_size=len(self._program), ssh=ssh, config=config)
+        self.stderr: list[str] = []  # the last lines ssh or the remote program wrote there
         self._proc: subprocess.Popen[bytes] | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._done = False
 
     def start(self) -> SshGenerator:
-        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A session of its own: a Ctrl-C in the terminal reaches the orchestrator only, which then
+        # stops each generator by closing its stdin (ssh itself would drop the connection at once).
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, start_new_session=True)
+        self._threads = [threading.Thread(target=self._read, name=f"ssh-{self.name}", daemon=True),
+                         threading.Thread(target=self._read_stderr, name=f"ssh-{self.name}-err", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         assert self._proc.stdin is not None
-        self._proc.stdin.write(LOADGEN_SOURCE.read_bytes())
-        self._proc.stdin.close()
-        self._thread = threading.Thread(target=self._read, name=f"ssh-{self.name}", daemon=True)
-        self._thread.start()
+        try:
+            self._proc.stdin.write(self._program)
+            self._proc.stdin.flush()
+        except OSError:
+            pass  # ssh is gone already (host unreachable, refused): finish() reports its exit and stderr
         return self
 
     def _read(self) -> None:
@@ -309,23 +359,48 @@ class SshGenerator(GeneratorRun):
         for line in self._proc.stdout:
             self.take(line)
 
-    def finish(self, *, timeout: float, stop: bool = False) -> None:
-        assert self._proc is not None
-        if stop:
-            self._proc.terminate()
-        try:
-            code = self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            code = self._proc.wait()
-        if self._thread:
-            self._thread.join(timeout=10)
-        assert self._proc.stdout is not None and self._proc.stderr is not None
-        err = self._proc.stderr.read().decode()[-1000:]
-        self._proc.stdout.close()
-        self._proc.stderr.close()
-        if code != 0:
-            self.errors.append(f"ssh {self.name}: exit {code}: {err.strip()}")
+    def _read_stderr(self) -> None:
+        # Read as it comes: a full pipe would stall ssh, and with it the remote generator's output.
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            self.stderr.append(raw.decode(errors="replace").rstrip()[:1000])
+            del self.stderr[:-40]
+
+    def stop(self) -> None:
+        """Asks the remote generator to stop: the end of its stdin."""
+        if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+
+    def finish(self, *, timeout: float, stop: bool = False, grace: float = 15.0) -> None:
+        """Waits for the generator's end (`stop`: asks it to stop first). One that has not ended by
+        `timeout` is asked to stop; one that has not stopped `grace` s after that is killed."""
+        if self._proc is None or self._done:
+            return
+        code: int | None = None
+        if not stop:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=timeout)
+        killed = False
+        if code is None:
+            self.stop()
+            try:
+                code = self._proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                code, killed = self._proc.wait(), True
+        self._done = True
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.stop()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if killed:
+            self.errors.append(f"ssh {self.name}: killed, it did not stop within {grace:g} s of its stdin closing")
+        elif code != 0:
+            detail = " | ".join(line for line in self.stderr[-5:] if line) or "no message"
+            self.errors.append(f"ssh {self.name}: exit {code}: {detail}")
 
 
 def load_outcome(generators: Sequence[GeneratorRun]) -> dict[str, Any]:
@@ -335,6 +410,9 @@ def load_outcome(generators: Sequence[GeneratorRun]) -> dict[str, Any]:
     if missing:
         raise EngineError(f"load generators without a summary: {missing}; {errors[:3]}")
     out = merge_summaries([g.summary for g in generators if g.summary is not None])
+    out["per_generator"] = {g.name: {k: g.summary.get(k) for k in ("planned", "sent", "ok", "failed", "missed",
+                                                                    "hold_achieved_rps", "addresses")}
+                            for g in generators if g.summary is not None}
     out["errors_output"] = errors
     return out
 
@@ -439,6 +517,19 @@ class Scenario2Options:
     target: str = "http://web-stress:8080/api/data"
     image: str = labinfo.BASE_IMAGE
     sink: str = SINK
+    ssh_hosts: Sequence[str] = ()  # generators on these hosts over ssh instead of containers
+    ssh_config: str | None = None  # ssh -F (a str: the options go into the JSON result)
+
+
+def scenario_generators(opt: Scenario2Options, lab: labinfo.Lab) -> list[GeneratorRun]:
+    """One generator per ssh host, else `opt.generators` containers in the overlay; equal shares."""
+    count = len(opt.ssh_hosts) or opt.generators
+    args = [loadgen_args(target=opt.target, rps=share, ramp=opt.ramp, hold=opt.hold, ramp_down=opt.ramp_down,
+                         workers=opt.workers) for share in loadgen.split_rate(opt.rps, count)]
+    if opt.ssh_hosts:
+        return [SshGenerator(host, args=a, config=opt.ssh_config) for host, a in zip(opt.ssh_hosts, args)]
+    return [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network, args=a,
+                               max_seconds=opt.ramp + opt.hold + opt.ramp_down) for i, a in enumerate(args)]
 
 
 def run_scenario2(options: Scenario2Options | None = None, *, lab: labinfo.Lab | None = None,
@@ -482,11 +573,7 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
                                         duration=max(opt.hold - 2, 1))
         probe = ProbeRun(lab.host_socket, image=opt.image, network=lab.network,
                          target=opt.target.replace("/api/data", "/health"), duration=duration + 5).start()
-        generators = [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network,
-                                         args=loadgen_args(target=opt.target, rps=share, ramp=opt.ramp, hold=opt.hold,
-                                                           ramp_down=opt.ramp_down, workers=opt.workers),
-                                         max_seconds=duration)
-                      for i, share in enumerate(loadgen.split_rate(opt.rps, opt.generators))]
+        generators = scenario_generators(opt, lab)
         actions: list[dict[str, Any]] = []
         try:
             for gen in generators:
@@ -582,6 +669,29 @@ def format_result(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def add_ssh_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ssh-hosts", "--alpine-nodes", dest="ssh_hosts", default="", metavar="H1,H2",
+                        help="run one generator on each of these hosts over ssh instead of containers (ssh host names "
+                             "or user@host; each needs python3 >= 3.8, key login without a prompt and its host key "
+                             "known; see docs/load.md)")
+    parser.add_argument("--ssh-config", type=Path, metavar="FILE",
+                        help="with --ssh-hosts: ssh's configuration file (ssh -F; default: ssh's own, ~/.ssh/config)")
+
+
+def check_ssh_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Sets args.hosts (the --ssh-hosts list); refuses what cannot work."""
+    args.hosts = [h.strip() for h in args.ssh_hosts.split(",") if h.strip()]
+    if args.ssh_config and not args.hosts:
+        parser.error("--ssh-config needs --ssh-hosts")
+    if args.ssh_config and not args.ssh_config.is_file():
+        parser.error(f"--ssh-config: no file {args.ssh_config}")
+    for host in args.hosts:
+        try:
+            ssh_command(host, [], program_size=0)
+        except ValueError as exc:
+            parser.error(f"--ssh-hosts: {exc}")
+
+
 def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stress_scenario2", description="Scenario 2 on the lab: traffic -> scale up, "
                                      "then scale down after the traffic stops (docs/load.md).")
@@ -590,6 +700,7 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
     parser.set_defaults(rps=defaults.rps, ramp_time=defaults.ramp, hold_time=defaults.hold,
                         ramp_down_time=defaults.ramp_down)
     parser.add_argument("--generators", type=int, default=defaults.generators, help="generator containers (default %(default)s)")
+    add_ssh_args(parser)
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory stress on the replica (default %(default)s)")
     parser.add_argument("--net-high", type=float, default=LAB_THRESHOLDS["net_high"], help="lab net_high, %% (default %(default)s)")
     parser.add_argument("--net-low", type=float, default=LAB_THRESHOLDS["net_low"], help="lab net_low, %% (default %(default)s)")
@@ -601,6 +712,7 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
         parser.error("--generators must be >= 1 and --memory-mb >= 0")
     if not 0 < args.net_low < args.net_high:
         parser.error("need 0 < --net-low < --net-high")
+    check_ssh_args(parser, args)
     return args
 
 
@@ -609,7 +721,8 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
     opt = Scenario2Options(rps=args.rps, ramp=args.ramp_time, hold=args.hold_time, ramp_down=args.ramp_down_time,
                            generators=args.generators, memory_mb=args.memory_mb, target=args.target,
                            thresholds={"net_high": args.net_high, "net_low": args.net_low},
-                           scale_down_timeout=args.scale_down_timeout)
+                           scale_down_timeout=args.scale_down_timeout, ssh_hosts=args.hosts,
+                           ssh_config=str(args.ssh_config) if args.ssh_config else None)
     try:
         result = run_scenario2(opt)
     except labinfo.LabNotUp as exc:
@@ -629,20 +742,24 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
 
 
 def parse_orchestrator_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="alpine_load_orchestrator", description="Traffic to /api/data at a target "
-                                     "rate from several generators; the achieved rate each second (docs/load.md).")
+    parser = argparse.ArgumentParser(
+        prog="alpine_load_orchestrator",
+        description="Traffic to /api/data at a target rate from several generators, each taking an equal share: "
+                    "containers in the lab's overlay, or real hosts over ssh; the achieved rate each second, then "
+                    "the merged summary as JSON (docs/load.md). Ctrl-C or SIGTERM stops every generator early, "
+                    "with its summary (exit 130).")
     loadgen.add_schedule_args(parser)
     parser.add_argument("--generators", type=int, default=2, help="lab: generator containers in the overlay (default %(default)s)")
-    parser.add_argument("--ssh-hosts", default="", help="h1,h2: run the generator on these hosts over ssh instead (python3 there)")
+    add_ssh_args(parser)
     parser.add_argument("--docker-host", help="lab mode: a manager's engine (default: the lab's)")
-    parser.add_argument("--network", default=labinfo.NETWORK, help="overlay network (default %(default)s)")
-    parser.add_argument("--image", default=labinfo.BASE_IMAGE, help="an image with python3 (default %(default)s)")
+    parser.add_argument("--network", default=labinfo.NETWORK, help="lab mode: overlay network (default %(default)s)")
+    parser.add_argument("--image", default=labinfo.BASE_IMAGE, help="lab mode: an image with python3 (default %(default)s)")
     parser.add_argument("--workers", type=int, default=16, help="requests in flight per generator (default %(default)s)")
     args = parser.parse_args(argv)
     loadgen.check_schedule_args(parser, args)
-    args.hosts = [h.strip() for h in args.ssh_hosts.split(",") if h.strip()]
     if args.generators < 1 or args.workers < 1:
         parser.error("--generators and --workers must be >= 1")
+    check_ssh_args(parser, args)
     return args
 
 
@@ -651,29 +768,47 @@ def orchestrator_generators(args: argparse.Namespace) -> list[GeneratorRun]:
     gen_args = loadgen_args(target=args.target, rps=loadgen.split_rate(args.rps, count)[0], ramp=args.ramp_time,
                             hold=args.hold_time, ramp_down=args.ramp_down_time, workers=args.workers)
     if args.hosts:
-        return [SshGenerator(host, args=gen_args) for host in args.hosts]
+        return [SshGenerator(host, args=gen_args, config=args.ssh_config) for host in args.hosts]
     docker_host = args.docker_host or labinfo.check_lab().host_socket
     seconds = args.ramp_time + args.hold_time + args.ramp_down_time
     return [ContainerGenerator(docker_host, name=f"gen-{i + 1}", image=args.image, network=args.network,
                                args=gen_args, max_seconds=seconds) for i in range(count)]
 
 
+def run_generators(generators: Sequence[GeneratorRun], *, seconds: float) -> bool:
+    """Starts the generators and waits for their end; True when interrupted (KeyboardInterrupt).
+    Whatever happens, every generator started is finished: stopped early when still running, so
+    none is left behind (a container, a remote process)."""
+    started: list[GeneratorRun] = []
+    interrupted = False
+    try:
+        for gen in generators:
+            started.append(gen)
+            gen.start()
+        for gen in started:
+            gen.finish(timeout=seconds + 60)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for gen in started:
+            gen.finish(timeout=30, stop=True)  # nothing to do for those already finished
+    return interrupted
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main_orchestrator(argv: Sequence[str] | None = None) -> int:
     args = parse_orchestrator_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the run as Ctrl-C does
     try:
         generators = orchestrator_generators(args)
         for gen in generators:
             gen.on_line = lambda name, ln: print(
                 f"{name} s{ln['second']:>4} target {ln['target_rps']:7.1f}  ok {ln['ok']:5}  failed {ln['failed']:3}  "
                 f"missed {ln['missed']:3}  p50 {ln['latency_p50']}", flush=True)
-            gen.start()
-        seconds = args.ramp_time + args.hold_time + args.ramp_down_time
-        try:
-            for gen in generators:
-                gen.finish(timeout=seconds + 60)
-        except KeyboardInterrupt:
-            for gen in generators:
-                gen.finish(timeout=30, stop=True)
+        interrupted = run_generators(generators, seconds=args.ramp_time + args.hold_time + args.ramp_down_time)
         summary = load_outcome(generators)
     except labinfo.LabNotUp as exc:
         print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
@@ -681,5 +816,10 @@ def main_orchestrator(argv: Sequence[str] | None = None) -> int:
     except (EngineError, OSError) as exc:
         print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"summary": summary}))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(json.dumps({"summary": summary}), flush=True)
+    if interrupted:
+        print("alpine_load_orchestrator: stopped early", file=sys.stderr)
+        return 130
     return 0 if summary["failed"] == 0 else 1

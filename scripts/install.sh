@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  python3 python3-venv python3-pip ca-certificates curl iproute2 iptables procps
+  python3 python3-venv python3-pip ca-certificates curl iproute2 iptables procps openssh-client
   docker.io docker-registry debootstrap
   prometheus victoria-metrics
 )

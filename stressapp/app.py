@@ -5,7 +5,7 @@ Every endpoint is a GET, as the PRD lists them. Bad parameters get HTTP 400 with
 """
 from __future__ import annotations
 
-import itertools
+import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -48,13 +48,34 @@ _CATALOGUE = [
 ]
 
 
+class RequestCounter:
+    """How many /api/data requests the app has served: the count a load generator's own figures
+    are checked against (GET /stats). werkzeug serves each request on a thread of its own, hence
+    the lock; the count starts at 0 with the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def add(self) -> int:
+        """Counts one request; the count including it."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._count
+
+
 def create_app(config: StressSettings, *, core: StressCore | None = None) -> Flask:
     """Builds the app; `app.extensions["stressapp"]` is its StressCore, to be closed by the owner."""
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     core = core or StressCore(config)
     app.extensions[EXTENSION] = core
-    requests_served = itertools.count(1)
+    served = RequestCounter()
 
     @app.errorhandler(ParamError)
     def bad_parameter(exc: ParamError) -> tuple[Response, int]:
@@ -72,6 +93,11 @@ def create_app(config: StressSettings, *, core: StressCore | None = None) -> Fla
         plan = single_plan(kind, request.args, core.limits())
         core.start({kind: plan})
         return jsonify({"status": "started", _RESPONSE_KEY[kind]: _plain(plan.target)})
+
+    @app.get("/stats")
+    def stats() -> Response:
+        # Kept out of /metrics, which has exactly the PRD's fields.
+        return jsonify(api_data_requests=served.value, uptime=round(core.uptime, 1))
 
     @app.get("/stress/cpu")
     def stress_cpu() -> Response:
@@ -98,7 +124,7 @@ def create_app(config: StressSettings, *, core: StressCore | None = None) -> Fla
     @app.get("/api/data")
     def api_data() -> Response:
         return jsonify(
-            request_id=next(requests_served),
+            request_id=served.add(),
             generated_at=round(time.time(), 3),
             page=1,
             page_size=len(_CATALOGUE),

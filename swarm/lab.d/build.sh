@@ -18,8 +18,10 @@ INCLUDE=python3,python3-venv,python3-pip,ca-certificates,curl
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 STATE=/run/swarmguard-lab
 # The lab engines resolve no outside name (daemon.json "dns"), even for a build on the host's
-# network: the package index's names are resolved here and handed to each build as --add-host.
-INDEX_HOSTS=${SG_LAB_INDEX_HOSTS:-pypi.org files.pythonhosted.org}
+# network: the package index's names are resolved here and handed to each build as --add-host,
+# and so is the Debian mirror's (apt in swarm/loadhost.Dockerfile uses the base image's sources).
+MIRROR_HOST=$(printf '%s' "$MIRROR" | sed -E 's#^[a-z]+://([^/:]+).*#\1#')
+INDEX_HOSTS=${SG_LAB_INDEX_HOSTS:-pypi.org files.pythonhosted.org $MIRROR_HOST}
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }

@@ -1,4 +1,6 @@
-"""Scenario 2's parts that need no lab: the ssh command, env edits, events, sink parsing, load split."""
+"""Scenario 2's parts that need no lab: the ssh command and options, env edits, events, sink parsing, load split.
+
+The ssh generator itself (through a stand-in ssh) is in test_ssh_generator.py."""
 from __future__ import annotations
 
 import json
@@ -10,48 +12,75 @@ from pathlib import Path
 import pytest
 
 from sgcommon.engine import EngineError
-from labkit import report, scenario2
+from labkit import labinfo, report, scenario2
 
 
-def test_the_ssh_command_quotes_every_argument_and_reads_the_program_from_stdin() -> None:
+def test_the_ssh_command_quotes_every_argument_and_sends_the_program_on_stdin() -> None:
     args = scenario2.loadgen_args(target="http://svc:8080/api/data?a=1&b=2", rps=25, ramp=30, hold=120, ramp_down=30)
-    cmd = scenario2.ssh_command("alpine-1", args)
-    assert cmd[:7] == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-T", "alpine-1"]
-    assert len(cmd) == 8
-    remote = shlex.split(cmd[7])
-    assert remote[:3] == ["python3", "-u", "-"]
-    assert remote[3:] == args
+    cmd = scenario2.ssh_command("alpine-1", args, program_size=1234)
+    assert cmd[0] == "ssh" and cmd[-2:-1] == ["alpine-1"] and cmd[-3] == "-T"
+    assert all(flag == "-o" for flag in cmd[1:-3:2])
+    assert {"BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5"} <= set(cmd[2:-3:2])
+    remote = shlex.split(cmd[-1])
+    assert remote[:5] == ["python3", "-u", "-c", scenario2.BOOTSTRAP, "1234"]
+    assert remote[5:] == [*args, "--stop-on-eof"]
     assert remote[remote.index("--rps") + 1] == "25.0"
-    assert "'http://svc:8080/api/data?a=1&b=2'" in cmd[7]
+    assert "'http://svc:8080/api/data?a=1&b=2'" in cmd[-1]
+    # one line without `!`: csh-style login shells refuse a newline inside quotes
+    assert "\n" not in cmd[-1] and "!" not in cmd[-1]
+
+
+def test_an_ssh_configuration_file_goes_to_ssh_as_its_first_option(tmp_path: Path) -> None:
+    cmd = scenario2.ssh_command("h1", [], program_size=1, config=tmp_path / "ssh_config")
+    assert cmd[:3] == ["ssh", "-F", str(tmp_path / "ssh_config")]
 
 
 @pytest.mark.parametrize("host", ["", "-oProxyCommand=x", "a b", "h\n"])
 def test_a_host_that_ssh_would_read_as_an_option_or_two_words_is_refused(host: str) -> None:
     with pytest.raises(ValueError, match="ssh host"):
-        scenario2.ssh_command(host, [])
+        scenario2.ssh_command(host, [], program_size=1)
 
 
-def test_the_orchestrator_with_ssh_hosts_splits_the_rate_over_them_and_builds_no_container() -> None:
-    args = scenario2.parse_orchestrator_args(["--ssh-hosts", "alpine-1, alpine-2", "--rps", "100"])
+def test_the_orchestrator_with_ssh_hosts_splits_the_rate_over_them_and_builds_no_container(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n")
+    args = scenario2.parse_orchestrator_args(["--ssh-hosts", "alpine-1, alpine-2", "--rps", "100",
+                                              "--ssh-config", str(config)])
     gens = scenario2.orchestrator_generators(args)
     assert [g.name for g in gens] == ["alpine-1", "alpine-2"]
     assert all(isinstance(g, scenario2.SshGenerator) for g in gens)
+    assert gens[0].command[:3] == ["ssh", "-F", str(config)]
     remote = shlex.split(gens[0].command[-1])
     assert remote[remote.index("--rps") + 1] == "50.0"
 
 
-def test_the_ssh_generator_sends_the_program_on_stdin_and_reads_its_json(tmp_path: Path, capfd) -> None:
-    """A stand-in `ssh` runs the remote command locally, so the whole path is exercised without a host."""
-    fake = tmp_path / "ssh"
-    fake.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    args = scenario2.loadgen_args(target="http://127.0.0.1:9/api/data", rps=5, ramp=0, hold=1, ramp_down=0, timeout=0.5)
-    gen = scenario2.SshGenerator("somewhere", args=args, ssh=str(fake)).start()
-    gen.finish(timeout=30)
-    assert gen.errors == []
-    assert gen.summary is not None and gen.summary["failed"] == 5
-    assert gen.lines[0]["errors"] == {"ConnectionRefusedError": 5}
-    assert os.path.basename(gen.command[0]) == "ssh"
+def test_the_prds_alpine_nodes_option_names_the_same_ssh_hosts() -> None:
+    assert scenario2.parse_orchestrator_args(["--alpine-nodes", "alpine-1,alpine-2"]).hosts == ["alpine-1", "alpine-2"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ssh-config", "/nonexistent"], "--ssh-config needs --ssh-hosts"),
+    (["--ssh-hosts", "a", "--ssh-config", "/nonexistent/ssh_config"], "no file"),
+    (["--ssh-hosts", "a,-oProxyCommand=x"], "--ssh-hosts"),
+])
+def test_orchestrator_ssh_options_that_cannot_work_are_refused(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        scenario2.parse_orchestrator_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_scenario_2_with_ssh_hosts_runs_one_generator_on_each_with_an_equal_share(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n")
+    args = scenario2.parse_scenario_args(["--alpine-nodes", "a1,a2,a3,a4", "--ssh-config", str(config), "--rps", "400"])
+    opt = scenario2.Scenario2Options(rps=args.rps, ssh_hosts=args.hosts, ssh_config=str(args.ssh_config))
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    gens = scenario2.scenario_generators(opt, lab)
+    assert [g.name for g in gens] == ["a1", "a2", "a3", "a4"]
+    assert all(isinstance(g, scenario2.SshGenerator) and g.command[:3] == ["ssh", "-F", str(config)] for g in gens)
+    remote = shlex.split(gens[0].command[-1])
+    assert remote[remote.index("--rps") + 1] == "100.0"
+    json.dumps(vars(opt))  # the options go into the JSON result as they are
 
 
 def test_thresholds_become_the_controllers_override_variables() -> None:

@@ -1,11 +1,13 @@
 """The HTTP contract (PRD 7.3) through Flask's test client, and every kind of bad parameter."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from stressapp.app import RequestCounter
 from stressapp.settings import StressSettings
 from tests.stressapp.conftest import write_tree
 
@@ -31,6 +33,37 @@ def test_api_data_is_a_small_realistic_json_page(client: FlaskClient) -> None:
     body = first.get_json()
     assert len(body["items"]) == body["page_size"] and {"id", "name", "price"} <= set(body["items"][0])
     assert second.get_json()["request_id"] == body["request_id"] + 1
+
+
+def test_stats_counts_the_api_data_requests_served_and_nothing_else(client: FlaskClient) -> None:
+    assert client.get("/stats").get_json()["api_data_requests"] == 0
+    for _ in range(3):
+        client.get("/api/data")
+    client.get("/health")
+    client.get("/metrics")
+    client.get("/stress/cpu?target=nope")
+    body = client.get("/stats").get_json()
+    assert body["api_data_requests"] == 3 and body["uptime"] >= 0
+    assert client.get("/api/data").get_json()["request_id"] == 4
+
+
+def test_the_request_counter_loses_no_request_served_on_many_threads_at_once() -> None:
+    counter = RequestCounter()
+    ids: list[int] = []
+    start = threading.Barrier(8)
+
+    def serve() -> None:
+        start.wait()
+        mine = [counter.add() for _ in range(2000)]
+        ids.extend(mine)
+
+    threads = [threading.Thread(target=serve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.value == 16000
+    assert sorted(ids) == list(range(1, 16001))
 
 
 @pytest.mark.parametrize(
