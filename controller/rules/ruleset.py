@@ -6,6 +6,7 @@ so a RuleSet can be swapped atomically by the hot reloader while the engine runs
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,8 +21,19 @@ class RuleError(ValueError):
     "file:line: rule NAME: message"."""
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = list(errors)
+        self.errors = [printable(error) for error in errors]
+        super().__init__("\n".join(self.errors))
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """`text` as one printable line: control characters, line separators and lone surrogates
+    (a file name can hold any of them) are written as escapes, so a message stays one
+    `file:line: ...` line and can be printed or logged as UTF-8."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii")
+                            if ord(match.group()) < 0x100 else f"\\u{ord(match.group()):04x}", text)
 
 
 @dataclass(frozen=True)
