@@ -7,6 +7,7 @@ is copied to where the running controller hot-reloads it.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | N
 
 def check(paths: Sequence[str], *, env: Mapping[str, str], thresholds: Sequence[str], out: TextIO) -> int:
     """Checks `paths` with the threshold overrides the controller would apply (env and NAME=VALUE)."""
+    if isinstance(out, io.TextIOWrapper):  # a terminal or pipe that cannot encode a file name still gets the line
+        out.reconfigure(errors="backslashreplace")
     try:
         overrides = merge_overrides(env, thresholds)
     except RuleError as exc:

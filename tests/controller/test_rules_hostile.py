@@ -323,3 +323,13 @@ def test_startup_refuses_hostile_rule_files_with_messages_and_exit_2(tmp_path: P
     assert f"{tmp_path / 'deep.yml'}:1: not valid YAML: nested deeper than" in done.stderr
     assert f"{tmp_path / 'pipe.yml'}: not a regular file (a FIFO)" in done.stderr
     assert f"{tmp_path / 'tags.yml'}:2: thresholds: a: YAML tag '!!python/name:os.system'" in done.stderr
+
+
+def test_check_rules_prints_a_name_its_output_cannot_encode_as_an_escape(tmp_path: Path) -> None:
+    write(tmp_path, "rules: 5\n", "r\u00e9gles.yml")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "controller", "check-rules", str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [f"{tmp_path}/r\\xe9gles.yml:1: rules: expected a list of rules",
+                                        "FAILED: 1 error"]
