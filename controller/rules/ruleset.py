@@ -6,7 +6,6 @@ so a RuleSet can be swapped atomically by the hot reloader while the engine runs
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,15 +24,21 @@ class RuleError(ValueError):
         super().__init__("\n".join(self.errors))
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
-
-
 def printable(text: str) -> str:
-    """`text` as one printable line: control characters, line separators and lone surrogates
-    (a file name can hold any of them) are written as escapes, so a message stays one
-    `file:line: ...` line and can be printed or logged as UTF-8."""
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii")
-                            if ord(match.group()) < 0x100 else f"\\u{ord(match.group()):04x}", text)
+    """`text` as one printable line: what str.isprintable() refuses (control and format characters,
+    line separators, lone surrogates, unassigned code points; a file name can hold any of them) is
+    written as an escape, so a message stays one `file:line: ...` line, prints and logs as UTF-8,
+    and cannot hide text (a right-to-left override, say)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in "\t\n\r":
+        return repr(char)[1:-1]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)

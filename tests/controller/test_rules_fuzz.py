@@ -248,3 +248,28 @@ def test_any_condition_compiles_or_is_refused_and_never_raises_when_evaluated(
     if holds:  # a condition only holds on figures that all exist and are finite
         assert "n/a" not in explained_figures(explained), explained
         assert all(v not in ("nan", "inf", "-inf") for v in explained_figures(explained)), explained
+
+
+# -- threshold overrides ----------------------------------------------------------------------------
+
+override_text = st.one_of(st.text(max_size=30), st.lists(st.sampled_from(
+    ["cpu_high", "CPU_HIGH", "=", " ", "\n", "\t", "80", "-1e3", "1e999", "nan", "inf", "1_000", "\u0663", "\u212a",
+     "\x00", "\udcff", "x"]), max_size=6).map("".join))
+
+
+@budget(600)
+@given(env=st.dictionaries(st.one_of(override_text, override_text.map(lambda s: "SWARMGUARD_THRESHOLD_" + s)),
+                           override_text, max_size=4),
+       args=st.lists(override_text, max_size=4))
+def test_threshold_overrides_from_any_environment_and_arguments_give_numbers_or_a_rule_error(
+        env: dict[str, str], args: list[str]) -> None:
+    from controller.rules import merge_overrides
+    try:
+        merged = merge_overrides(env, args)
+    except RuleError as exc:
+        assert exc.errors and all(e.isprintable() for e in exc.errors), exc.errors
+        return
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) and math.isfinite(value) for name, value in merged.items())
+    out = io.StringIO()
+    assert check_rules.check([str(Path(__file__).resolve().parents[2] / "rules")], env=env, thresholds=args,
+                             out=out) in (0, 1)
