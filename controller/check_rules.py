@@ -7,12 +7,14 @@ is copied to where the running controller hot-reloads it.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from controller.rules import RuleError, load_rules, merge_overrides
+from controller.rules.ruleset import printable
 
 
 def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | None = None) -> int:
@@ -22,13 +24,13 @@ def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | N
         return 1
     try:
         ruleset = load_rules(list(paths), overrides=overrides or {})
-    except RuleError as exc:
+    except RuleError as exc:  # an empty directory is one too: there would be nothing to run
         for line in exc.errors:
             print(line, file=out)
         print(f"FAILED: {_plural(len(exc.errors), 'error')}", file=out)
         return 1
-    if not ruleset.files:
-        print(f"no rule files (*.yml, *.yaml) in {', '.join(paths)}", file=out)
+    except Exception as exc:  # a bug in the loader: still one line and exit 1, never a traceback
+        print(printable(f"internal error while checking the rule files: {type(exc).__name__}: {exc}"), file=out)
         return 1
     print(f"OK: {_plural(len(ruleset.rules), 'rule')} in {_plural(len(ruleset.files), 'file')}", file=out)
     return 0
@@ -36,6 +38,8 @@ def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | N
 
 def check(paths: Sequence[str], *, env: Mapping[str, str], thresholds: Sequence[str], out: TextIO) -> int:
     """Checks `paths` with the threshold overrides the controller would apply (env and NAME=VALUE)."""
+    if isinstance(out, io.TextIOWrapper):  # a terminal or pipe that cannot encode a file name still gets the line
+        out.reconfigure(errors="backslashreplace")
     try:
         overrides = merge_overrides(env, thresholds)
     except RuleError as exc:

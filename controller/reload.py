@@ -1,28 +1,39 @@
 """Hot reload of rule files: poll, validate, swap, or keep the last good rules.
 
 Every `poll_interval` (0.5 s) the watcher stats the rule files (for a directory: its
-*.yml and *.yaml) and compares path, size, mtime and inode with the last look, so a
-changed, added or removed file is picked up within a second without any new dependency.
-A changed set is loaded in full; if any file is broken, every error is logged as JSON,
-the failure is counted, and the RuleSet that was running keeps running. The swap is one
-reference assignment, so `current()` never sees a half-loaded set.
+*.yml and *.yaml) and compares path, device, inode, mode, size, mtime and ctime with the
+last look, so a changed, added, removed or chmod-ed file is picked up within a second
+without any new dependency. A changed set is loaded in full; if anything is wrong (a
+RuleError, or any unexpected exception), every error is logged as JSON, the failure is
+counted, `swarmguard_rules_last_reload_success` drops to 0 and the RuleSet that was
+running keeps running. The swap is one reference assignment, so `current()` never sees a
+half-loaded set.
+
+After a failure the watcher also keeps a digest of the files' bytes: a file read while it
+was being written can look the same to stat() (same size, an mtime within the clock tick)
+once the write completes, so the load is retried as soon as the bytes differ from the ones
+that failed, but the same broken bytes are not loaded (and logged) again and again.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from controller.rules import RuleError, RuleSet, load_rules, rule_files
+from controller.rules.loader import RuleFileError, read_rule_file
+from controller.rules.ruleset import printable
 from sgcommon.jsonlog import event, get_logger
 
 log = get_logger("swarmguard.controller.rules")
 
-Signature = tuple[tuple[str, int, int, int], ...]
+Signature = tuple[tuple[str, int, int, int, int, int, int], ...]
 
 
 class RuleWatcher:
@@ -55,8 +66,9 @@ class RuleWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failed_digest: str | None = None  # the files' bytes when the last load failed
         self._signature = self._scan()
-        self._current = load_rules(self._paths, overrides=self._overrides, defaults=self._defaults)
+        self._current = self._load()
         self._record_success(self._current, first=True)
 
     def current(self) -> RuleSet:
@@ -64,20 +76,24 @@ class RuleWatcher:
         return self._current
 
     def check_now(self) -> bool:
-        """Looks at the files once; True if a new RuleSet took effect."""
+        """Looks at the files once; True if a new RuleSet took effect. Never raises: any failure
+        is counted and logged, the rules in effect stay, and the next change is tried again."""
         with self._lock:
-            signature = self._scan()
-            if signature == self._signature:
-                return False
-            self._signature = signature
             try:
-                ruleset = load_rules(self._paths, overrides=self._overrides, defaults=self._defaults)
+                signature = self._scan()
+                if signature == self._signature and not self._changed_since_failure():
+                    return False
+                self._signature = signature
+                self._failed_digest = self._digest()  # until the load succeeds
+                ruleset = self._load()
             except RuleError as exc:
-                self._reloads.labels(result="failure").inc()
-                self._last_ok.set(0)
-                event(log, "rule files rejected, previous rules stay in effect", level=logging.ERROR,
-                      errors=exc.errors, error_count=len(exc.errors), rules_in_effect=len(self._current.rules))
+                self._record_failure(exc.errors)
                 return False
+            except Exception as exc:  # a surprise must not stop hot reload nor pass for a success
+                self._record_failure([printable(f"unexpected error while looking at the rule files: "
+                                                f"{type(exc).__name__}: {exc}")], trace=traceback.format_exc())
+                return False
+            self._failed_digest = None
             self._current = ruleset
             self._record_success(ruleset, first=False)
             return True
@@ -103,17 +119,52 @@ class RuleWatcher:
             except Exception:  # the watcher must outlive any surprise; the next poll retries
                 log.exception("rule reload failed unexpectedly")
 
+    def _load(self) -> RuleSet:
+        """load_rules; an unexpected exception becomes a RuleError too (its traceback is logged), so
+        the controller refuses to start, or a reload is rejected, with a message rather than a crash."""
+        try:
+            return load_rules(self._paths, overrides=self._overrides, defaults=self._defaults)
+        except RuleError:
+            raise
+        except Exception as exc:
+            message = printable(f"unexpected error while loading the rule files: {type(exc).__name__}: {exc}")
+            event(log, "rule files could not be loaded", level=logging.ERROR, error=message,
+                  traceback=traceback.format_exc())
+            raise RuleError([message]) from exc
+
     def _scan(self) -> Signature:
         files, _ = rule_files(self._paths)
         seen = []
         for path in files:
             try:
                 st = os.stat(path)
-            except OSError:
+            except (OSError, ValueError):
                 continue
-            seen.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
-        missing = tuple((path, -1, -1, -1) for path in self._paths if not os.path.exists(path))
+            seen.append((path, st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        missing = tuple((path, -1, -1, -1, -1, -1, -1) for path in self._paths if not os.path.exists(path))
         return tuple(seen) + missing
+
+    def _digest(self) -> str:
+        """A hash of every rule file's bytes (or of why it cannot be read)."""
+        digest = hashlib.sha256()
+        for path in rule_files(self._paths)[0]:
+            digest.update(os.fsencode(path) + b"\0")
+            try:
+                digest.update(read_rule_file(path))
+            except RuleFileError as exc:
+                digest.update(f"\0error: {exc}".encode("utf-8", "backslashreplace"))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def _changed_since_failure(self) -> bool:
+        return self._failed_digest is not None and self._digest() != self._failed_digest
+
+    def _record_failure(self, errors: list[str], *, trace: str | None = None) -> None:
+        self._reloads.labels(result="failure").inc()
+        self._last_ok.set(0)
+        extra = {"traceback": trace} if trace else {}
+        event(log, "rule files rejected, previous rules stay in effect", level=logging.ERROR,
+              errors=errors, error_count=len(errors), rules_in_effect=len(self._current.rules), **extra)
 
     def _record_success(self, ruleset: RuleSet, *, first: bool) -> None:
         self._reloads.labels(result="success").inc()

@@ -12,6 +12,12 @@ Evaluation is typed at compile time: comparisons take numbers and give a conditi
 `and`/`or`/`not` take conditions, and the whole expression must be a condition.
 A value that does not exist at evaluation time (division by zero, a node without metrics,
 an empty aggregate) makes the whole condition false: a rule never fires on missing data.
+Every figure must also be a finite number: a NaN or an infinity in a sample, or arithmetic
+that overflows, is a missing value too (the NoValue exception), so a comparison never sees
+a NaN and `not` cannot turn one into true. `and`, `or` and chained comparisons evaluate all
+their operands, so a missing figure anywhere makes the whole condition false, in any order.
+Constant parts that overflow are refused when the rule is loaded. `Condition.holds` and
+`explain` never raise.
 """
 from __future__ import annotations
 
@@ -87,6 +93,7 @@ class _Term:
     kind: str  # "num", "bool", or "any" after an error (so one mistake is reported once)
     fn: Fn | None = None
     const: Any = None
+    getter: Fn | None = None  # for a plain sample metric: the unchecked read, for _compare_one's fast path
 
     def closure(self) -> Fn:
         if self.fn is not None:
@@ -116,7 +123,7 @@ class Condition:
         for label, fn in self._figures:
             try:
                 parts.append(f"{label}={_fmt(fn(env))}")
-            except NoValue:
+            except (NoValue, ArithmeticError):
                 parts.append(f"{label}=n/a")
         return ", ".join(parts)
 
@@ -220,7 +227,8 @@ class _Compiler:
     def node(self, node: ast.AST) -> _Term:
         handler = getattr(self, f"on_{type(node).__name__}", None)
         if handler is not None:
-            return handler(node)
+            term: _Term = handler(node)
+            return term
         for cls, message in _NOT_ALLOWED.items():
             if isinstance(node, cls):
                 return self.fail(message)
@@ -240,29 +248,39 @@ class _Compiler:
             if isinstance(value, (str, bytes)):
                 return self.fail("strings are not allowed")
             return self.fail(f"constant {value!r} is not allowed; only numbers are")
-        if not math.isfinite(value):
-            return self.fail(f"number {value!r} is out of range")
-        return _Term("num", const=float(value))
+        number = _finite_or_none(value)
+        if number is None:
+            return self.fail(f"number {self.segment(node)} is out of range")
+        return _Term("num", const=number)
+
+    def segment(self, node: ast.AST) -> str:
+        """The source text of `node`, shortened for a message."""
+        text = ast.get_source_segment(self.text, node) or type(node).__name__
+        return text if len(text) <= 40 else text[:37] + "..."
 
     def on_Name(self, node: ast.Name) -> _Term:
         name = node.id
         if name.startswith("_"):
             return self.fail(f"name {name!r} is not allowed (names starting with _ are refused)")
         if name in self.thresholds:
-            self.figures.setdefault(name, _const_fn(self.thresholds[name]))
-            return _Term("num", const=float(self.thresholds[name]))
+            value = _finite_or_none(self.thresholds[name])
+            if value is None:
+                return self.fail(f"threshold {name!r} is not a finite number")
+            self.figures.setdefault(name, _const_fn(value))
+            return _Term("num", const=value)
         fn = self.variable(name)
         if fn is None:
             return self.fail(self.unknown(name))
         self.figures.setdefault(name, fn)
-        return _Term("num", fn=fn)
+        plain = self.scope == "container" and name in CONTAINER_METRICS
+        return _Term("num", fn=fn, getter=attrgetter(f"sample.{name}") if plain else None)
 
     def variable(self, name: str) -> Fn | None:
         if name == "replicas":
             return _replicas
         if self.scope == "container":
             if name in CONTAINER_METRICS:
-                return attrgetter(f"sample.{name}")
+                return _sample_metric(name)
             if name in NODE_METRICS:
                 return _node_metric(name[len("node_"):])
             return None
@@ -375,14 +393,13 @@ class _Compiler:
                 return self.fail("division by a constant zero")
         if left.fn is None and right.fn is None:
             try:
-                return _Term("num", const=op(left.const, right.const))
+                value = op(left.const, right.const)
             except NoValue:
                 return self.fail("division by a constant zero")
-        lf, rf = left.closure(), right.closure()
-        if right.fn is None:
-            c = right.const
-            return _Term("num", fn=lambda env: op(lf(env), c))
-        return _Term("num", fn=lambda env: op(lf(env), rf(env)))
+            if not math.isfinite(value):
+                return self.fail(f"{self.segment(node)} is out of range (the result overflows)")
+            return _Term("num", const=value)
+        return _Term("num", fn=_arithmetic(op, left, right))
 
     def on_Compare(self, node: ast.Compare) -> _Term:
         terms = [self.node(node.left)] + [self.node(c) for c in node.comparators]
@@ -399,14 +416,46 @@ class _Compiler:
         return _Term("bool", fn=_compare_chain(ops, fns))
 
 
+def _finite_or_none(value: Any) -> float | None:
+    """`value` as a float if it is a real, finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _finite(value: Any) -> float:
+    """`value` if it is a finite number; NoValue for NaN, infinities, and anything that is not a number."""
+    if value.__class__ is float and value - value == 0.0:  # the common case, kept cheap: inf-inf and nan-nan are nan
+        return value
+    number = _finite_or_none(value)
+    if number is None:
+        raise NoValue
+    return number
+
+
 def _const_fn(value: float) -> Fn:
     return lambda env: value
+
+
+def _sample_metric(name: str) -> Fn:
+    get = attrgetter(f"sample.{name}")
+
+    def read(env: Any) -> float:
+        value = get(env)
+        if value.__class__ is float and value - value == 0.0:
+            return value
+        return _finite(value)
+    return read
 
 
 def _replicas(env: Any) -> float:
     if env.replicas is None:
         raise NoValue
-    return env.replicas
+    return _finite(env.replicas)
 
 
 def _container_count(env: ServiceEnv) -> float:
@@ -418,7 +467,7 @@ def _node_metric(field: str) -> Fn:
         node = env.node
         if node is None or node.stale:
             raise NoValue
-        return getattr(node, field)
+        return _finite(getattr(node, field))
     return read
 
 
@@ -428,12 +477,42 @@ def _divide(a: float, b: float) -> float:
     return a / b
 
 
-def _reduce(func: str, values: list[float]) -> float:
+def _arithmetic(op: Callable[[float, float], float], left: _Term, right: _Term) -> Fn:
+    """`op` over two terms at run time; a result that overflows to an infinity is a missing value."""
+    lf = left.closure()
+    if right.fn is None:
+        c = right.const
+
+        def with_const(env: Any) -> float:
+            value = op(lf(env), c)  # operands are finite floats, so the result is a float
+            if value - value == 0.0:
+                return value
+            raise NoValue
+        return with_const
+    rf = right.fn
+
+    def with_term(env: Any) -> float:
+        value = op(lf(env), rf(env))
+        if value - value == 0.0:
+            return value
+        raise NoValue
+    return with_term
+
+
+def _reduce(func: str, values: list[Any]) -> float:
     if not values:
         raise NoValue
-    if func == "avg":
-        return sum(values) / len(values)
-    return {"max": max, "min": min, "sum": sum}[func](values)
+    numbers = [_finite(value) for value in values]
+    if func == "max":
+        return max(numbers)
+    if func == "min":
+        return min(numbers)
+    total = sum(numbers)
+    if func == "sum":
+        return _finite(total)
+    if not math.isfinite(total):  # the sum overflows though the mean may not: scale first
+        return _finite(sum(number / len(numbers) for number in numbers))
+    return total / len(numbers)
 
 
 def _window_fn(func: str, metric: str, size: int) -> Fn:
@@ -446,20 +525,25 @@ def _aggregate_fn(func: str, metric: str) -> Fn:
     return lambda env: _reduce(func, [get(s) for s in env.samples])
 
 
+# `and`, `or` and chained comparisons evaluate every operand (no short-circuit), so a missing
+# figure anywhere makes the whole condition false whatever the order of the operands.
+
 def _and(a: Fn, b: Fn) -> Fn:
-    return lambda env: a(env) and b(env)
+    return lambda env: a(env) & b(env)  # both are bools; & evaluates both
 
 
 def _or(a: Fn, b: Fn) -> Fn:
-    return lambda env: a(env) or b(env)
+    return lambda env: a(env) | b(env)
 
 
 def _compare_one(op: Callable[[Any, Any], bool], left: _Term, right: _Term) -> Fn:
     if left.fn is None and right.fn is None:
         value = op(left.const, right.const)
         return lambda env: value
+    if right.fn is None and left.getter is not None:
+        return _metric_vs_const(op, left.getter, right.const)
     if right.fn is None:
-        lf, c = left.fn, right.const
+        lf, c = left.closure(), right.const
         return {
             operator.gt: lambda env: lf(env) > c,
             operator.lt: lambda env: lf(env) < c,
@@ -470,16 +554,26 @@ def _compare_one(op: Callable[[Any, Any], bool], left: _Term, right: _Term) -> F
     return lambda env: op(lf(env), rf(env))
 
 
+def _metric_vs_const(op: Callable[[Any, Any], bool], get: Fn, c: float) -> Fn:
+    """`metric OP constant`, the comparison most rules are made of, as one closure."""
+    def compare(env: Any) -> bool:
+        value = get(env)
+        if value.__class__ is float and value - value == 0.0:  # finite: inf-inf and nan-nan are nan
+            return op(value, c)
+        return op(_finite(value), c)
+    return compare
+
+
 def _compare_chain(ops: list[Callable[[Any, Any], bool]], fns: list[Fn]) -> Fn:
     pairs = list(zip(ops, fns[1:]))
     first = fns[0]
 
     def chain(env: Any) -> bool:
         left = first(env)
+        holds = True
         for op, fn in pairs:
             right = fn(env)
-            if not op(left, right):
-                return False
+            holds = holds and op(left, right)
             left = right
-        return True
+        return holds
     return chain

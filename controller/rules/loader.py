@@ -6,17 +6,24 @@ duplicate keys, wrong types, bad conditions, unknown names, bad action parameter
 duplicate rule names are all collected before anything is refused, so one run of
 `swarmguard-controller check-rules` shows the operator everything to fix.
 The format itself is documented in docs/rules.md.
+
+Whatever the files hold, the only exception that leaves `load_rules` is RuleError: files are
+opened without blocking and only if they are regular files, the YAML nesting depth is bounded
+while composing, and node values are built by `_Doc.value` (never PyYAML's constructors),
+which accepts only the plain YAML types, refuses tags, cycles, merge keys, control
+characters and lone surrogates, and shares aliased values instead of expanding them.
+tests/controller/test_rules_fuzz.py holds that line with hypothesis.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import math
 import os
 import re
 import reprlib
+import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -28,8 +35,17 @@ from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import NAME_RE
 
 MAX_FILE_BYTES = 1 << 20
-RULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+MAX_NESTING = 64  # YAML collection depth; real rule files need 4
+MAX_WHOLE = 1_000_000  # largest priority, `for` count or replica bound
+MAX_SECONDS = 365 * 86400.0  # longest duration (cooldown, for, exclusion_ttl): a year
+# Every pattern below validates a whole value: fullmatch, never `$` (which matches before a final newline).
+RULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) *(ms|s|m|h)")
+SERVICE_PATTERN_RE = re.compile(r"[A-Za-z0-9_.*?!\[\]-]{1,200}")  # a service name with glob characters
+LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")
+# In any text of a rule file: C0/C1 control characters other than tab and newline, and lone surrogates
+# (they cannot be printed, logged as UTF-8 or typed into a label).
+_BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 TOP_KEYS = ("thresholds", "rules")
 RULE_KEYS = ("name", "description", "enabled", "scope", "services", "labels", "when", "for",
@@ -43,22 +59,118 @@ DEFAULTS = {"max_replicas": 10, "min_replicas": 1}
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 80
 _REPR.maxlevel = 2
-_show = _REPR.repr
+
+
+def _show(value: Any) -> str:
+    """A short repr of `value` for a message."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int beyond Python's int-to-text digit limit (a YAML base-60 number can build one)
+        return f"a {type(value).__name__} too large to show"
+
+
+def _finite_float(value: Any) -> float | None:
+    """`value` as a float if it is a real, finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+class RuleFileError(Exception):
+    """A rule file cannot be read; the message says why (without the path)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_rule_file(path: str) -> bytes:
+    """The bytes of one rule file, at most MAX_FILE_BYTES + 1 of them; raises RuleFileError.
+
+    Only a regular file (or a symlink to one) is read: a FIFO would block the reader until
+    something writes to it, a device may never end. The type is checked before opening and
+    again on the open descriptor, which is opened non-blocking, so a file swapped for a FIFO
+    in between cannot hang the controller either.
+    """
+    try:
+        before = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise RuleFileError("broken symbolic link (its target does not exist)") from None
+        raise RuleFileError("no such file or directory", missing=True) from None
+    except (OSError, ValueError) as exc:
+        raise RuleFileError(f"cannot read: {_reason(exc)}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise RuleFileError(f"not a regular file ({_kind(before.st_mode)}); rule files must be regular files")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RuleFileError("no such file or directory", missing=True) from None
+    except (OSError, ValueError) as exc:
+        raise RuleFileError(f"cannot read: {_reason(exc)}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RuleFileError(f"not a regular file ({_kind(mode)}); rule files must be regular files")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RuleFileError(f"cannot read: {_reason(exc)}") from None
+    finally:
+        os.close(fd)
 
 
 def rule_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The files behind `paths` (a directory means its *.yml and *.yaml), and errors."""
+    """The files behind `paths` (a directory means its *.yml and *.yaml, hidden ones aside), and errors.
+
+    Never raises: a path that cannot be looked at is an error message. Files are listed
+    whatever their type; `read_rule_file` refuses the ones that are not regular files.
+    """
     files: list[str] = []
     errors: list[str] = []
     for path in paths:
-        if os.path.isdir(path):
-            found = glob.glob(os.path.join(glob.escape(path), "*.yml"))
-            found += glob.glob(os.path.join(glob.escape(path), "*.yaml"))
-            files.extend(sorted(found))
-        elif os.path.isfile(path):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except FileNotFoundError:
+            broken = os.path.lexists(path)
+            errors.append(f"{path}: {'broken symbolic link' if broken else 'no such file or directory'}")
+            continue
+        except (OSError, ValueError) as exc:
+            errors.append(f"{path}: cannot read: {_reason(exc)}")
+            continue
+        if not is_dir:
             files.append(path)
-        else:
-            errors.append(f"{path}: no such file or directory")
+            continue
+        try:
+            names = os.listdir(path)
+        except OSError as exc:
+            errors.append(f"{path}: cannot list the directory: {_reason(exc)}")
+            continue
+        files.extend(sorted(os.path.join(path, name) for name in names
+                            if name.endswith((".yml", ".yaml")) and not name.startswith(".")))
     return list(dict.fromkeys(files)), errors
 
 
@@ -69,11 +181,17 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
     `defaults`: max_replicas / min_replicas of scale rules that name none (the controller's settings).
     """
     files, errors = rule_files(paths)
+    named = set(paths)
     docs: list[_Doc] = []
-    for path in files:
-        doc = _read(path, errors)
-        if doc is not None:
+    for path in list(files):
+        doc = _read(path, errors, listed=path not in named)
+        if isinstance(doc, _Vanished):
+            files.remove(path)  # deleted between listing and reading: not part of the set any more
+        elif doc is not None:
             docs.append(doc)
+    if not files and not errors:
+        where = ", ".join(paths)
+        errors.append(f"no rule files (*.yml, *.yaml) in {where}" if where else "no rule files given")
     thresholds, broken = _thresholds(docs, errors)
     _apply_overrides(thresholds, overrides, errors)
     values = {name: value for name, (value, _) in thresholds.items()}
@@ -88,60 +206,217 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
 def _in_file_order(errors: list[str], files: list[str]) -> list[str]:
     """Errors sorted by file (in load order) and line; others (overrides) last."""
     rank = {path: index for index, path in enumerate(files)}
+    longest_first = sorted(rank, key=len, reverse=True)  # "a:1.yml" before "a", whose prefix it shares
 
     def key(message: str) -> tuple[int, int]:
-        for path, index in rank.items():
+        for path in longest_first:
             prefix = f"{path}:"
             if message.startswith(prefix):
-                line = message[len(prefix):].split(":", 1)[0]
-                return index, int(line) if line.isdigit() else 0
+                line = _LINE_RE.match(message, len(prefix))
+                return rank[path], int(line.group(1)) if line else 0
         return len(rank), 0
     return sorted(errors, key=key)
 
 
+_LINE_RE = re.compile(r"([0-9]+):")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+
+
 # -- YAML with places -------------------------------------------------------------------------
+
+_STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP, _MERGE = (
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge"))
+_SCALAR_TAGS = (_STR, _INT, _FLOAT, _BOOL, _NULL)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, used to compose nodes only, with bounded nesting.
+
+    Composing is recursive in PyYAML: a file of `[[[[...` would exhaust the stack (RecursionError),
+    so nesting deeper than MAX_NESTING is a YAML error with its line. Dates and the YAML 1.1 `=`
+    and `!`/`&`/`*` scalar types are read as text: no rule field takes them, and a description
+    may well mention a date.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag.rsplit(":", 1)[-1] not in ("timestamp", "value", "yaml")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nesting = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.nesting += 1
+        try:
+            if self.nesting > MAX_NESTING:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_NESTING} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+
+# YAML 1.1 wants a dot in a float (`1.0e+3`); `1e3` and `2E-5` are numbers too, as in YAML 1.2.
+_Loader.add_implicit_resolver(_FLOAT, re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+\Z"), list("-+0123456789"))
+
+
+class _BadValue(Exception):
+    """A YAML value no rule field can take (a tag, a cycle, a control character...)."""
+
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+
+
+def _tag_text(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _tag_problem(node: yaml.Node) -> str | None:
+    """Why `node`'s YAML tag is refused, or None for the plain types (str, int, float, bool, null, seq, map)."""
+    allowed = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: (_SEQ,), yaml.MappingNode: (_MAP,)}
+    if node.tag in allowed.get(type(node), ()):
+        return None
+    return (f"YAML tag {_show(_tag_text(node.tag))} is not allowed "
+            "(rule files hold plain strings, numbers, true/false, lists and mappings)")
+
+
+def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """The value of a scalar with a plain tag; _BadValue if its text does not fit an explicit tag."""
+    text, tag = node.value, node.tag
+    if tag == _STR:
+        bad = _BAD_CHARS.search(text)
+        if bad:
+            raise _BadValue(f"text contains the character U+{ord(bad.group()):04X} (control characters and "
+                            "lone surrogates are not allowed)", node)
+        return text
+    implicit = loader.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    fits = implicit == tag or (tag == _FLOAT and implicit == _INT)
+    what = {_INT: "a whole number", _FLOAT: "a number", _BOOL: "true or false", _NULL: "null"}[tag]
+    if not fits:
+        raise _BadValue(f"{_show(text)} is not {what} (tag {_tag_text(tag)})", node)
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return loader.bool_values[text.lower()]
+    try:
+        return loader.construct_yaml_int(node) if tag == _INT else loader.construct_yaml_float(node)
+    except (ValueError, ArithmeticError):  # e.g. more digits than Python converts (sys.get_int_max_str_digits)
+        raise _BadValue(f"{_show(text)} is not a usable number", node) from None
+
 
 @dataclass
 class _Doc:
     path: str
-    loader: yaml.SafeLoader
+    loader: _Loader
     root: yaml.MappingNode
+    built: dict[int, Any] = field(default_factory=dict)  # node id -> value, so aliases share one value
 
     def line(self, node: yaml.Node) -> int:
         return node.start_mark.line + 1
 
     def value(self, node: yaml.Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
+        """The Python value of `node`: str, int, float, bool, None, list or dict; raises _BadValue.
+
+        An alias is built once and shared, so an alias bomb costs no more than its text; a
+        collection that contains itself is refused. Depth is bounded by _Loader.
+        """
+        return self._build(node, set())
+
+    def _build(self, node: yaml.Node, open_nodes: set[int]) -> Any:
+        key = id(node)
+        if key in self.built:
+            return self.built[key]
+        if key in open_nodes:
+            raise _BadValue("a YAML alias refers to the list or mapping that contains it", node)
+        problem = _tag_problem(node)
+        if problem:
+            raise _BadValue(problem, node)
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = _scalar(self.loader, node)
+        else:
+            open_nodes.add(key)
+            try:
+                value = self._collection(node, open_nodes)
+            finally:
+                open_nodes.discard(key)
+        self.built[key] = value
+        return value
+
+    def _collection(self, node: yaml.Node, open_nodes: set[int]) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, open_nodes) for item in node.value]
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                raise _BadValue("merge keys (<<) are not supported; write the keys out", key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _BadValue("a key must be a plain value, not a list or a mapping", key_node)
+            key = self._build(key_node, open_nodes)
+            if key in mapping:
+                raise _BadValue(f"duplicate key {_show(key)}", key_node)
+            mapping[key] = self._build(value_node, open_nodes)
+        return mapping
 
 
-def _read(path: str, errors: list[str]) -> _Doc | None:
+class _Vanished:
+    """_read's answer for a listed file deleted before it could be read."""
+
+
+_GONE = _Vanished()
+
+
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, max(0, position)) + 1
+
+
+def _yaml_error(path: str, text: str, exc: yaml.YAMLError) -> str:
+    """One `file:line: not valid YAML: ...` message for any PyYAML error."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = _line_at(text, exc.position)
+        return (f"{path}:{line}: not valid YAML: the character U+{exc.character:04X} is not allowed in a rule file"
+                if isinstance(exc.character, int) else f"{path}:{line}: not valid YAML: {exc.reason}")
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        if exc.context == "expected a single document in the stream":
+            return f"{path}:{line}: not valid YAML: a second document ('---'); a rule file holds one document"
+        return f"{path}:{line}: not valid YAML: {exc.problem or exc.context}"
+    return f"{path}:1: not valid YAML: {exc}"
+
+
+def _read(path: str, errors: list[str], *, listed: bool) -> _Doc | _Vanished | None:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        errors.append(f"{path}: cannot read: {exc.strerror}")
+        data = read_rule_file(path)
+    except RuleFileError as exc:
+        if exc.missing and listed:
+            return _GONE
+        errors.append(f"{path}: {exc}")
         return None
     if len(data) > MAX_FILE_BYTES:
         errors.append(f"{path}: file is larger than {MAX_FILE_BYTES} bytes")
         return None
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        errors.append(f"{path}: not UTF-8 text")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        errors.append(f"{path}:{line}: not UTF-8 text")
         return None
-    loader = yaml.SafeLoader(text)
     try:
+        loader = _Loader(text)  # the reader checks the characters here already
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"{mark.line + 1}" if mark else "1"
-        errors.append(f"{path}:{line}: not valid YAML: {exc.problem or exc.context}")
-        return None
     except yaml.YAMLError as exc:
-        errors.append(f"{path}:1: not valid YAML: {exc}")
+        errors.append(_yaml_error(path, text, exc))
         return None
-    if root is None:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL and not root.value):
         errors.append(f"{path}:1: the file is empty; expected 'rules:' (and optionally 'thresholds:')")
+        return None
+    problem = _tag_problem(root)
+    if problem:
+        errors.append(f"{path}:{root.start_mark.line + 1}: {problem}")
         return None
     if not isinstance(root, yaml.MappingNode):
         errors.append(f"{path}:{root.start_mark.line + 1}: expected a mapping with 'rules:' and 'thresholds:'")
@@ -159,8 +434,12 @@ def _items(doc: _Doc, node: yaml.MappingNode, errors: list[str], *, where: str) 
     items = []
     for key_node, value_node in node.value:
         line = doc.line(key_node)
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-            errors.append(f"{doc.path}:{line}: {where}keys must be plain strings")
+        if key_node.tag == _MERGE:
+            errors.append(f"{doc.path}:{line}: {where}merge keys (<<) are not supported; write the keys out")
+            continue
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+            got = _show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list or a mapping"
+            errors.append(f"{doc.path}:{line}: {where}keys must be plain strings, got {got}")
             continue
         key = key_node.value
         if key in seen:
@@ -173,8 +452,9 @@ def _items(doc: _Doc, node: yaml.MappingNode, errors: list[str], *, where: str) 
 
 def _section(doc: _Doc, key: str) -> yaml.Node | None:
     for key_node, value_node in doc.root.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-            return value_node
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR and key_node.value == key:
+            node: yaml.Node = value_node
+            return node
     return None
 
 
@@ -187,18 +467,28 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
         node = _section(doc, "thresholds")
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
             continue
+        problem = _tag_problem(node)
+        if problem:
+            errors.append(f"{doc.path}:{doc.line(node)}: thresholds: {problem}")
+            continue
         if not isinstance(node, yaml.MappingNode):
             errors.append(f"{doc.path}:{doc.line(node)}: thresholds: expected a mapping of name: number")
             continue
         for name, value_node, line in _items(doc, node, errors, where="thresholds: "):
             place = f"{doc.path}:{line}"
-            problem = _threshold_problem(name, doc.value(value_node))
+            try:
+                raw = doc.value(value_node)
+            except _BadValue as exc:
+                problem = _threshold_problem(name, 0.0) or f"{name}: {exc}"
+                place = f"{doc.path}:{exc.line}"
+            else:
+                problem = _threshold_problem(name, raw)
             if problem:
                 errors.append(f"{place}: thresholds: {problem}")
-                if NAME_RE.match(name) and name not in RESERVED:
+                if NAME_RE.fullmatch(name) and name not in RESERVED:
                     broken.add(name)
                 continue
-            value = float(doc.value(value_node))
+            value = float(raw)
             if name in found and found[name][0] != value:
                 errors.append(f"{place}: thresholds: {_show(name)} is already {found[name][0]:g} at {found[name][1]}")
                 continue
@@ -207,11 +497,11 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
 
 
 def _threshold_problem(name: str, value: Any) -> str | None:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return f"{_show(name)} is not a valid name (lower case letters, digits and _, starting with a letter)"
     if name in RESERVED:
         return f"{_show(name)} is a metric or function name and cannot be a threshold"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if _finite_float(value) is None:
         return f"{name}: expected a finite number, got {_show(value)}"
     return None
 
@@ -221,10 +511,12 @@ def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
             errors.append(f"threshold override: unknown threshold {_show(name)} (defined: {known})")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            errors.append(f"threshold override: {name}: expected a finite number, got {_show(value)}")
         else:
-            found[name] = (float(value), "override")
+            number = _finite_float(value)
+            if number is None:
+                errors.append(f"threshold override: {name}: expected a finite number, got {_show(value)}")
+            else:
+                found[name] = (number, "override")
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -238,6 +530,10 @@ def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str],
         if node is None:
             if _section(doc, "thresholds") is None:
                 errors.append(f"{doc.path}:1: missing 'rules:' (a list of rules)")
+            continue
+        problem = _tag_problem(node)
+        if problem:
+            errors.append(f"{doc.path}:{doc.line(node)}: rules: {problem}")
             continue
         if not isinstance(node, yaml.SequenceNode):
             errors.append(f"{doc.path}:{doc.line(node)}: rules: expected a list of rules")
@@ -254,6 +550,9 @@ def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str],
     return rules
 
 
+_REFUSED = object()  # stands for a value _Doc.value refused; no field reader accepts it
+
+
 class _RuleReader:
     """Validates one rule mapping; every problem goes to `errors` with its line."""
 
@@ -267,28 +566,45 @@ class _RuleReader:
         self.name = f"#{index}"
         self.failed = False
         self.lines: dict[str, int] = {}
+        self.reported: set[str] = set()  # keys whose value was refused as YAML: one message each is enough
 
     def error(self, message: str, *, key: str | None = None) -> None:
+        self.failed = True
+        if key is not None and key in self.reported:
+            return
         line = self.lines.get(key, self.doc.line(self.node)) if key else self.doc.line(self.node)
         self.errors.append(f"{self.doc.path}:{line}: rule {self.name}: {message}")
-        self.failed = True
 
     def read(self) -> Rule | None:
+        problem = _tag_problem(self.node)
+        if problem:
+            self.error(problem)
+            return None
         if not isinstance(self.node, yaml.MappingNode):
             self.error("expected a mapping (name:, when:, action:, ...)")
             return None
         items = _items(self.doc, self.node, self.errors, where=f"rule {self.name}: ")
         raw: dict[str, Any] = {}
+        refused: list[tuple[str, _BadValue]] = []
         for key, value_node, line in items:
             self.lines[key] = line
-            raw[key] = self.doc.value(value_node)
+            try:
+                raw[key] = self.doc.value(value_node)
+            except _BadValue as refusal:
+                refused.append((key, refusal))
+                raw[key] = _REFUSED  # present (so not "missing"), and wrong for every field reader
         name = raw.get("name")
-        if isinstance(name, str) and RULE_NAME_RE.match(name):
+        if isinstance(name, str) and RULE_NAME_RE.fullmatch(name):
             self.name = name
-        elif "name" in raw:
-            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {_show(name)}", key="name")
-        else:
+        for key, bad in refused:
+            if key in RULE_KEYS:  # an unknown key is reported as such, whatever its value
+                self.lines[key] = bad.line
+                self.error(f"{key}: {bad}", key=key)
+                self.reported.add(key)
+        if "name" not in raw:
             self.error("missing 'name'")
+        elif self.name != name:
+            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {_show(name)}", key="name")
         for key in raw:
             if key not in RULE_KEYS:
                 self.error(f"unknown key {_show(key)} (allowed: {', '.join(RULE_KEYS)})", key=key)
@@ -338,10 +654,10 @@ class _RuleReader:
             return default
         return value
 
-    def integer(self, raw: dict[str, Any], key: str, default: int, *, minimum: int) -> int:
+    def integer(self, raw: dict[str, Any], key: str, default: int, *, minimum: int, maximum: int = MAX_WHOLE) -> int:
         value = raw.get(key, default)
-        if type(value) is not int or value < minimum:
-            self.error(f"{key} must be a whole number >= {minimum}, got {_show(value)}", key=key)
+        if type(value) is not int or not minimum <= value <= maximum:
+            self.error(f"{key} must be a whole number >= {minimum} (at most {maximum}), got {_show(value)}", key=key)
             return default
         return value
 
@@ -349,9 +665,9 @@ class _RuleReader:
         if key not in raw:
             return default
         seconds = parse_duration(raw[key])
-        if seconds is None or seconds < minimum:
+        if seconds is None or not minimum <= seconds <= MAX_SECONDS:
             self.error(f"{key} must be a duration like 30s, 2m, 1h or a number of seconds "
-                       f">= {minimum:g}, got {_show(raw[key])}", key=key)
+                       f">= {minimum:g} (at most {MAX_SECONDS:.0f}, a year), got {_show(raw[key])}", key=key)
             return default
         return seconds
 
@@ -370,13 +686,13 @@ class _RuleReader:
 
     def hold(self, raw: dict[str, Any]) -> tuple[int, float | None]:
         value = raw.get("for", 1)
-        if type(value) is int and value >= 1:
+        if type(value) is int and 1 <= value <= MAX_WHOLE:
             return value, None
         seconds = parse_duration(value) if isinstance(value, str) else None
-        if seconds is not None and seconds > 0:
+        if seconds is not None and 0 < seconds <= MAX_SECONDS:
             return 1, seconds
-        self.error(f"for must be a number of consecutive samples (>= 1) or a duration like 90s, got {_show(value)}",
-                   key="for")
+        self.error(f"for must be a number of consecutive samples (1 to {MAX_WHOLE}) or a duration like 90s "
+                   f"(at most a year), got {_show(value)}", key="for")
         return 1, None
 
     def services(self, raw: dict[str, Any]) -> tuple[str, ...]:
@@ -386,6 +702,11 @@ class _RuleReader:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             self.error(f"services must be a name pattern or a list of them (e.g. ['web-*']), got {_show(value)}",
                        key="services")
+            return ("*",)
+        bad = [pattern for pattern in value if not SERVICE_PATTERN_RE.fullmatch(pattern)]
+        if bad:
+            self.error(f"services: {_show(bad[0])} is not a service name pattern (letters, digits, _ . - and the "
+                       "glob characters * ? [ ] !, at most 200)", key="services")
             return ("*",)
         return tuple(value)
 
@@ -398,10 +719,18 @@ class _RuleReader:
         for key, wanted in value.items():
             if isinstance(wanted, bool):
                 wanted = "true" if wanted else "false"
-            elif isinstance(wanted, (int, float)):
+            elif _finite_float(wanted) is not None and abs(wanted) < 1e18:
                 wanted = str(wanted)
             if not isinstance(key, str) or not isinstance(wanted, str):
                 self.error(f"labels: {_show(key)}: expected a string value, got {_show(wanted)}", key="labels")
+                continue
+            if not LABEL_KEY_RE.fullmatch(key):
+                self.error(f"labels: {_show(key)} is not a label name (letters, digits, _ . / -, at most 200)",
+                           key="labels")
+                continue
+            if "\n" in wanted or "\t" in wanted or len(wanted) > 1000:
+                self.error(f"labels: {key}: a label value is one line of at most 1000 characters, got {_show(wanted)}",
+                           key="labels")
                 continue
             pairs.append((key, wanted))
         return tuple(sorted(pairs))
@@ -421,16 +750,13 @@ class _RuleReader:
 
 
 def parse_duration(value: Any) -> float | None:
-    """Seconds from a number or a text like "500ms", "30s", "2m", "1h"; None if not a duration."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+    """Seconds from a number or a text like "500ms", "30s", "2m", "1h"; None if not a finite duration."""
     if isinstance(value, str):
-        match = DURATION_RE.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    return None
+        match = DURATION_RE.fullmatch(value)
+        seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else None
+    else:
+        seconds = _finite_float(value)
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _fingerprint(raw: Mapping[str, Any], thresholds: Mapping[str, float]) -> str:

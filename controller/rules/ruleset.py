@@ -20,8 +20,25 @@ class RuleError(ValueError):
     "file:line: rule NAME: message"."""
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = list(errors)
+        self.errors = [printable(error) for error in errors]
+        super().__init__("\n".join(self.errors))
+
+
+def printable(text: str) -> str:
+    """`text` as one printable line: what str.isprintable() refuses (control and format characters,
+    line separators, lone surrogates, unassigned code points; a file name can hold any of them) is
+    written as an escape, so a message stays one `file:line: ...` line, prints and logs as UTF-8,
+    and cannot hide text (a right-to-left override, say)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in "\t\n\r":
+        return repr(char)[1:-1]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)

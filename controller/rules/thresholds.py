@@ -1,4 +1,4 @@
-"""Threshold overrides from the environment and the command line (spec 3.3).
+"""Threshold overrides from the environment and the command line.
 
 Rule files define named thresholds (`thresholds: {cpu_high: 75}`); an operator overrides
 them without editing the file through SWARMGUARD_THRESHOLD_CPU_HIGH=80 or
@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from controller.rules.ruleset import RuleError
 
 ENV_PREFIX = "SWARMGUARD_THRESHOLD_"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*")  # always fullmatch: `$` would let "cpu_high\n" through
+_NUMBER_RE = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _number(text: str, where: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+    # float() alone would also take "1_000", "nan", "infinity" and non-ASCII digits
+    value = float(text.strip()) if _NUMBER_RE.fullmatch(text.strip()) else None
+    if value is None:
+        if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ValueError(f"{where}: expected a finite number, got {text!r}")
+        raise ValueError(f"{where}: expected a number, got {text!r}")
     if not math.isfinite(value):
         raise ValueError(f"{where}: expected a finite number, got {text!r}")
     return value
@@ -35,9 +38,10 @@ def thresholds_from_env(env: Mapping[str, str]) -> dict[str, float]:
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX) or env[var] == "":
             continue
-        name = var[len(ENV_PREFIX):].lower()
+        suffix = var[len(ENV_PREFIX):]
+        name = suffix.lower() if suffix.isascii() else suffix  # str.lower() maps some non-ASCII letters to ASCII
         try:
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"{var}: {name!r} is not a threshold name")
             values[name] = _number(env[var], var)
         except ValueError as exc:
@@ -50,10 +54,10 @@ def thresholds_from_env(env: Mapping[str, str]) -> dict[str, float]:
 def parse_threshold(text: str) -> tuple[str, float]:
     """Parses one `--threshold name=value`; ValueError says what is wrong."""
     name, sep, value = text.partition("=")
-    name = name.strip()
+    name = name.strip(" ")  # spaces around '=' are fine; a newline or tab in the name is not
     if not sep:
         raise ValueError(f"--threshold {text!r}: expected name=value, e.g. cpu_high=80")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"--threshold {text!r}: {name!r} is not a threshold name")
     return name, _number(value, f"--threshold {text!r}")
 
@@ -78,7 +82,9 @@ def merge_overrides(env: Mapping[str, str], cli: Iterable[str]) -> dict[str, flo
     """Environment overrides, then command-line ones on top (defaults < YAML < env < CLI)."""
     errors: list[str] = []
     merged: dict[str, float] = {}
-    for source in (lambda: thresholds_from_env(env), lambda: parse_threshold_args(cli)):
+    sources: tuple[Callable[[], dict[str, float]], ...] = (lambda: thresholds_from_env(env),
+                                                           lambda: parse_threshold_args(cli))
+    for source in sources:
         try:
             merged.update(source())
         except RuleError as exc:

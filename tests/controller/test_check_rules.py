@@ -43,7 +43,7 @@ def test_a_bad_override_fails_the_check() -> None:
 def test_no_paths_or_an_empty_directory_fail(tmp_path: Path) -> None:
     assert check()[0] == 1
     code, lines = check(str(tmp_path))
-    assert code == 1 and lines == [f"no rule files (*.yml, *.yaml) in {tmp_path}"]
+    assert code == 1 and lines == [f"no rule files (*.yml, *.yaml) in {tmp_path}", "FAILED: 1 error"]
 
 
 def test_the_module_runs_as_a_command_with_threshold_overrides() -> None:

@@ -120,10 +120,12 @@ def test_a_wide_but_shallow_expression_within_the_limits_compiles_and_runs_fast(
     assert condition.holds(ContainerEnv(s, (s,), None, 1)) is False
 
 
-def test_big_constant_arithmetic_stays_a_float_and_cannot_blow_up() -> None:
-    condition = compile_condition("cpu < 1e308 * 1e308 * 1e308", scope="container", thresholds=THRESHOLDS)
-    s = ContainerMetrics("n", "web", "c", "t", 1.0, 1, 1, 1, 1, 1, 1)
-    assert condition.holds(ContainerEnv(s, (s,), None, 1)) is True
+@pytest.mark.parametrize("text", ["cpu < 1e308 * 1e308 * 1e308", "cpu < 1e308 * 10", "cpu > -1e308 * 10",
+                                  "cpu < 1e308 + 1e308", "cpu < -1e308 - 1e308", "cpu < 1e308 / 1e-308",
+                                  "cpu * (1e308 * 10) > 0"])
+def test_constant_arithmetic_that_overflows_is_refused_at_load_time(text: str) -> None:
+    with pytest.raises(ExprError, match="out of range"):
+        compile_condition(text, scope="container", thresholds=THRESHOLDS)
 
 
 def test_non_string_conditions_are_refused() -> None:

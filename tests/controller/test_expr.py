@@ -167,3 +167,91 @@ def test_every_unknown_name_is_reported_not_just_the_first() -> None:
     with pytest.raises(ExprError) as caught:
         compile_condition("cpuu > 1 and memm > 2", scope="container", thresholds=THRESHOLDS)
     assert len(caught.value.errors) == 2
+
+
+# -- NaN, infinities and overflow: a figure that is not a finite number is a missing value ---------
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -INF])
+@pytest.mark.parametrize("text", [
+    "cpu > 50", "cpu < 50", "cpu == cpu", "cpu != cpu", "not cpu > 50", "not cpu < 50", "not (cpu == cpu)",
+    "cpu > 50 or mem > 1", "mem > 1 or cpu > 50", "not (mem > 100 and cpu > 50)", "not (cpu > 50 and mem > 100)",
+    "0 <= cpu < 100", "mem < 0 < cpu", "not 0 < mem < cpu", "cpu * 0 == 0", "cpu - cpu == 0", "-cpu < 0",
+    "avg(cpu, 2) > 0", "not max(cpu, 2) > 0", "min(cpu, 2) < 1e300",
+])
+def test_a_non_finite_metric_anywhere_makes_the_whole_condition_false(value: float, text: str) -> None:
+    history = (sample(1, cpu=10.0), sample(2, cpu=value, mem=5.0))
+    assert container(text, *history) is False
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -INF])
+def test_a_non_finite_node_metric_or_aggregate_input_makes_the_condition_false(value: float) -> None:
+    node = NodeMetrics("node-1", 100.0, cpu=value, mem=50.0, net=1.0)
+    assert not container("not node_cpu > 90", sample(), node=node)
+    assert not service("not sum(cpu) > 10", sample(1, cpu=5), sample(2, cpu=value))
+    assert not service("containers == 2 or avg(mem) > 0", sample(1, mem=value), sample(2))
+
+
+def test_without_non_finite_figures_or_and_not_behave_as_usual() -> None:
+    assert container("cpu > 50 or mem > 1", sample(cpu=10, mem=5))
+    assert container("not (cpu > 50 and mem > 100)", sample(cpu=10, mem=5))
+
+
+def test_explain_shows_a_non_finite_figure_as_not_available() -> None:
+    condition = compile_condition("cpu > cpu_high or mem / 0.5 > 1", scope="container", thresholds=THRESHOLDS)
+    env = ContainerEnv(sample(cpu=NAN, mem=1e308), (sample(cpu=NAN, mem=1e308),), None, 1)
+    assert condition.holds(env) is False
+    assert condition.explain(env) == "cpu=n/a, cpu_high=75, mem=1e+308"
+
+
+@pytest.mark.parametrize("text", ["cpu * 1e308 > 0", "cpu * 1e308 * 10 > 0", "-cpu * 1e308 < 0",
+                                  "cpu + 1e308 + 1e308 > 0", "cpu / 1e-308 > 0", "not cpu * 1e308 > 0",
+                                  "sum(mem, 2) > 0", "avg(mem, 2) - avg(mem, 2) * 2 < 0 and cpu * 1e308 > 0"])
+def test_arithmetic_that_overflows_at_run_time_is_a_missing_value(text: str) -> None:
+    history = (sample(1, mem=1.7e308), sample(2, cpu=10.0, mem=1.7e308))
+    assert container(text, *history) is False
+
+
+def test_an_average_whose_sum_overflows_is_still_the_average() -> None:
+    history = (sample(1, mem=1.5e308), sample(2, mem=1.5e308))
+    assert container("avg(mem, 2) == 1.5e308", *history)
+    assert service("avg(mem) == 1.5e308", *history)
+
+
+def test_division_by_a_figure_that_is_zero_is_a_missing_value_even_under_not_and_or() -> None:
+    assert not container("cpu / mem > 1 or cpu > 0", sample(cpu=10, mem=0))
+    assert not container("not (cpu / (mem - mem) > 1)", sample(cpu=10, mem=3))
+
+
+@pytest.mark.parametrize("value", [None, "12", True, 10**400, [1.0]])
+def test_a_metric_that_is_not_a_number_is_a_missing_value_not_an_exception(value: object) -> None:
+    s = sample(cpu=10.0)
+    object.__setattr__(s, "cpu", value)
+    assert container("cpu > 1 or mem > 1", s) is False
+    assert container("avg(cpu, 1) > 1", s) is False
+
+
+def test_a_huge_replica_count_is_still_a_number() -> None:
+    assert container("replicas > 1e18", sample(), replicas=2**64)
+
+
+@pytest.mark.parametrize(("thresholds", "message"), [
+    ({"limit": NAN}, "threshold 'limit' is not a finite number"),
+    ({"limit": INF}, "threshold 'limit' is not a finite number"),
+    ({"limit": 10**400}, "threshold 'limit' is not a finite number"),
+    ({"limit": 1e308, "more": 1e308}, "limit + more is out of range"),
+])
+def test_thresholds_that_are_not_finite_or_overflow_together_are_refused(thresholds: dict[str, float],
+                                                                         message: str) -> None:
+    with pytest.raises(ExprError) as caught:
+        compile_condition("cpu > limit + more" if "more" in thresholds else "cpu > limit", scope="container",
+                          thresholds=thresholds)
+    assert any(message in error for error in caught.value.errors), caught.value.errors
+
+
+def test_a_huge_integer_literal_is_refused_like_1e309() -> None:
+    for text in ("cpu > " + "9" * 400, "cpu > 1e309", "cpu > -1e309"):
+        with pytest.raises(ExprError, match="out of range"):
+            compile_condition(text, scope="container", thresholds=THRESHOLDS)

@@ -175,11 +175,12 @@ def test_command_line_overrides_win_over_the_environment() -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("2m", 120), ("1h", 3600), ("500ms", 0.5), (45, 45),
-                                               ("1.5s", 1.5)])
+                                               ("1.5s", 1.5), ("30 s", 30), (2.5, 2.5)])
 def test_durations_accept_units_and_plain_seconds(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["soon", "10 days", True, None, "-5s", float("inf")])
+@pytest.mark.parametrize("text", ["soon", "10 days", True, None, "-5s", float("inf"), float("nan"), "30s\n",
+                                  " 30s", "30s ", "\u0663\u0660s", "1e3s", "9" * 400 + "s", 10**400, [30], "30sec"])
 def test_durations_refuse_anything_else(text: object) -> None:
     assert parse_duration(text) is None
