@@ -35,8 +35,11 @@ def test_a_lab_left_in_a_mess_is_reset_to_the_known_state_and_every_change_is_na
                "--constraint-add", f"node.hostname!={node}", api.APP_SERVICE)
         docker(lab, "service", "scale", "--detach", f"{api.CONTROLLER_SERVICE}=0")
         docker(lab, "run", "-d", "--label", "org.swarmguard.probe=1", labinfo.BASE_IMAGE, "sleep", "600")
-        running = api.eventually(lambda: len(api.running_tasks(client, api.APP_SERVICE)) == 2
-                                 and api.running_tasks(client, api.APP_SERVICE), timeout=90, what="2 web-stress tasks")
+        def two() -> list[dict[str, Any]] | None:
+            tasks = api.running_tasks(client, api.APP_SERVICE)
+            return tasks if len(tasks) == 2 else None
+
+        running = api.eventually(two, timeout=90, what="2 web-stress tasks")
         for stressed in running:  # whichever task the scale-down keeps, it is stressed
             answer = api.app_get(lab, stressed, names[stressed["NodeID"]], "/stress/cpu?target=30&duration=300&ramp=1")
             assert answer["status"] == "started"

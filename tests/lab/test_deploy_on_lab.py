@@ -33,9 +33,11 @@ def test_a_deploy_after_a_migration_and_a_lifted_exclusion_returns_at_once(lab: 
     node = names[task["NodeID"]]
     exclusion = f"node.hostname!={node}"
     service_update(lab, "--constraint-add", exclusion, "--update-order", "start-first")
-    moved = api.eventually(lambda: [t for t in api.running_tasks(client, api.APP_SERVICE) if names[t["NodeID"]] != node]
-                           and len(api.running_tasks(client, api.APP_SERVICE)) == 1 and api.running_tasks(client, api.APP_SERVICE),
-                           timeout=90, what=f"web-stress moved off {node}")
+    def moved_off() -> list[dict[str, Any]] | None:
+        tasks = api.running_tasks(client, api.APP_SERVICE)
+        return tasks if len(tasks) == 1 and names[tasks[0]["NodeID"]] != node else None
+
+    moved = api.eventually(moved_off, timeout=90, what=f"web-stress moved off {node} (its old task stopped)")
     service_update(lab, "--constraint-rm", exclusion)
     time.sleep(2)  # Swarm has looked at the relaxed spec: it replaces nothing
     [still] = api.running_tasks(client, api.APP_SERVICE)

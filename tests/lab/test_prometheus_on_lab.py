@@ -111,7 +111,7 @@ class Prometheus:
 
 def lab_config(controller_address: str) -> dict[str, Any]:
     """The shipped config with the lab's two differences (module docstring)."""
-    config = yaml.safe_load(CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(CONFIG.read_text())
     config["global"]["scrape_interval"] = f"{SCRAPE_S:g}s"
     config["global"]["evaluation_interval"] = f"{SCRAPE_S:g}s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -241,8 +241,11 @@ def migrate_once(lab: labinfo.Lab, client: Any) -> dict[str, Any]:
     seen = {r["id"] for r in api.events(client, limit=200)}
     start_stress(lab, client, "/stress/cpu?target=95&duration=60&ramp=1")
     try:
-        return api.eventually(lambda: (api.new_records(api.events(client, limit=200), seen, action="migrate") or [None])[0],
-                              timeout=90, what="a migrate record on the controller's /events")
+        def migrated() -> dict[str, Any] | None:
+            found = api.new_records(api.events(client, limit=200), seen, action="migrate")
+            return found[0] if found else None
+
+        return api.eventually(migrated, timeout=90, what="a migrate record on the controller's /events")
     finally:
         scenario1.lift_exclusions(client, api.APP_SERVICE)
 
