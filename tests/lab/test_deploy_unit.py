@@ -257,3 +257,20 @@ def test_after_a_migration_and_its_lifted_exclusion_the_fake_engine_rolls_out_at
             assert engine.running_tasks("app") == moved  # relaxing a constraint moved nothing
         finally:
             client.close()
+
+
+def test_the_stack_publishes_the_exporter_in_host_mode_and_not_the_controller_influxdb_or_prometheus() -> None:
+    import yaml
+
+    from labkit import labinfo
+
+    stack = yaml.safe_load((labinfo.REPO / "swarm" / "stack.yml").read_text())
+    services = stack["services"]
+    assert services["exporter"]["ports"] == [{"target": 9101, "published": 9101, "protocol": "tcp", "mode": "host"}]
+    assert not any(services[name].get("ports") for name in ("controller", "influxdb", "prometheus"))
+    lab = yaml.safe_load((labinfo.REPO / "swarm" / "stack.lab.yml").read_text())
+    merged = {name: {**services[name], "deploy": {**services[name].get("deploy", {}), **lab["services"].get(name, {}).get("deploy", {})}}
+              for name in services}
+    shaped, _ = deploy.shape_stack({"services": merged}, lab=True)
+    assert shaped["services"]["exporter"]["ports"][0]["mode"] == "host"  # kept on a dnsrr service
+    assert "prometheus" not in shaped["services"] and "ports" not in shaped["services"]["web-stress"]
