@@ -60,6 +60,8 @@ def test_a_redeploy_that_changes_the_spec_is_waited_for_until_the_new_task_alone
     labreset.reset(lab)
     [old] = api.running_tasks(client, api.APP_SERVICE)
     service_update(lab, "--env-add", "SG_DEPLOY_TEST=1")  # a spec change: Swarm replaces the task (start-first)
+    fresh = client.tasks(filters={"service": api.APP_SERVICE, "desired-state": "running", deploy.UP_TO_DATE: "true"})
+    assert old["ID"] not in {t["ID"] for t in fresh}, "Swarm counted the old task as up to date right after the change"
     waited = deploy.wait_running(client, api.APP_SERVICE, 1, timeout=90)
     [new] = api.running_tasks(client, api.APP_SERVICE)
     assert new["ID"] != old["ID"] and "SG_DEPLOY_TEST=1" in new["Spec"]["ContainerSpec"]["Env"]
