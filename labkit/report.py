@@ -618,11 +618,14 @@ def _run_rows(runs: Sequence[ProactiveRun]) -> Iterable[list[str]]:
 
 
 def replica_steps(run: ProactiveRun) -> str:
-    """Replicas before, after each scale step, and after the run, repeats folded: `1 -> 2 -> 1`."""
-    steps = [s.replicas for s in run.steps]
-    if not steps:  # no step records: the scale actions' own counts, in order
-        steps = [a.replicas_after for a in sorted(run.actions, key=lambda a: a.timeline.t0 or 0.0)
-                 if a.action in ("scale_up", "scale_down") and a.result == "success" and a.replicas_after is not None]
+    """Replicas before, after each scale step, and after the run, repeats folded: `1 -> 2 -> 1`.
+
+    The steps are the controller's own counts (its successful scale actions' replicas_after, in
+    order); a run without them falls back on the scenario's step records."""
+    steps = [a.replicas_after for a in sorted(run.actions, key=lambda a: a.timeline.t0 or 0.0)
+             if a.action in ("scale_up", "scale_down") and a.result == "success" and a.replicas_after is not None]
+    if not steps:
+        steps = [s.replicas for s in run.steps]
     seen = [run.replicas_before, *steps, run.replicas_after]
     shown: list[str] = []
     for value in seen:

@@ -402,6 +402,14 @@ def test_the_scenario_2_runs_table_shows_every_replica_step() -> None:
     stuck = dict(samples.scenario2(scale_down=False, replicas_after=2), steps=[])
     [run] = runs_of({"records": [stuck]})
     assert isinstance(run, rp.ProactiveRun) and rp.replica_steps(run) == "1 -> 2"
+    # a step record measured while the replica was going away says 0: the controller's count wins
+    odd = samples.scenario2()
+    odd["steps"][1]["replicas"] = 0
+    [run] = runs_of({"records": [odd]})
+    assert isinstance(run, rp.ProactiveRun) and rp.replica_steps(run) == "1 -> 2 -> 1"
+    only_steps = dict(samples.scenario2(), actions=[])
+    [run] = runs_of({"records": [only_steps]})
+    assert isinstance(run, rp.ProactiveRun) and rp.replica_steps(run) == "1 -> 2 -> 1"  # from the steps
 
 
 def test_no_text_of_the_report_names_an_internal_document() -> None:
