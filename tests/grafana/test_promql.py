@@ -28,3 +28,25 @@ def test_a_label_values_query_gives_its_selector_and_label() -> None:
     assert label_values("label_values(node)") == (None, "node")
     with pytest.raises(ValueError):
         label_values("query_result(up)")
+
+
+@pytest.mark.real
+def test_every_promql_expression_of_the_dashboards_parses_in_promtool(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from tests.grafana import dashboards as gd
+    from tests.support import unavailable
+
+    if shutil.which("promtool") is None:
+        unavailable("promtool not installed (Debian package prometheus)")
+    rules = [{"record": f"q{i}", "expr": expand(q.text, {"node": ".*", "service": ".*"}, WINDOW)}
+             for i, q in enumerate(q for p in gd.files_of("prometheus") for q in gd.prom_queries(p.name, gd.load(p))
+                                   if q.kind != "variable")]
+    assert len(rules) >= 20
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    done = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
