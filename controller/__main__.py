@@ -3,7 +3,8 @@
 `run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
 token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
 --insecure-no-alert-token is given, loads the rules (a broken rule file at start is fatal: there are
-no last good rules yet), then serves HTTP until SIGTERM or SIGINT and shuts down cleanly.
+no last good rules yet), then serves HTTP (waitress, controller/httpserver.py) until SIGTERM or
+SIGINT and shuts down cleanly: requests in flight finish, then the runtime stops.
 """
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from werkzeug.serving import make_server
-
 from controller.app import create_app
 from controller.check_rules import check as check_rules
+from controller.httpserver import HttpServer
 from controller.rules import RuleError, merge_overrides
 from controller.runtime import build
 from controller.settings import PREFIX, ControllerSettings
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
         return 2
     settings, alert_token, influx_token, thresholds = prepared
     configure(settings.log_level)
-    for noisy in ("werkzeug", "apscheduler"):  # a line per alert and per job run would drown the decisions
+    for noisy in ("waitress", "apscheduler"):  # a line per job run would drown the decisions; queue warnings stay
         get_logger(noisy).setLevel("WARNING")
     if alert_token is None:
         event(log, "alerts accepted WITHOUT a token (--insecure-no-alert-token)", level=logging.WARNING)
@@ -100,20 +100,19 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
     except RuleError as exc:
         print("swarmguard-controller: the rule files are broken:\n  " + "\n  ".join(exc.errors), file=err)
         return 2
-    server = make_server(settings.listen, settings.port, create_app(config, runtime), threaded=True)
+    server = HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port)
     _on_signals(server.shutdown)
     try:
         runtime.start()
-        event(log, "listening", listen=settings.listen, port=settings.port, dry_run=settings.dry_run)
+        event(log, "listening", listen=settings.listen, port=server.port, dry_run=settings.dry_run, server="waitress")
         server.serve_forever()
     finally:
         runtime.stop()
-        server.server_close()
     return 0
 
 
 def _on_signals(stop: Any) -> None:
-    """SIGTERM/SIGINT stop the HTTP loop from another thread (shutdown() waits for the loop)."""
+    """SIGTERM/SIGINT stop the HTTP server from another thread (shutdown() waits for requests in flight)."""
 
     def handler(signum: int, _frame: Any) -> None:
         event(log, "stopping", signal=signal.Signals(signum).name)

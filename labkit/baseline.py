@@ -1,4 +1,4 @@
-"""The reactive baseline (PRD script 6): how long plain Swarm leaves a 1-replica service down.
+"""The reactive baseline (`tests/scripts/baseline_reactive_test`): how long plain Swarm leaves a 1-replica service down.
 
 With no controller running, each iteration breaks the service's only task and times the recovery:
 - `crash`: SIGKILL to the task's container through its node's own engine;

@@ -1,4 +1,4 @@
-"""Puts a swarm back to a clean state after tests (PRD script 8, `tests/scripts/cleanup`).
+"""Puts a swarm back to a clean state after tests (`tests/scripts/cleanup`).
 
 Removes the SwarmGuard stack's services (and a stray `web-stress` service made by hand), the
 availability probes left running, waits until their tasks are gone and says what is left.

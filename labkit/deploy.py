@@ -1,4 +1,4 @@
-"""Deploys SwarmGuard's stack (PRD script 1, `tests/scripts/deploy_web_stress`) and waits for it.
+"""Deploys SwarmGuard's stack (`tests/scripts/deploy_web_stress`) and waits until Swarm says it rolled out.
 
 The production stack file is deployed unchanged; the lab adds swarm/stack.lab.yml, merged by the
 docker CLI itself (`docker stack config`), and this module then applies what a compose merge cannot
@@ -6,11 +6,18 @@ express: services labelled `org.swarmguard.lab=omit` are left out, and a dnsrr s
 ingress-published ports (Swarm refuses them, and the lab has no routing mesh). Compose-to-service
 conversion only exists in the docker CLI, so the deploy itself is `docker stack deploy -c -`; the
 network check and the wait go through sgcommon.engine.
+
+"Rolled out" is what Swarm reports, service by service: no update in progress (UpdateStatus), the
+desired tasks (ServiceStatus) running and up to date by Swarm's own rule (the `_up-to-date` task
+filter the docker CLI's convergence progress uses), nothing else meant to run. Comparing whole task
+specs instead never ends after a lifted node exclusion: Swarm keeps a task whose node satisfies the
+relaxed constraints, and that task's spec still holds the old constraint.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -22,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine import EngineError, NotFound, connect, translate
 from labkit import labinfo
 
 OMIT_LABEL = "org.swarmguard.lab"
@@ -139,7 +146,8 @@ def merged_config(files: Sequence[str], *, docker_host: str) -> dict[str, Any]:
     done = subprocess.run(args, env=_docker_env(docker_host), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"deploy: `{' '.join(args)}` failed: {done.stderr.strip()}")
-    return yaml.safe_load(done.stdout)
+    merged: dict[str, Any] = yaml.safe_load(done.stdout)
+    return merged
 
 
 def ensure_network(client: Any, name: str) -> bool:
@@ -168,38 +176,109 @@ def running_tasks(client: Any, service: str) -> list[dict[str, Any]]:
     return [t for t in tasks if t["Status"]["State"] == "running"]
 
 
-def _template(spec: dict[str, Any]) -> dict[str, Any]:
-    """A task spec without what the engine fills in only on the service's side (Runtime)."""
-    return {k: v for k, v in spec.items() if k != "Runtime"}
+UP_TO_DATE = "_up-to-date"  # the task filter the docker CLI's own convergence progress uses
+IN_PROGRESS = ("updating", "rollback_started")
+STUCK = ("paused", "rollback_paused")  # Swarm waits for an operator (failure_action: pause)
 
 
-def rollout(client: Any, service: str) -> tuple[int, int]:
-    """(running tasks made from the service's current spec, tasks that should run).
+class RolloutFailed(EngineError):
+    """Swarm itself says the rollout did not go through (paused, or rolled back); the message says why."""
 
-    A redeploy that changed the spec (a rebuilt image, a new config) rolls out start-first:
-    for a while the old task still runs beside the new one. Counting only tasks of the current
-    spec, and every task still meant to run, tells when the rollout is over.
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """One look at a service's rollout, as Swarm reports it.
+
+    `state` is the service's UpdateStatus.State (None: no update ever ran, or none since the last
+    spec change that needed no task replaced). `current` counts running tasks that Swarm calls up to
+    date with the service's spec (the `_up-to-date` task filter: swarmkit's own IsTaskDirty, which
+    keeps a task whose node still satisfies relaxed placement constraints, e.g. after a node
+    exclusion was lifted). `meant` counts every task Swarm wants running (old ones of a start-first
+    update included), `desired` what the service should run (ServiceStatus.DesiredTasks when the
+    API has it, else the replicated mode's replicas).
+    """
+
+    service: str
+    state: str | None
+    message: str
+    started_at: str | None
+    desired: int
+    running: int
+    current: int
+    meant: int
+
+    @property
+    def converged(self) -> bool:
+        return (self.state not in IN_PROGRESS and self.current >= self.desired
+                and self.running == self.desired and self.meant == self.desired)
+
+    def describe(self) -> str:
+        state = self.state or "no update status"
+        return (f"{self.service}: {self.current}/{self.desired} running tasks up to date, {self.running} running, "
+                f"{self.meant} meant to run; update {state}" + (f" ({self.message})" if self.message else ""))
+
+
+def _service_doc(client: Any, service: str) -> dict[str, Any]:
+    """The service with ServiceStatus (API >= 1.41 lists it with status=true) when the engine gives it."""
+    doc: dict[str, Any] = client.inspect_service(service)
+    version = tuple(int(p) for p in str(getattr(client, "api_version", "0")).split(".") if p.isdigit())
+    if version < (1, 41):  # ServiceStatus came with API 1.41
+        return doc
+    listed = client.services(filters={"id": doc["ID"]}, status=True)
+    same = [s for s in listed if s.get("ID") == doc["ID"]]
+    return same[0] if same else doc
+
+
+def rollout(client: Any, service: str, *, want: int | None = None) -> Rollout:
+    """How far `service` has rolled out, from UpdateStatus, ServiceStatus and Swarm's up-to-date tasks.
+
+    Nothing here compares specs: Swarm decides which task is current. `want` overrides the desired
+    count when the caller knows it and the API does not report it.
     """
     with translate(f"rollout of {service}"):
-        template = _template(client.inspect_service(service)["Spec"]["TaskTemplate"])
-        tasks = client.tasks(filters={"service": service, "desired-state": "running"})
-    current = [t for t in tasks if t["Status"]["State"] == "running" and _template(t["Spec"]) == template]
-    return len(current), len(tasks)
+        doc = _service_doc(client, service)
+        meant = [t for t in client.tasks(filters={"service": doc["ID"], "desired-state": "running"})]
+        current = client.tasks(filters={"service": doc["ID"], "desired-state": "running", UP_TO_DATE: "true"})
+    update = doc.get("UpdateStatus") or {}
+    status = doc.get("ServiceStatus") or {}
+    mode = (doc.get("Spec") or {}).get("Mode") or {}
+    desired = status.get("DesiredTasks")
+    if desired is None:
+        desired = want if want is not None else int((mode.get("Replicated") or {}).get("Replicas", len(meant)))
+    running = [t for t in meant if t["Status"]["State"] == "running"]
+    return Rollout(service=service, state=update.get("State"), message=update.get("Message") or "",
+                   started_at=update.get("StartedAt"), desired=int(desired), running=len(running),
+                   current=sum(1 for t in current if t["Status"]["State"] == "running"), meant=len(meant))
+
+
+def update_started_at(client: Any, service: str) -> str | None:
+    """StartedAt of the service's last update, None when it has none or does not exist (before a deploy)."""
+    try:
+        with translate(f"service {service}"):
+            return (client.inspect_service(service).get("UpdateStatus") or {}).get("StartedAt")
+    except NotFound:
+        return None
 
 
 def wait_running(
-    client: Any, service: str, want: int, *, timeout: float,
+    client: Any, service: str, want: int | None = None, *, timeout: float, since_update: str | None = None,
     clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Seconds until `want` tasks of the current spec run and no other is meant to; SystemExit after `timeout`."""
+    """Seconds until Swarm reports `service` rolled out: no update in progress, the desired tasks
+    running and up to date, nothing else meant to run. RolloutFailed at once when Swarm paused the
+    update or rolled back one that started after `since_update` (the StartedAt seen before the
+    deploy); SystemExit after `timeout` with the last state."""
     start = clock()
     while True:
-        current, meant = rollout(client, service)
-        if current >= want and meant == want:
+        seen = rollout(client, service, want=want)
+        if seen.state in STUCK:
+            raise RolloutFailed(f"Swarm paused the update of {seen.describe()}")
+        if seen.state == "rollback_completed" and seen.started_at != since_update:
+            raise RolloutFailed(f"Swarm rolled the update back: {seen.describe()}")
+        if seen.converged and (want is None or seen.desired == want):
             return clock() - start
         if clock() - start > timeout:
-            raise SystemExit(f"deploy: {service} has {current}/{want} running tasks of its current spec "
-                             f"({meant} meant to run) after {timeout:.0f} s")
+            raise SystemExit(f"deploy: not rolled out after {timeout:.0f} s: {seen.describe()}")
         sleep(0.2)
 
 
@@ -217,7 +296,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="published port of web-stress (not in the lab)")
     parser.add_argument("--network", default=labinfo.NETWORK,
                         help="the attachable overlay the stack's swarmguard-net stands for (default %(default)s)")
-    parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for web-stress (0: no wait)")
+    parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for each service to roll out (0: no wait)")
     args = parser.parse_args(argv)
     if args.docker_host and args.lab:
         parser.error("--lab and --docker-host exclude each other")
@@ -251,20 +330,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"    {note}")
         if ensure_network(client, args.network):
             print(f"    created the attachable overlay network {args.network}")
+        services = [f"{args.stack}_{name}" for name in stack.get("services", {})]
+        before = {name: update_started_at(client, name) for name in services}
         started = time.monotonic()
         # Pinning each image's digest makes a rebuilt `:latest` roll out on the next deploy.
         stack_deploy(stack, args.stack, docker_host=docker_host, resolve="always")
-        service = f"{args.stack}_{APP}"
-        if APP in stack.get("services", {}) and args.wait > 0:
-            want = stack["services"][APP].get("deploy", {}).get("replicas", 1)
-            waited = wait_running(client, service, want, timeout=args.wait)
-            print(f"==> {service}: {want} task(s) running and healthy, {time.monotonic() - started:.1f} s "
-                  f"after deploy ({waited:.1f} s waiting)")
+        if args.wait > 0:
+            app = stack["services"].get(APP, {})
+            for name in services:
+                want = app.get("deploy", {}).get("replicas", 1) if name == f"{args.stack}_{APP}" else None
+                waited = wait_running(client, name, want, timeout=args.wait, since_update=before[name])
+                print(f"==> {name}: rolled out, {time.monotonic() - started:.1f} s after deploy "
+                      f"({waited:.1f} s waiting)", flush=True)
         return 0
     except labinfo.LabNotUp as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2
-    except EngineError as exc:
+    except EngineError as exc:  # RolloutFailed included
         print(f"deploy: {exc}", file=sys.stderr)
         return 1
 

@@ -1,4 +1,4 @@
-"""measure_mttr (PRD script 5): T0-T6 and the latencies between them for one run of scenario 1 or 2.
+"""measure_mttr: T0-T6 and the latencies between them for one run of scenario 1 or 2.
 
 The controller stamps every action's timeline (docs/controller.md): T0 breach sample, T1 alert
 sent, T2 alert received, T3 decision, T4 first API call, T5 new task running (healthy), T6 old task

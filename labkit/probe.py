@@ -1,4 +1,4 @@
-"""The availability probe (PRD script 7): one HTTP request every `interval` seconds, for a bounded time.
+"""The availability probe: one HTTP request every `interval` seconds, for a bounded time.
 
 It runs INSIDE the service's overlay network (labkit/zerodowntime.py starts it in a container
 attached to swarmguard-net), so it sees what a client of the service sees: the name is resolved

@@ -1,4 +1,4 @@
-"""PNG charts of the test report (issue 6): MTTR and downtime, proactive vs reactive, and one migration's T0-T6.
+"""PNG charts of the test report: MTTR and downtime, proactive vs reactive, and one migration's T0-T6.
 
 Split from labkit/report.py so matplotlib (the `report` extra) is loaded only when charts are
 drawn. The Agg backend draws to files and needs no display.

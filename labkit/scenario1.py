@@ -1,4 +1,4 @@
-"""Scenario 1 on the lab (PRD script 2, issue 6): a container problem, and SwarmGuard moves it first.
+"""Scenario 1 on the lab (`tests/scripts/stress_scenario1`): a container problem, and SwarmGuard moves it first.
 
 Per iteration: the probe runs inside the overlay (every 100 ms, name resolved per request) for the
 whole run; the web-stress task gets CPU and memory stress with no network stress

@@ -1,12 +1,14 @@
-"""run_full_test_suite (PRD script 9, issue 6): every end-to-end measurement on the lab, then the report.
+"""run_full_test_suite: every end-to-end measurement on the lab, then the report.
 
-In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
+First the lab is put in a known state (labkit/labreset.py: the stack as its files define it, no
+stress, no stray test service or container), and what had to change is printed. In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
 scenario 1 x N (labkit/scenario1.py), scenario 2 x N (J's labkit/scenario2.py), the
 concurrent test, the node-failure test, then the report (labkit/report.py: Markdown, JSON,
 charts) and `test_results` written to the lab's sink. Every part saves its JSON into one folder
 results/suite-<time>/ as it ends, so a part that fails loses nothing of the others; a part that
 fails is recorded (concurrent/node-failure as failed checks) and the suite goes on.
-`--short` is CI's version: baseline once, scenario 1 once, scenario 2 once (no checks).
+`--short` is CI's version: baseline once, scenario 1 once, scenario 2 once; the concurrent and
+node-failure checks are not run (the report shows them as not run).
 
 The concurrent test deploys three extra services from web-stress's own spec (same image,
 healthcheck, limits, start-first; own names and DNS aliases; label swarmguard.enable=true) and one
@@ -32,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from labkit import baseline, deploy, labinfo, scenario1
+from labkit import baseline, labinfo, labreset, scenario1
 from labkit import controller_api as api
 from labkit import report as report_mod
 
 SINK_URL = "http://10.99.0.1:8428"
-E2E_LABEL = "org.swarmguard.e2e"
+E2E_LABEL = labreset.E2E_LABEL
 CONCURRENT = {"a": "sgi-conc-a", "b": "sgi-conc-b", "c": "sgi-conc-c", "sink": "sgi-conc-sink"}
 
 
@@ -266,6 +268,7 @@ class Suite:
     iterations: int
     short: bool = False
     docs: list[Path] = dataclasses.field(default_factory=list)
+    reset_notes: list[str] = dataclasses.field(default_factory=list)
 
     def save(self, name: str, doc: dict[str, Any]) -> None:
         path = self.out / f"{name}.json"
@@ -328,10 +331,8 @@ class Suite:
 
     def run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
-        # Every suite starts from the stack as its files define it: one web-stress replica, no
-        # exclusion or replica count left by an earlier run (an unchanged stack redeploys as a no-op).
-        if deploy.main(["--lab", "--wait", "120"]) != 0:
-            raise EngineError("labkit/deploy.py --lab failed")
+        say("==> reset the lab to the known state")
+        self.reset_notes = labreset.reset(self.lab, say=say)
         self.part("baseline", self.baseline)
         self.part("scenario1", self.scenario1)
         self.part("scenario2", self.scenario2)
@@ -345,7 +346,7 @@ class Suite:
         if not runs:
             say("no runs: no report")
             return 1
-        built = report_mod.build_report(runs)
+        built = report_mod.build_report(runs, not_run=() if not self.short else report_mod.CHECKS)
         files = report_mod.write_report(built, self.out / "report")
         print(report_mod.to_markdown(built), flush=True)
         say("==> " + ", ".join(str(f) for f in files))
@@ -360,7 +361,8 @@ class Suite:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_full_test_suite", description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=5, help="default %(default)s")
-    parser.add_argument("--short", action="store_true", help="CI: baseline, scenario 1, scenario 2 once each")
+    parser.add_argument("--short", action="store_true",
+                        help="CI: baseline, scenario 1, scenario 2 once each; no concurrent or node-failure check")
     parser.add_argument("--out", type=Path, help="results folder (default results/suite-<time>)")
     args = parser.parse_args(argv)
     if args.iterations < 1:
@@ -380,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except labinfo.LabNotUp as exc:
         print(f"run_full_test_suite: {exc}", file=sys.stderr)
         return 2
-    except (EngineError, report_mod.RecordError) as exc:
+    except (EngineError, report_mod.RecordError) as exc:  # labreset.LabStateError included
         print(f"run_full_test_suite: {exc}", file=sys.stderr)
         return 1
 

@@ -1,4 +1,4 @@
-"""Runs the availability probe inside the overlay network and brings its log back (PRD script 7).
+"""Runs the availability probe inside the overlay network and brings its log back (`tests/scripts/validate_zero_downtime`).
 
 `ProbeRun` starts labkit/probe.py in a container attached to the service's network on the
 manager's engine (the lab's base image has python3; the probe's source is passed as `python3 -c`,

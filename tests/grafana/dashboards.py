@@ -1,4 +1,9 @@
-"""The repository's Grafana files, loaded once, and every Flux query in them with its place."""
+"""The repository's Grafana files, loaded once, and every query in them (Flux or PromQL) with its place.
+
+Each dashboard says which kind of datasource it is for through its `datasource` template variable
+(type `datasource`, query `influxdb` or `prometheus`): every panel, target, annotation and variable
+refers to `${datasource}`, so the dashboard imports into any Grafana with such a datasource.
+"""
 from __future__ import annotations
 
 import json
@@ -24,6 +29,16 @@ class Query:
 
 def dashboard_files() -> list[Path]:
     return sorted(DASHBOARDS.glob("*.json"))
+
+
+def datasource_kind(dashboard: dict[str, Any]) -> str | None:
+    """The plugin type of the dashboard's `datasource` variable (influxdb, prometheus), None without one."""
+    found = [v for v in variables(dashboard) if v.get("type") == "datasource" and v.get("name") == "datasource"]
+    return str(found[0].get("query")) if found else None
+
+
+def files_of(kind: str) -> list[Path]:
+    return [p for p in dashboard_files() if datasource_kind(load(p)) == kind]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -79,3 +94,25 @@ def datasource_refs(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def provisioned(folder: Path, key: str) -> list[tuple[Path, dict[str, Any]]]:
     return [(path, item) for path in sorted(folder.glob("*.y*ml"))
             for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(key, [])]
+
+
+@dataclass(frozen=True)
+class PromQuery:
+    dashboard: str
+    place: str
+    text: str
+    kind: str  # "range" (a time series panel), "instant" (a table), "annotation", "variable"
+
+
+def prom_queries(name: str, dashboard: dict[str, Any]) -> Iterator[PromQuery]:
+    """Every PromQL expression of a Prometheus dashboard, as Grafana would send it (before expansion)."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            kind = "instant" if target.get("instant") and not target.get("range") else "range"
+            yield PromQuery(name, f"panel {panel.get('id')} {panel.get('title')!r} target {target.get('refId')}",
+                            target.get("expr", ""), kind)
+    for annotation in annotations(dashboard):
+        yield PromQuery(name, f"annotation {annotation.get('name')!r}", annotation.get("expr", ""), "annotation")
+    for variable in variables(dashboard):
+        if variable.get("type") == "query":
+            yield PromQuery(name, f"variable ${variable.get('name')}", _variable_query(variable), "variable")

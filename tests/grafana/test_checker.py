@@ -100,7 +100,7 @@ def _queries_of(dashboard: dict[str, Any]) -> dict[str, str]:
     return {q.place: q.text for q in gd.queries("d.json", dashboard)}
 
 
-@pytest.mark.parametrize("path", gd.dashboard_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", gd.files_of("influxdb"), ids=lambda p: p.name)
 def test_a_typo_in_any_query_of_a_real_dashboard_is_reported_with_its_place_and_name(path) -> None:
     """Every query place (panel target, annotation, variable): misspell its first quoted name."""
     original = gd.load(path)
@@ -118,7 +118,7 @@ def test_a_typo_in_any_query_of_a_real_dashboard_is_reported_with_its_place_and_
 
 
 def test_a_datasource_reference_to_another_uid_is_found_anywhere_in_a_dashboard() -> None:
-    dashboard = copy.deepcopy(gd.load(gd.dashboard_files()[0]))
+    dashboard = copy.deepcopy(gd.load(gd.files_of("influxdb")[0]))
     dashboard["panels"][0]["targets"][0]["datasource"] = {"type": "influxdb", "uid": "other"}
     refs = [ref for _where, ref in gd.datasource_refs(dashboard)]
     assert {"type": "influxdb", "uid": "other"} in refs

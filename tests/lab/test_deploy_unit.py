@@ -141,40 +141,136 @@ def test_the_lab_creates_only_the_missing_external_secrets_with_random_values() 
     assert again.created["swarmguard-influxdb-token"] != client.created["swarmguard-influxdb-token"]
 
 
-class RolloutClient:
-    """A service whose tasks change between polls: each poll takes the next list of tasks."""
+class SwarmSays:
+    """A service whose UpdateStatus, ServiceStatus and tasks change between polls, as Swarm reports them.
 
-    def __init__(self, template: dict[str, Any], polls: list[list[dict[str, Any]]]) -> None:
-        self.template = {**template, "Runtime": "container"}  # the engine fills it on the service side
+    Each poll is (update state or None, [(state, up_to_date), ...] of the tasks meant to run); the
+    `_up-to-date` filter answers only the up-to-date ones, as the engine does.
+    """
+
+    api_version = "1.41"
+
+    def __init__(self, polls: list[tuple[str | None, list[tuple[str, bool]]]], *, desired: int = 1,
+                 started_at: str = "2026-12-01T10:00:00Z") -> None:
         self.polls = polls
+        self.desired = desired
+        self.started_at = started_at
+        self.filters: list[dict[str, Any]] = []
+
+    def _now(self) -> tuple[str | None, list[tuple[str, bool]]]:
+        return self.polls[0]
 
     def inspect_service(self, name: str) -> dict[str, Any]:
-        return {"Spec": {"TaskTemplate": self.template}}
+        state, _ = self._now()
+        doc: dict[str, Any] = {"ID": "svc1", "Spec": {"Mode": {"Replicated": {"Replicas": self.desired}}}}
+        if state is not None:
+            doc["UpdateStatus"] = {"State": state, "StartedAt": self.started_at, "Message": f"update {state}"}
+        return doc
+
+    def services(self, filters: dict[str, Any], status: bool) -> list[dict[str, Any]]:
+        assert filters == {"id": "svc1"} and status is True
+        _, tasks = self._now()
+        running = sum(1 for state, _ in tasks if state == "running")
+        return [dict(self.inspect_service("svc1"), ServiceStatus={"RunningTasks": running, "DesiredTasks": self.desired})]
 
     def tasks(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+        self.filters.append(filters)
+        _, tasks = self._now()
+        picked = [{"Status": {"State": state}} for state, fresh in tasks if fresh or "_up-to-date" not in filters]
+        if "_up-to-date" in filters and len(self.polls) > 1:  # the last call of a poll: on to the next
+            self.polls.pop(0)
+        return picked
 
 
-def task(image: str, state: str = "running") -> dict[str, Any]:
-    return {"Spec": {"ContainerSpec": {"Image": image}}, "Status": {"State": state}}
+def wait(client: Any, want: int | None = 1, *, timeout: float = 50, since: str | None = None) -> int:
+    """How many polls it took until rolled out (a fake clock ticks one second per look)."""
+    ticks = iter(range(1000))
+    sleeps: list[float] = []
+    deploy.wait_running(client, "web", want, timeout=timeout, since_update=since,
+                        clock=lambda: float(next(ticks)), sleep=sleeps.append)
+    return len(sleeps) + 1
 
 
-def test_a_redeploy_is_waited_for_until_the_old_task_no_longer_runs_beside_the_new_one() -> None:
-    new = {"ContainerSpec": {"Image": "app@sha256:new"}}
-    polls = [
-        [task("app@sha256:old")],  # the update has not started: the running task is the old spec
-        [task("app@sha256:old"), task("app@sha256:new", "starting")],
-        [task("app@sha256:old"), task("app@sha256:new")],  # start-first: both run for a moment
-        [task("app@sha256:new")],
-    ]
-    client = RolloutClient(new, polls)
-    ticks = iter(range(100))
-    waited = deploy.wait_running(client, "web", 1, timeout=50, clock=lambda: float(next(ticks)), sleep=lambda s: None)
-    assert client.polls == [[task("app@sha256:new")]] and waited == 4.0
+def test_a_start_first_redeploy_is_done_when_swarm_says_completed_and_only_the_new_task_runs() -> None:
+    client = SwarmSays([
+        (None, [("running", False)]),  # deployed, the update not started: the running task is out of date
+        ("updating", [("running", False), ("starting", True)]),
+        ("updating", [("running", False), ("running", True)]),  # start-first: both run for a moment
+        ("completed", [("running", False), ("running", True)]),  # the old one is still meant to run
+        ("completed", [("running", True)]),
+    ])
+    assert wait(client) == 5
+    assert {"service": "svc1", "desired-state": "running", "_up-to-date": "true"} in client.filters
 
 
-def test_a_rollout_that_never_ends_is_a_clear_failure() -> None:
-    client = RolloutClient({"ContainerSpec": {"Image": "app@sha256:new"}}, [[task("app@sha256:old")]])
-    ticks = iter(range(100))
-    with pytest.raises(SystemExit, match=r"0/1 running tasks of its current spec \(1 meant to run\)"):
-        deploy.wait_running(client, "web", 1, timeout=5, clock=lambda: float(next(ticks)), sleep=lambda s: None)
+def test_a_running_task_that_swarm_calls_up_to_date_is_rolled_out_whatever_its_spec_holds() -> None:
+    # After a lifted exclusion the task's own spec keeps `node.hostname!=x`; Swarm does not replace it.
+    client = SwarmSays([("completed", [("running", True)])])
+    assert wait(client) == 1
+
+
+def test_a_paused_update_fails_at_once_with_swarms_message() -> None:
+    client = SwarmSays([("updating", [("running", False)]), ("paused", [("running", False)])])
+    with pytest.raises(deploy.RolloutFailed, match="paused the update of web: 0/1 running tasks up to date.*update paused"):
+        wait(client)
+
+
+def test_a_rollback_of_this_deploy_fails_but_an_older_one_is_history() -> None:
+    with pytest.raises(deploy.RolloutFailed, match="rolled the update back"):
+        wait(SwarmSays([("rollback_started", [("running", False)]), ("rollback_completed", [("running", True)])]))
+    older = SwarmSays([("rollback_completed", [("running", True)])], started_at="2026-11-30T08:00:00Z")
+    assert wait(older, since="2026-11-30T08:00:00Z") == 1
+
+
+def test_the_replicas_count_comes_from_swarm_and_must_match_what_was_asked() -> None:
+    assert wait(SwarmSays([(None, [("running", True), ("running", True)])], desired=2), want=None) == 1
+    with pytest.raises(SystemExit, match=r"not rolled out after 5 s: web: 2/2 running tasks up to date"):
+        wait(SwarmSays([(None, [("running", True), ("running", True)])], desired=2), want=1, timeout=5)
+
+
+def test_a_rollout_that_never_ends_is_a_clear_failure_with_the_last_state() -> None:
+    client = SwarmSays([("updating", [("running", False), ("starting", True)])])
+    with pytest.raises(SystemExit, match=r"web: 0/1 running tasks up to date, 1 running, 2 meant to run; update updating"):
+        wait(client, timeout=5)
+
+
+def test_after_a_migration_and_its_lifted_exclusion_the_fake_engine_rolls_out_at_once() -> None:
+    from sgcommon.engine import connect
+    from tests.fakes.engine import FakeEngine, Timing, service_spec
+
+    with FakeEngine("manager-1", workers=("worker-1", "worker-2"), timing=Timing(0.01, 0.01, 0.01)) as engine:
+        engine.create_service(service_spec("app", replicas=1, order="start-first", constraints=["node.role==worker"]))
+        client = connect(engine.base_url, timeout=5)
+        try:
+            deploy.wait_running(client, "app", 1, timeout=10)
+            [(_, node)] = engine.running_tasks("app")
+            spec = engine.service_spec("app")
+            spec["TaskTemplate"]["Placement"]["Constraints"].append(f"node.hostname!={node}")
+            engine.update_service("app", engine.service_version("app"), spec)
+            assert engine.wait_until(lambda: [n for _, n in engine.running_tasks("app")] not in ([], [node]))
+            deploy.wait_running(client, "app", 1, timeout=10)
+            spec = engine.service_spec("app")
+            spec["TaskTemplate"]["Placement"]["Constraints"].remove(f"node.hostname!={node}")
+            engine.update_service("app", engine.service_version("app"), spec)
+            moved = engine.running_tasks("app")
+            assert deploy.wait_running(client, "app", 1, timeout=10) < 1.0  # no spec to wait for
+            assert engine.running_tasks("app") == moved  # relaxing a constraint moved nothing
+        finally:
+            client.close()
+
+
+def test_the_stack_publishes_the_exporter_in_host_mode_and_not_the_controller_influxdb_or_prometheus() -> None:
+    import yaml
+
+    from labkit import labinfo
+
+    stack = yaml.safe_load((labinfo.REPO / "swarm" / "stack.yml").read_text())
+    services = stack["services"]
+    assert services["exporter"]["ports"] == [{"target": 9101, "published": 9101, "protocol": "tcp", "mode": "host"}]
+    assert not any(services[name].get("ports") for name in ("controller", "influxdb", "prometheus"))
+    lab = yaml.safe_load((labinfo.REPO / "swarm" / "stack.lab.yml").read_text())
+    merged = {name: {**services[name], "deploy": {**services[name].get("deploy", {}), **lab["services"].get(name, {}).get("deploy", {})}}
+              for name in services}
+    shaped, _ = deploy.shape_stack({"services": merged}, lab=True)
+    assert shaped["services"]["exporter"]["ports"][0]["mode"] == "host"  # kept on a dnsrr service
+    assert "prometheus" not in shaped["services"] and "ports" not in shaped["services"]["web-stress"]
