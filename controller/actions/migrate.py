@@ -26,13 +26,13 @@ from controller.actions.context import ActionContext, Rejected, STOPPED_STATES, 
 from controller.actions.ownership import (
     ACTION_LABEL,
     EXCLUSIONS_LABEL,
-    eligible_nodes,
     exclusion_constraint,
     read_exclusions,
     write_action,
     write_exclusions,
 )
 from controller.model import ActionRecord, Decision, Timeline
+from sgcommon.engine.placement import eligible_nodes
 from sgcommon.engine.swarm import ServiceView, TaskView
 
 
