@@ -29,6 +29,7 @@ from sgcommon.jsonlog import event, get_logger
 log = get_logger("swarmguard.engine.swarm")
 T = TypeVar("T")
 DEFAULT_BACKOFF = (0.1, 0.3, 0.9)
+STOPPED_STATES = frozenset({"shutdown", "failed", "rejected", "orphaned", "complete", "remove"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class TaskView:
     status_at: str  # Status.Timestamp: when the task entered `state`
     message: str = ""
     addresses: tuple[str, ...] = ()
+
+    @property
+    def stopped(self) -> bool:
+        """In a final state: this task will not run (again)."""
+        return self.state in STOPPED_STATES
 
 
 def engine_time(text: str) -> float | None:
