@@ -188,6 +188,7 @@ def test_start_reconciles_and_schedules_every_job_and_stop_shuts_everything_down
     rig = make_rig(closers=(lambda: closed.append("influx"),))
     rig.runtime.start()
     try:
+        assert rig.runtime._scheduler is not None
         jobs = {job.id for job in rig.runtime._scheduler.get_jobs()}
     finally:
         rig.runtime.stop()
@@ -223,7 +224,7 @@ def test_the_service_list_comes_from_swarm_with_replicas_labels_and_healthcheck(
 
 def test_a_failed_service_refresh_keeps_the_last_list() -> None:
     class Broken:
-        def list_services(self) -> list[object]:
+        def list_services(self) -> list[ServiceInfo]:
             raise RuntimeError("engine gone")
 
     rig = make_rig()
@@ -279,7 +280,7 @@ def test_a_reconcile_that_fails_at_start_is_retried_before_any_exclusion_is_lift
 class _UnreachableSwarm:
     """The engine socket is not there yet: every read fails as the adapter would report it."""
 
-    def list_services(self, *, label: str | None = None) -> list:
+    def list_services(self, *, label: str | None = None) -> list[object]:
         raise EngineUnavailable("list services: docker.sock not there yet")
 
 
