@@ -237,7 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str) ->
             parser.add_argument(leaf.flag, dest=leaf.name, default=None, action=argparse.BooleanOptionalAction,
                                 help=text)
         else:
-            parser.add_argument(leaf.flag, dest=leaf.name, default=None, help=text)
+            parser.add_argument(leaf.flag, dest=leaf.name, default=None, metavar=leaf.path[-1].upper(), help=text)
     for old in _renamed(cls):
         parser.add_argument(flag_name(old), dest=old, default=None, nargs="?", const="given", help=argparse.SUPPRESS)
 
