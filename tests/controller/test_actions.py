@@ -16,7 +16,7 @@ from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL, write_a
 from controller.actions.plugin import ActionPlugin
 from controller.actions.registry import PLUGINS, param_defaults
 from controller.actions.settings import ActionSettings
-from controller.model import ActionRecord, Decision, Result, Submission, Timeline, Verdict
+from controller.model import ActionRecord, Decision, Submission, Timeline, Verdict
 from sgcommon.engine import EngineUnavailable
 from sgcommon.settings import SettingsError
 from sgcommon.engine.swarm import SwarmAdapter

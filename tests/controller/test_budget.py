@@ -22,7 +22,7 @@ from controller.actions.registry import PLUGINS, param_defaults
 from controller.actions.settings import ActionSettings
 from controller.decide import RuleState, evaluate
 from controller.model import ActionRecord, ContainerMetrics, Decision, Result, Submission, Timeline, Verdict
-from controller.rules import RuleSet, load_rules
+from controller.rules import load_rules
 from controller.services import ServiceRefresher
 from sgcommon.engine import connect
 from sgcommon.engine.swarm import SwarmAdapter
