@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
     _on_signals(server.shutdown)
     try:
         runtime.start()
-        event(log, "listening", listen=settings.listen, port=server.port, dry_run=settings.dry_run, server="waitress")
+        event(log, "listening", listen=settings.listen, port=server.port, dry_run=settings.actions.dry_run, server="waitress")
         server.serve_forever()
     finally:
         runtime.stop()

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from controller.cache import MAX_CLOCK_SKEW
+from controller.model import Outcome, Verdict
 from sgcommon.alert import MAX_ALERT_BYTES, Alert, AlertError, decode_alert
 from sgcommon.jsonlog import OnceLogger, get_logger
 from sgcommon.params import ParamError, query_int
@@ -27,7 +28,7 @@ log = get_logger("swarmguard.controller.app")
 class AlertRuntime(Protocol):
     """What the HTTP side needs from the runtime (controller.runtime.Runtime)."""
 
-    def handle_alert(self, alert: Alert, *, received: float) -> list[dict[str, str]]: ...
+    def handle_alert(self, alert: Alert, *, received: float) -> list[Outcome]: ...
     def refused_alert(self, outcome: str) -> None: ...
     def health(self) -> dict[str, Any]: ...
 
@@ -99,8 +100,9 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
             return _error(400, str(exc))
         refusals.clear(f"{request.remote_addr}", "alerts accepted again", remote=request.remote_addr)
         outcomes = runtime.handle_alert(parsed, received=received)
-        accepted = any(o["submit"] == "accepted" for o in outcomes)
-        return jsonify(status="accepted" if accepted else "ok", decisions=outcomes), 202 if accepted else 200
+        accepted = any(o.submission.verdict is Verdict.ACCEPTED for o in outcomes)
+        return (jsonify(status="accepted" if accepted else "ok", decisions=[o.as_dict() for o in outcomes]),
+                202 if accepted else 200)
 
     @app.get("/events")
     def events() -> Response | tuple[Response, int]:

@@ -2,9 +2,14 @@
 
 It does no I/O and reads no clock: the snapshot and `now` come in, decisions go out, and
 everything it must remember between calls (consecutive-breach runs, cooldowns) lives in
-an RuleState the caller keeps. That makes every behaviour testable on a fake clock, and
+a RuleState the caller keeps. That makes every behaviour testable on a fake clock, and
 lets the alert path (one container), the scrape round (everything) and the periodic
-scale-down job (service scope) share one set of counters.
+scale-down job (service scope) share one set of counters. Calls on one state must not overlap:
+the runtime makes them under its one evaluation lock.
+
+What an action may do to a service is its plugin's pure decision side (controller/actions/plugin.py):
+`feasible` (bounds, global services), `not_after` (spacing from another action) and `plan` (the
+details it adds, e.g. the target replica count). The engine imports no executor or Docker code.
 
 Semantics (docs/rules.md has the operator's view):
 - A rule counts a sample only if its timestamp is newer (by more than sgcommon.metricset.SAME_SAMPLE)
@@ -14,18 +19,18 @@ Semantics (docs/rules.md has the operator's view):
   The rule fires when the run has `for` samples (or, for `for: 90s`, spans that long);
   Decision.t0 is the timestamp of the run's first sample.
 - Firing starts the rule's cooldown for that service and restarts the run; samples seen
-  during a cooldown are not counted. A scale-down never fires during a scale-up cooldown
-  of the same service.
+  during a cooldown are not counted. An action with `not_after` spacing (scale_down: the rule's
+  `after_scale_up` seconds after a scale_up of the same service) is held back meanwhile, keeping
+  its run, so it fires on the first evaluation after the spacing if its condition still holds.
 - Rules go in priority order and a service gets at most one decision per call; a rule
   whose decision is held back keeps its run and may fire on a later call.
 - Stale containers are never counted or acted on; a service-scope rule waits while any of
   the service's containers is stale. Containers of services missing from the snapshot are
-  ignored. Global services (replicas None) are never scaled nor migrated (a global task has
-  nowhere to go). scale_up stops at max_replicas, scale_down at min_replicas.
+  ignored. A rule whose action is not feasible on the service (its plugin says why: a global
+  service, scale_up at max_replicas, scale_down at min_replicas) is held back the same way.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -47,22 +52,27 @@ class _Run:
 
 @dataclass
 class RuleState:
-    """Everything the engine remembers between calls. Calls on one state are serialised by
-    its lock, so the alert path, the scrape loop and the scheduler may share it."""
+    """Everything the engine remembers between calls (see the module docstring on serialising them)."""
 
     runs: dict[str, dict[str, _Run]] = field(default_factory=dict)  # rule -> container/service -> run
     fingerprints: dict[str, str] = field(default_factory=dict)  # rule -> fingerprint its runs belong to
     cooldown_until: dict[tuple[str, str], float] = field(default_factory=dict)  # (rule, service) -> until
-    scale_up_until: dict[str, float] = field(default_factory=dict)  # service -> end of its scale-up cooldown
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # (action, service) -> (time of its last decision, the one before it: what `release` restores)
+    last_fired: dict[tuple[str, str], tuple[float, float | None]] = field(default_factory=dict)
 
     def release(self, decision: Decision) -> None:
-        """Takes back the cooldown `decision` started, for a decision the executor did not take
-        (e.g. "rate_limited"): the rule may then fire again after `for` fresh samples."""
-        with self.lock:
-            self.cooldown_until.pop((decision.rule, decision.service), None)
-            if decision.action == "scale_up":
-                self.scale_up_until.pop(decision.service, None)
+        """Takes back what `decision` started, for a decision the executor did not take (its verdict is
+        not `taken`, e.g. rate_limited): the rule may then fire again after `for` fresh samples."""
+        self.cooldown_until.pop((decision.rule, decision.service), None)
+        key = (decision.action.name, decision.service)
+        fired = self.last_fired.pop(key, None)
+        if fired is not None and fired[1] is not None:
+            self.last_fired[key] = (fired[1], None)
+
+    def fired_at(self, action: str, service: str) -> float | None:
+        """When the last decision of `action` on `service` was made, if the engine remembers it."""
+        fired = self.last_fired.get((action, service))
+        return None if fired is None else fired[0]
 
     def in_cooldown(self, service: str, now: float) -> list[str]:
         """Names of the rules cooling down for `service` at `now` (for /events and tests)."""
@@ -85,19 +95,18 @@ def evaluate(
     """
     if scope not in (None, "container", "service"):
         raise ValueError(f"scope must be None, 'container' or 'service', got {scope!r}")
-    with state.lock:
-        _sync(state, rules)
-        cycle = _Cycle(snapshot, now, state)
-        for rule in rules.rules:
-            if not rule.enabled or (scope is not None and rule.scope != scope):
-                continue
-            if rule.scope == "container":
-                cycle.container_rule(rule, container_id)
-            elif container_id is None:
-                cycle.service_rule(rule)
-        if container_id is None and scope is None:
-            _prune(state, snapshot, now)
-        return cycle.decisions
+    _sync(state, rules)
+    cycle = _Cycle(snapshot, now, state)
+    for rule in rules.rules:
+        if not rule.enabled or (scope is not None and rule.scope != scope):
+            continue
+        if rule.scope == "container":
+            cycle.container_rule(rule, container_id)
+        elif container_id is None:
+            cycle.service_rule(rule)
+    if container_id is None and scope is None:
+        _prune(state, snapshot, now)
+    return cycle.decisions
 
 
 def _sync(state: RuleState, rules: RuleSet) -> None:
@@ -114,15 +123,14 @@ def _sync(state: RuleState, rules: RuleSet) -> None:
 
 
 def _prune(state: RuleState, snapshot: Snapshot, now: float) -> None:
-    """Drops runs of containers and services that left the snapshot, and ended cooldowns."""
+    """Drops runs and action times of containers and services that left the snapshot, and ended cooldowns."""
     for runs in state.runs.values():
-        gone = [key for key in runs if key not in snapshot.containers and key not in snapshot.services]
-        for key in gone:
-            del runs[key]
-    for key in [k for k, until in state.cooldown_until.items() if until <= now]:
-        del state.cooldown_until[key]
-    for key in [k for k, until in state.scale_up_until.items() if until <= now]:
-        del state.scale_up_until[key]
+        for name in [k for k in runs if k not in snapshot.containers and k not in snapshot.services]:
+            del runs[name]
+    for ended in [k for k, until in state.cooldown_until.items() if until <= now]:
+        del state.cooldown_until[ended]
+    for left in [k for k in state.last_fired if k[1] not in snapshot.services]:
+        del state.last_fired[left]
 
 
 class _Cycle:
@@ -235,23 +243,28 @@ class _Cycle:
             return False
         if rule.hold_seconds is not None and ts - run.start < rule.hold_seconds:
             return False
-        if service.name in self.decided or not _feasible(rule, service):
+        if service.name in self.decided or not self._may_fire(rule, service):
             return False
         self._fire(rule, run, service, env, sample)
         return True
 
+    def _may_fire(self, rule: Rule, service: ServiceInfo) -> bool:
+        """The action's own checks: feasible on the service now, and spaced from the actions it must follow."""
+        if rule.action.feasible(service, rule.params) is not None:
+            return False
+        for spacing in rule.action.not_after:
+            last = self.state.fired_at(spacing.after, service.name)
+            if last is not None and self.now < last + rule.params[spacing.param]:
+                return False
+        return True
+
     def _cooling(self, rule: Rule, service: str) -> bool:
-        until = self.state.cooldown_until.get((rule.name, service), 0.0)
-        if rule.action == "scale_down":
-            until = max(until, self.state.scale_up_until.get(service, 0.0))
-        return until > self.now
+        return self.state.cooldown_until.get((rule.name, service), 0.0) > self.now
 
     def _fire(self, rule: Rule, run: _Run, service: ServiceInfo, env: ContainerEnv | ServiceEnv,
               sample: ContainerMetrics | None) -> None:
-        params = {"cooldown": rule.cooldown, "priority": rule.priority, **rule.params}
-        if rule.action in ("scale_up", "scale_down"):
-            step = 1 if rule.action == "scale_up" else -1
-            params.update(replicas=service.replicas, target_replicas=service.replicas + step)
+        params = {"cooldown": rule.cooldown, "priority": rule.priority, **rule.params,
+                  **rule.action.plan(service, rule.params)}
         reason = f"{rule.condition.text} held for {rule.hold_text()} ({rule.condition.explain(env)})"
         self.decisions.append(Decision(
             rule=rule.name,
@@ -265,18 +278,6 @@ class _Cycle:
         ))
         self.decided.add(service.name)
         self.state.cooldown_until[(rule.name, service.name)] = self.now + rule.cooldown
-        if rule.action == "scale_up":
-            current = self.state.scale_up_until.get(service.name, 0.0)
-            self.state.scale_up_until[service.name] = max(current, self.now + rule.cooldown)
+        key = (rule.action.name, service.name)
+        self.state.last_fired[key] = (self.now, self.state.fired_at(*key))
         run.count, run.start = 0, None
-
-
-def _feasible(rule: Rule, service: ServiceInfo) -> bool:
-    """False where the action cannot apply: global services, replica bounds."""
-    if service.replicas is None:
-        return False
-    if rule.action == "scale_up":
-        return service.replicas < rule.params["max_replicas"]
-    if rule.action == "scale_down":
-        return service.replicas > rule.params["min_replicas"]
-    return True

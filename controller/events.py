@@ -93,7 +93,7 @@ def record_fields(record: ActionRecord) -> dict[str, float | str]:
 
 def to_line(record: ActionRecord, *, at: float, precision: str = "ms") -> str:
     """One `recovery_events` point; `at` (Unix seconds) is its timestamp in `precision` units."""
-    tags = {"action": record.action, "result": record.result, "rule": record.rule, "service": record.service}
+    tags = {"action": record.action, "result": record.result.value, "rule": record.rule, "service": record.service}
     fields = list(record_fields(record).items()) or [("recorded", 1.0)]
     return line(MEASUREMENT, sorted(tags.items()), fields, at, precision)
 
@@ -117,7 +117,7 @@ class EventLog:
     def record(self, record: ActionRecord) -> None:
         with self._lock:
             self._records.append(record)
-        self._metrics.actions.labels(action=record.action, result=record.result).inc()
+        self._metrics.actions.labels(action=record.action, result=record.result.value).inc()
         if self._sink is not None:
             try:
                 at = _last_time(record) or self._clock()

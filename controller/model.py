@@ -1,16 +1,19 @@
 """The controller's shared data shapes: what the cache hands the rule engine, what the
-rule engine hands the executor, and what an action reports back.
+rule engine hands the executor, what the executor answers, and what an action reports back.
 
-These are plain frozen dataclasses so the rule engine stays pure (no I/O, clock passed in)
-and each part can be tested on its own.
+These are plain frozen dataclasses and enums so the rule engine stays pure (no I/O, clock passed
+in) and each part can be tested on its own. The actions themselves are plugins
+(controller/actions/plugin.py); a Decision refers to its plugin, not to a name.
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ACTIONS = ("migrate", "scale_up", "scale_down")
+if TYPE_CHECKING:
+    from controller.actions.plugin import ActionPlugin
 
 
 @dataclass(frozen=True)
@@ -67,18 +70,59 @@ class Decision:
     """A rule fired: what to do, to what, and why. Produced by the pure rule engine."""
 
     rule: str
-    action: str  # one of ACTIONS
+    action: ActionPlugin
     service: str
     container_id: str | None  # the container that breached (migrate, scale_up)
     node: str | None  # its node (migrate excludes it)
     t0: float | None  # time of the first breaching sample that completed the `for` count
     reason: str  # the condition and the figures that made it true
-    params: Mapping[str, Any] = field(default_factory=dict)  # cooldown, min/max replicas, ...
+    params: Mapping[str, int | float] = field(default_factory=dict)  # the rule's parameters, cooldown, plan
+
+
+class Verdict(enum.StrEnum):
+    """The executor's answer to a decision (`Executor.submit`), at once and without blocking."""
+
+    ACCEPTED = "accepted"  # the action runs on the executor's threads; one record when it ends
+    DRY_RUN = "dry_run"  # recorded with what would be done; nothing changed
+    BUSY = "busy"  # an action on this service is still running
+    RATE_LIMITED = "rate_limited"  # max_actions_per_minute already started in the last 60 s
+    OVER_BUDGET = "over_budget"  # it would put more tasks in transition than the disruption budget allows
+    REFUSED = "refused"  # never runs: unknown action, incomplete decision, executor shutting down
+
+    @property
+    def taken(self) -> bool:
+        """False when nothing was done only because of a passing limit: the rule engine then gives the
+        rule its cooldown back, so the breach can fire again (RuleState.release)."""
+        return self not in (Verdict.BUSY, Verdict.RATE_LIMITED, Verdict.OVER_BUDGET)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A verdict and, where it says more than its name, why."""
+
+    verdict: Verdict
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One decision of an evaluation and what the executor answered (the /alert answer lists them)."""
+
+    decision: Decision
+    submission: Submission
+
+    def as_dict(self) -> dict[str, str]:
+        doc = {"rule": self.decision.rule, "action": self.decision.action.name, "service": self.decision.service,
+               "submit": self.submission.verdict.value}
+        if self.submission.reason:
+            doc["reason"] = self.submission.reason
+        return doc
 
 
 @dataclass
 class Timeline:
-    """T0-T6 of spec 5.4, Unix seconds; None where a stage did not happen (yet)."""
+    """T0-T6 (docs/controller.md, "The timeline of an action"), Unix seconds; None where a stage did
+    not happen (yet)."""
 
     t0: float | None = None  # breach sample taken by the exporter
     t1: float | None = None  # alert sent by the exporter
@@ -92,15 +136,25 @@ class Timeline:
         return {f"t{i}": getattr(self, f"t{i}") for i in range(7)}
 
 
+class Result(enum.StrEnum):
+    """How an action ended; the value is what /events, the log and InfluxDB show."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    DRY_RUN = "dry_run"
+    REJECTED = "rejected"
+
+
 @dataclass
 class ActionRecord:
     """The outcome of one action, logged as one JSON line, kept on /events, written to InfluxDB."""
 
     id: str
-    action: str
+    action: str  # the plugin's name (or, for an interrupted action, the name its marker holds)
     service: str
     rule: str
-    result: str  # "success" | "failed" | "timeout" | "dry_run" | "rejected"
+    result: Result
     timeline: Timeline
     node_from: str | None = None
     node_to: str | None = None
@@ -113,5 +167,6 @@ class ActionRecord:
 
     def as_dict(self) -> dict[str, Any]:
         doc = {k: v for k, v in self.__dict__.items() if k != "timeline"}
+        doc["result"] = self.result.value
         doc.update(self.timeline.as_dict())
         return doc

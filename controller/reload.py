@@ -1,9 +1,9 @@
-"""Hot reload of rule files: poll, validate, swap, or keep the last good rules.
+"""Hot reload of rule files: look, validate, swap, or keep the last good rules.
 
-Every `poll_interval` (0.5 s) the watcher stats the rule files (for a directory: its
-*.yml and *.yaml) and compares path, device, inode, mode, size, mtime and ctime with the
-last look, so a changed, added, removed or chmod-ed file is picked up within a second
-without any new dependency. A changed set is loaded in full; if anything is wrong (a
+`check_now()` stats the rule files (for a directory: its *.yml and *.yaml) and compares path,
+device, inode, mode, size, mtime and ctime with the last look; the runtime's scheduler calls it
+every `rules_interval` (0.5 s) as one more job, so a changed, added, removed or chmod-ed file is
+picked up within a second without any new dependency or thread. A changed set is loaded in full; if anything is wrong (a
 RuleError, or any unexpected exception), every error is logged as JSON, the failure is
 counted, `swarmguard_rules_last_reload_success` drops to 0 and the RuleSet that was
 running keeps running. The swap is one reference assignment, so `current()` never sees a
@@ -26,6 +26,7 @@ from types import MappingProxyType
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from controller.actions.plugin import ParamValue
 from controller.rules import RuleError, RuleSet, load_rules, rule_files
 from controller.rules.loader import RuleFileError, read_rule_file
 from controller.rules.ruleset import printable
@@ -48,14 +49,12 @@ class RuleWatcher:
         paths_or_dir: str | Sequence[str],
         *,
         overrides: Mapping[str, float] = MappingProxyType({}),
-        defaults: Mapping[str, int] = MappingProxyType({}),
+        defaults: Mapping[str, ParamValue] = MappingProxyType({}),
         registry: CollectorRegistry,
-        poll_interval: float = 0.5,
     ) -> None:
         self._paths = [paths_or_dir] if isinstance(paths_or_dir, str) else list(paths_or_dir)
         self._overrides = dict(overrides)
         self._defaults = dict(defaults)
-        self._poll_interval = poll_interval
         self._reloads = Counter("swarmguard_rules_reload", "Rule file reloads by result",
                                 ["result"], registry=registry)
         self._last_ok = Gauge("swarmguard_rules_last_reload_success",
@@ -63,9 +62,7 @@ class RuleWatcher:
         self._loaded = Gauge("swarmguard_rules_loaded", "Rules currently in effect", registry=registry)
         for result in ("success", "failure"):
             self._reloads.labels(result=result)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # a test may call check_now() beside the scheduled job
         self._failed_digest: str | None = None  # the files' bytes when the last load failed
         self._signature = self._scan()
         self._current = self._load()
@@ -97,27 +94,6 @@ class RuleWatcher:
             self._current = ruleset
             self._record_success(ruleset, first=False)
             return True
-
-    def start(self) -> None:
-        """Polls in a daemon thread until stop()."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="rule-watcher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._poll_interval):
-            try:
-                self.check_now()
-            except Exception:  # the watcher must outlive any surprise; the next poll retries
-                log.exception("rule reload failed unexpectedly")
 
     def _load(self) -> RuleSet:
         """load_rules; an unexpected exception becomes a RuleError too (its traceback is logged), so

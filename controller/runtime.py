@@ -1,8 +1,10 @@
 """Wires the controller together: inputs (alerts, scrapes, service list) -> cache -> rules -> executor.
 
 The rule engine is pure and keeps its memory in one `RuleState`, so every evaluation (an alert
-on a Flask thread, a scrape round or the service-rule job on scheduler threads) runs under one lock.
-An evaluation is short (milliseconds); the actions it decides run on the executor's own threads.
+on a Flask thread, a scrape round or the service-rule job on scheduler threads) and every release of
+a cooldown runs under the runtime's one lock. An evaluation is short (milliseconds); the actions it
+decides run on the executor's own threads. Every background job, the rule files' hot reload
+included, is a job of one scheduler.
 Timeline stamps: T1 comes from the alert, T2 is when it (or the scrape round) arrived, T3 when the
 decision was made; the executor fills T4-T6.
 """
@@ -12,37 +14,62 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
 from controller.app import AppConfig
 from controller.cache import MetricsCache
+from controller.decide import RuleState
 from controller.events import ControllerMetrics, EventLog
-from controller.model import ContainerMetrics, Decision, Timeline
+from controller.model import ContainerMetrics, Decision, Outcome, Snapshot, Submission, Timeline
+from controller.rules import RuleSet
 from controller.scrape import Scraper, StaticTargets, SwarmTargets
 from controller.services import ServiceRefresher
-from controller.settings import ControllerSettings, action_settings_kwargs
+from controller.settings import ControllerSettings
 from sgcommon.alert import Alert
 from sgcommon.influx import open_writer, parse_target
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
+if TYPE_CHECKING:
+    from controller.actions.context import Swarm
+
 log = get_logger("swarmguard.controller.runtime")
 
-Evaluate = Callable[..., list[Decision]]
-NOT_TAKEN = ("busy", "rate_limited")  # executor answers after which the engine's cooldown is released
+
+class Evaluate(Protocol):
+    """The rule engine's entry point (controller.decide.evaluate)."""
+
+    def __call__(self, rules: RuleSet, snapshot: Snapshot, now: float, state: RuleState, *,
+                 container_id: str | None = None, scope: str | None = None) -> list[Decision]: ...
 
 
 class RuleSource(Protocol):
-    def current(self) -> Any: ...
+    """The rules in effect, and a look at their files (controller.reload.RuleWatcher)."""
+
+    def current(self) -> RuleSet: ...
+    def check_now(self) -> bool: ...
 
 
 class ExecutorLike(Protocol):
-    def submit(self, decision: Decision, timeline: Timeline) -> str: ...
+    """What the runtime asks of controller.actions.executor.Executor."""
+
+    def submit(self, decision: Decision, timeline: Timeline) -> Submission: ...
     def lift_expired_exclusions(self) -> int: ...
+    def release_settled(self) -> int: ...
     def reconcile(self) -> bool | None: ...  # False: postponed, the engine was not reachable
     def busy_services(self) -> set[str]: ...
+    def moving(self) -> int: ...
     def shutdown(self, wait: bool = True) -> None: ...
+
+
+class Scheduler(Protocol):
+    """The part of APScheduler's BackgroundScheduler the runtime uses."""
+
+    def add_job(self, func: Callable[[], None], trigger: str, *, seconds: float, id: str, name: str) -> Any: ...
+    def start(self) -> None: ...
+    def shutdown(self, wait: bool = True) -> None: ...
+    def get_jobs(self) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,7 @@ class Schedule:
     services: float = 5.0
     service_rules: float = 15.0
     exclusions: float = 10.0
+    rules: float = 0.5
 
 
 def alert_sample(alert: Alert) -> ContainerMetrics:
@@ -72,13 +100,12 @@ class Runtime:
         cache: MetricsCache,
         rules: RuleSource,
         evaluate: Evaluate,
-        state: Any,
+        state: RuleState,
         executor: ExecutorLike,
         metrics: ControllerMetrics,
         events: EventLog,
         scraper: Scraper | None = None,
         services: ServiceRefresher | None = None,
-        watcher: Any = None,
         closers: tuple[Callable[[], None], ...] = (),
         schedule: Schedule = Schedule(),
         clock: Callable[[], float] = time.time,
@@ -92,12 +119,11 @@ class Runtime:
         self._executor = executor
         self._scraper = scraper
         self._services = services
-        self._watcher = watcher
         self._closers = closers
         self._schedule = schedule
         self._clock = clock
-        self._lock = threading.Lock()
-        self._scheduler: Any = None
+        self._lock = threading.Lock()  # serialises every use of the rule engine's state
+        self._scheduler: Scheduler | None = None
         self._started_at: float | None = None
         self._last_round: float | None = None
         self._reconciled = False
@@ -105,7 +131,7 @@ class Runtime:
 
     # --- the alert path (Flask threads) -------------------------------------------------------
 
-    def handle_alert(self, alert: Alert, *, received: float) -> list[dict[str, str]]:
+    def handle_alert(self, alert: Alert, *, received: float) -> list[Outcome]:
         """Caches the alert's sample and evaluates that container's rules now; returns what was submitted."""
         self.metrics.alert_latency.observe(max(0.0, received - alert.t1))
         self.cache.add_container(alert_sample(alert))
@@ -117,30 +143,30 @@ class Runtime:
         """Counts an alert the HTTP side refused ("unauthorized", "invalid")."""
         self.metrics.alerts.labels(outcome=outcome).inc()
 
-    def _decide(self, received: float, *, kind: str, t1: float | None = None,
-                **scope: str | None) -> list[dict[str, str]]:
+    def _decide(self, received: float, *, kind: str, t1: float | None = None, container_id: str | None = None,
+                scope: str | None = None) -> list[Outcome]:
         """Evaluates under the lock; `kind` (alert, cycle, service) labels the evaluation time metric."""
         with self._lock:
             began = time.perf_counter()
             snapshot = self.cache.snapshot(received)
-            decisions = self._evaluate(self._rules.current(), snapshot, received, self._state, **scope)
+            decisions = self._evaluate(self._rules.current(), snapshot, received, self._state,
+                                       container_id=container_id, scope=scope)
             decided = self._clock()
             self.metrics.evaluation.labels(kind=kind).observe(time.perf_counter() - began)
             if kind == "alert":
                 self.metrics.decision_latency.observe(max(0.0, decided - received))
             return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided)) for d in decisions]
 
-    def _submit(self, decision: Decision, timeline: Timeline) -> dict[str, str]:
-        result = self._executor.submit(decision, timeline)
-        if result in NOT_TAKEN:
-            # nothing was done: give the rule its cooldown back so the breach can fire again
-            release = getattr(self._state, "release", None)
-            if release is not None:
-                release(decision)
-        event(log, "decision", rule=decision.rule, action=decision.action, service=decision.service,
-              container_id=decision.container_id, node=decision.node, reason=decision.reason, submit=result,
+    def _submit(self, decision: Decision, timeline: Timeline) -> Outcome:
+        """Hands one decision to the executor; called under the lock."""
+        submission = self._executor.submit(decision, timeline)
+        if not submission.verdict.taken:
+            self._state.release(decision)  # nothing was done: the breach may fire again
+        event(log, "decision", rule=decision.rule, action=decision.action.name, service=decision.service,
+              container_id=decision.container_id, node=decision.node, reason=decision.reason,
+              submit=submission.verdict.value, submit_reason=submission.reason or None,
               t0=timeline.t0, t1=timeline.t1, t2=timeline.t2, t3=timeline.t3)
-        return {"rule": decision.rule, "action": decision.action, "service": decision.service, "submit": result}
+        return Outcome(decision, submission)
 
     # --- background jobs ------------------------------------------------------------------------
 
@@ -163,6 +189,10 @@ class Runtime:
         if self._services is not None:
             self._services.refresh()
 
+    def check_rules(self) -> None:
+        """Hot reload: takes changed rule files into effect (the watcher keeps the last good ones)."""
+        self._rules.check_now()
+
     def lift_exclusions(self) -> None:
         if not self._reconciled:
             self._reconcile()
@@ -170,19 +200,18 @@ class Runtime:
         lifted = self._executor.lift_expired_exclusions()
         if lifted:
             event(log, "expired node exclusions lifted", count=lifted)
+        self._executor.release_settled()
 
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self, *, scheduler: bool = True) -> None:
-        """Reconciles interrupted actions, loads the service list, starts hot reload and the jobs.
+        """Reconciles interrupted actions, loads the service list, starts the jobs (hot reload is one).
 
         Docker being unreachable at start is not fatal: reconciling is retried by the exclusions job
         before any exclusion is lifted, and the service list by its own job.
         """
         self._reconcile()
         self.refresh_services()
-        if self._watcher is not None:
-            self._watcher.start()
         if scheduler:
             self._scheduler = self._make_scheduler()
             self._scheduler.start()
@@ -201,16 +230,17 @@ class Runtime:
         self._once.clear("reconcile", "interrupted actions reconciled")
         self._reconciled = True
 
-    def _make_scheduler(self) -> Any:
+    def _make_scheduler(self) -> Scheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
-                                                                      "misfire_grace_time": None})
+        scheduler: Scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         jobs: Mapping[str, tuple[Callable[[], None], float]] = {
             "scrape": (self.scrape_and_evaluate, self._schedule.scrape),
             "services": (self.refresh_services, self._schedule.services),
             "service_rules": (self.evaluate_service_rules, self._schedule.service_rules),
             "exclusions": (self.lift_exclusions, self._schedule.exclusions),
+            "rules": (self.check_rules, self._schedule.rules),
         }
         for name, (func, seconds) in jobs.items():
             scheduler.add_job(_guarded(name, func), "interval", seconds=seconds, id=name, name=name)
@@ -221,8 +251,6 @@ class Runtime:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
-        if self._watcher is not None:
-            self._watcher.stop()
         self._executor.shutdown(wait=True)
         if self._scraper is not None:
             self._scraper.close()
@@ -239,6 +267,7 @@ class Runtime:
             "last_scrape_age": None if self._last_round is None else round(now - self._last_round, 3),
             "services_ok": None if self._services is None else self._services.ok,
             "busy_services": sorted(self._executor.busy_services()),
+            "moving": self._executor.moving(),
             "cache": self.cache.stats(),
         }
 
@@ -256,13 +285,14 @@ def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:
 
 
 def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: Mapping[str, float],
-          influx_token: str | None = None, swarm: Any = None) -> tuple[Runtime, AppConfig]:
+          influx_token: str | None = None, swarm: Swarm | None = None) -> tuple[Runtime, AppConfig]:
     """The real controller from its settings: Docker, rule files with hot reload, executor, InfluxDB.
 
     Raises controller.rules.RuleError when the rule files are broken at start (nothing to keep).
     """
-    from controller.actions import ActionSettings, Executor
-    from controller.decide import RuleState, evaluate
+    from controller.actions.executor import Executor
+    from controller.actions.registry import param_defaults
+    from controller.decide import evaluate
     from controller.reload import RuleWatcher
     from sgcommon.engine import connect
     from sgcommon.engine.swarm import SwarmAdapter
@@ -278,13 +308,12 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
         closers.append(writer.close)
     events = EventLog(metrics, keep=settings.events_keep, sink=sink)
     watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry,
-                          defaults={"max_replicas": settings.max_replicas, "min_replicas": settings.min_replicas})
+                          defaults=param_defaults(settings.actions))
     swarm = swarm or SwarmAdapter(lambda: connect(settings.docker_url))  # negotiates at its first call
     cache = MetricsCache(window=settings.cache_window, max_samples=settings.cache_max_samples,
                          max_containers=settings.cache_max_containers, stale_after=settings.stale_after,
                          forget_after=settings.forget_after)
-    executor = Executor(swarm, ActionSettings(**action_settings_kwargs(settings, ActionSettings)),
-                        on_record=events.record, node_load=cache.node_load)
+    executor = Executor(swarm, settings.actions, on_record=events.record, node_load=cache.node_load)
     source = (StaticTargets(settings.exporters, port=settings.exporter_port) if settings.exporters
               else SwarmTargets(swarm, settings.exporter_service, port=settings.exporter_port))
     scraper = Scraper(source, cache, timeout=settings.scrape_timeout, workers=settings.scrape_workers,
@@ -292,10 +321,10 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
                       observe=lambda url, seconds, ok: metrics.scrape_duration.observe(seconds))
     runtime = Runtime(cache=cache, rules=watcher, evaluate=evaluate, state=RuleState(), executor=executor,
                       metrics=metrics, events=events, scraper=scraper, services=ServiceRefresher(swarm, cache),
-                      watcher=watcher, closers=tuple(closers),
+                      closers=tuple(closers),
                       schedule=Schedule(scrape=settings.scrape_interval, services=settings.services_interval,
                                         service_rules=settings.service_rules_interval,
-                                        exclusions=settings.exclusions_interval))
+                                        exclusions=settings.exclusions_interval, rules=settings.rules_interval))
     config = AppConfig(alert_token=alert_token, registry=registry, recent_events=events.recent,
                        events_max=settings.events_keep)
     return runtime, config

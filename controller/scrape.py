@@ -114,6 +114,21 @@ class StaticTargets:
         return self._targets
 
 
+class TaskLike(Protocol):
+    """What is read of an exporter's task (sgcommon.engine.swarm.TaskView)."""
+
+    @property
+    def node_hostname(self) -> str | None: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+
+class TaskLister(Protocol):
+    """The part of sgcommon.engine.swarm.SwarmAdapter this needs."""
+
+    def list_tasks(self, *, service: str | None = None, desired_state: str | None = None) -> Sequence[TaskLike]: ...
+
+
 class SwarmTargets:
     """Exporters found as the running tasks of the exporter service, by their overlay addresses.
 
@@ -121,7 +136,7 @@ class SwarmTargets:
     good list is kept when Swarm cannot be asked.
     """
 
-    def __init__(self, swarm: Any, service: str, *, port: int = 9101, refresh: float = 10.0,
+    def __init__(self, swarm: TaskLister, service: str, *, port: int = 9101, refresh: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._swarm = swarm
         self._service = service
@@ -144,13 +159,13 @@ class SwarmTargets:
             return self._cached
         self._once.clear("exporter-tasks", "exporter tasks listed again", service=self._service)
         self._fetched_at = now
-        self._cached = [Target(_metrics_url(addr, self._port), node=getattr(task, "node_hostname", None))
+        self._cached = [Target(_metrics_url(addr, self._port), node=task.node_hostname)
                         for task in tasks if (addr := _first_address(task))]
         return self._cached
 
 
-def _first_address(task: Any) -> str | None:
-    for address in getattr(task, "addresses", ()) or ():
+def _first_address(task: TaskLike) -> str | None:
+    for address in task.addresses or ():
         host = str(address).split("/", 1)[0]
         if host:
             return host

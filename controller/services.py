@@ -7,7 +7,8 @@ seconds and the last good list is kept when Swarm cannot be asked.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from controller.cache import MetricsCache
 from controller.model import ServiceInfo
@@ -16,12 +17,27 @@ from sgcommon.jsonlog import OnceLogger, get_logger
 log = get_logger("swarmguard.controller.services")
 
 
+class ServiceLike(Protocol):
+    """What is read of a service (sgcommon.engine.swarm.ServiceView)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def replicas(self) -> int | None: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def has_healthcheck(self) -> bool: ...
+
+
 class ServiceLister(Protocol):
-    def list_services(self) -> Any: ...
+    """The part of sgcommon.engine.swarm.SwarmAdapter this needs."""
+
+    def list_services(self) -> Sequence[ServiceLike]: ...
 
 
-def to_service_info(view: Any) -> ServiceInfo:
-    """A SwarmAdapter ServiceView (name, replicas or None, labels, has_healthcheck) as a ServiceInfo."""
+def to_service_info(view: ServiceLike) -> ServiceInfo:
+    """A ServiceView (name, replicas or None, labels, has_healthcheck) as the rule engine's ServiceInfo."""
     return ServiceInfo(
         name=view.name,
         replicas=view.replicas,

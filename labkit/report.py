@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controller.events import mttr_seconds
-from controller.model import ACTIONS, ActionRecord, Timeline
+from controller.actions.registry import PLUGINS
+from controller.model import ActionRecord, Result, Timeline
 from sgcommon.influx import InfluxWriter, open_writer, parse_target
 from sgcommon.lineproto import FieldValue, line
 from sgcommon.secretfile import SecretError, read_secret
@@ -197,9 +198,9 @@ def action_from_dict(doc: Mapping[str, Any], where: str = "action") -> ActionRec
     doc = _mapping(doc, where)
     timeline = Timeline(**{f"t{i}": _number(doc, f"t{i}", where, optional=True) for i in range(7)})
     return ActionRecord(
-        id=_text(doc, "id", where) or "", action=_text(doc, "action", where, choices=ACTIONS) or "",
+        id=_text(doc, "id", where) or "", action=_text(doc, "action", where, choices=tuple(PLUGINS)) or "",
         service=_text(doc, "service", where) or "", rule=_text(doc, "rule", where, optional=True) or "",
-        result=_text(doc, "result", where) or "", timeline=timeline,
+        result=Result(_text(doc, "result", where, choices=tuple(Result))), timeline=timeline,
         node_from=_text(doc, "node_from", where, optional=True), node_to=_text(doc, "node_to", where, optional=True),
         container_id=_text(doc, "container_id", where, optional=True),
         replicas_before=_count(doc, "replicas_before", where, optional=True),

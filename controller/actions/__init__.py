@@ -1,9 +1,7 @@
-"""Recovery actions: the executor (locks, rate limit, dry-run), migrate, scale, reconcile.
+"""Recovery actions: one plugin per action (plugin.py, migrate.py, scale.py; registry.py lists them),
+the executor that runs them under global limits (executor.py, budget.py), and what SwarmGuard owns
+on services (ownership.py, reconcile.py). docs/actions.md describes what each action does to Swarm.
 
-`Executor(swarm, settings, on_record=..., node_load=...)` takes the rule engine's decisions;
-see executor.py for the safety rules and docs/actions.md for what each action does to Swarm.
+Nothing is imported here on purpose: the rule engine reads the plugins' pure decision side without
+loading the executor or the Docker adapter.
 """
-from controller.actions.executor import Executor
-from controller.actions.settings import ActionSettings
-
-__all__ = ["ActionSettings", "Executor"]

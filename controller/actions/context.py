@@ -1,25 +1,26 @@
 """What an action gets to do its work: the Swarm adapter, settings, the clock, and a waiter.
 
-Actions are small functions `(ctx, decision, timeline) -> ActionRecord`; the safety rules
-(locks, rate limit, dry-run) live in the executor, never in an action.
+An action is a plugin's `run(ctx, decision, timeline) -> ActionRecord`; the global limits (locks,
+rate, disruption budget, dry-run) live in the executor, never in an action.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from controller.actions.plugin import TimedOut
 from controller.actions.settings import ActionSettings
-from controller.model import ActionRecord, Decision, Timeline
+from controller.model import ActionRecord, Decision, Result, Timeline
 from sgcommon.engine import EngineError
+from sgcommon.engine.placement import eligible_nodes
 from sgcommon.engine.swarm import NodeView, ServiceView, TaskView
 from sgcommon.jsonlog import event, get_logger
 
 log = get_logger("swarmguard.controller.actions")
 T = TypeVar("T")
-STOPPED_STATES = frozenset({"shutdown", "failed", "rejected", "orphaned", "complete", "remove"})
 
 
 class Swarm(Protocol):
@@ -36,14 +37,6 @@ class Swarm(Protocol):
                          labels: Mapping[str, str | None] | None = None) -> ServiceView: ...
 
 
-class Rejected(Exception):
-    """The action refuses to run (nothing was changed); the message says why."""
-
-
-class TimedOut(Exception):
-    """The action's wait ran out; the message says what was still missing."""
-
-
 @dataclass
 class ActionContext:
     swarm: Swarm
@@ -54,6 +47,10 @@ class ActionContext:
     sleep: Callable[[float], None] = time.sleep
     notes: list[str] = field(default_factory=list)  # facts worth adding to the record's reason
     wrote: bool = False  # the action's service update was sent (its in-flight marker may be set)
+
+    def eligible_nodes(self, constraints: Sequence[str]) -> list[NodeView]:
+        """The nodes Swarm could place a task on under `constraints`, read now."""
+        return eligible_nodes(self.swarm.list_nodes(), constraints)
 
     def wait_for(self, what: str, probe: Callable[[], T | None], *, deadline: float) -> T:
         """Polls `probe` until it returns something other than None; TimedOut at the deadline.
@@ -66,8 +63,8 @@ class ActionContext:
                 found = probe()
             except EngineError as exc:
                 if last_error is None:
-                    warn("engine error while waiting, still polling", action_id=self.action_id, waiting_for=what,
-                         error=str(exc))
+                    event(log, "engine error while waiting, still polling", level=logging.WARNING,
+                          action_id=self.action_id, waiting_for=what, error=str(exc))
                 found, last_error = None, exc
             if found is not None:
                 return found
@@ -76,14 +73,10 @@ class ActionContext:
                 raise TimedOut(f"{what}: not done after the time-out{suffix}")
             self.sleep(self.settings.poll_interval)
 
-    def record(self, decision: Decision, timeline: Timeline, result: str, **fields: object) -> ActionRecord:
+    def record(self, decision: Decision, timeline: Timeline, result: Result, **fields: object) -> ActionRecord:
         reason = "; ".join([decision.reason, *self.notes]) if self.notes else decision.reason
         return ActionRecord(
-            id=self.action_id, action=decision.action, service=decision.service, rule=decision.rule,
+            id=self.action_id, action=decision.action.name, service=decision.service, rule=decision.rule,
             result=result, timeline=timeline, container_id=decision.container_id, reason=reason,
-            dry_run=result == "dry_run", **fields,  # type: ignore[arg-type]
+            dry_run=result is Result.DRY_RUN, **fields,  # type: ignore[arg-type]
         )
-
-
-def warn(msg: str, **fields: object) -> None:
-    event(log, msg, level=logging.WARNING, **fields)

@@ -1,11 +1,14 @@
-"""Scenario 1: move a service's task off a troubled node with zero downtime.
+"""Scenario 1 (docs/scenarios.md): move a service's task off a troubled node with zero downtime.
 
-One service update does it all (swarmkit PR#2496, facts 8, 11): it adds the owned placement
-constraint `node.hostname!=NODE`, records the exclusion and the in-flight action in service
-labels, and sets `UpdateConfig.Order: start-first` if the service did not have it (noted in the
-record; it is left so, since it only affects future updates and is the safer order). Swarm's
-updater then starts a replacement on another node and stops the old task only once the new one
-is running, i.e. healthy when the service has a HEALTHCHECK (fact 9).
+The plugin `MIGRATE`. One service update does it all: it adds the owned placement constraint
+`node.hostname!=NODE`, records the exclusion and the in-flight action in service labels, and sets
+`UpdateConfig.Order: start-first` if the service did not have it (noted in the record; it is left
+so, since it only affects future updates and is the safer order; stop-first is Swarm's default:
+https://github.com/moby/swarmkit/blob/master/api/defaults/service.go). Changing only a constraint
+replaces only the tasks whose node no longer satisfies it, through the updater, so the update order
+applies (https://github.com/moby/swarmkit/pull/2496): Swarm starts a replacement on another node and
+stops the old task only once the new one is running, i.e. healthy when the service has a
+HEALTHCHECK (https://github.com/moby/moby/pull/24545).
 
 Target node: SwarmGuard does not pin the replacement. A `node.hostname==TARGET` constraint would
 move every other replica of the service onto TARGET as well, and would need to be owned and
@@ -20,27 +23,54 @@ healthy, and the in-flight label is cleared; the record says "timeout" and what 
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from controller.actions.context import ActionContext, Rejected, STOPPED_STATES, warn
 from controller.actions.ownership import (
     ACTION_LABEL,
     EXCLUSIONS_LABEL,
-    eligible_nodes,
     exclusion_constraint,
     read_exclusions,
     write_action,
     write_exclusions,
 )
-from controller.model import ActionRecord, Decision, Timeline
-from sgcommon.engine.swarm import ServiceView, TaskView
+from controller.actions.plugin import ActionPlugin, Param, ParamKind, Params, Rejected, ServiceShape
+from controller.model import ActionRecord, Decision, Result, Timeline
+from sgcommon.jsonlog import event, get_logger
+
+if TYPE_CHECKING:
+    from controller.actions.context import ActionContext
+    from controller.actions.settings import ActionSettings
+    from sgcommon.engine.swarm import ServiceView, TaskView
+
+log = get_logger("swarmguard.controller.actions")
+
+EXCLUSION_TTL = Param("exclusion_ttl", ParamKind.DURATION, default=300.0, minimum=1.0,
+                      help="seconds the node stays excluded from the service")
+
+
+def feasible(service: ServiceShape, params: Params) -> str | None:
+    if service.replicas is None:
+        return "a global service runs one task per node: excluding a node would only remove its task"
+    return None
+
+
+def describe(decision: Decision) -> str:
+    return (f"exclude node {decision.node} (node.hostname!={decision.node}, owned), start-first, "
+            "wait for the replacement")
+
+
+def _timeout(settings: ActionSettings) -> float:
+    return settings.migrate_timeout
 
 
 def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> ActionRecord:
     timeline.t4 = ctx.clock()
     service = ctx.swarm.get_service(decision.service)
-    if service.replicas is None:
-        raise Rejected("a global service runs one task per node: excluding a node would only remove its task")
+    reason = feasible(service, decision.params)
+    if reason is not None:
+        raise Rejected(reason)
     tasks = ctx.swarm.list_tasks(service=service.id, desired_state="running")
     old = _problem_task(tasks, decision)
     node = old.node_hostname if old else None
@@ -50,14 +80,15 @@ def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Actio
     if decision.node and decision.node != node:
         ctx.notes.append(f"the task runs on {node}, not on {decision.node} as the alert said")
     constraint = exclusion_constraint(node)
-    targets = [n.hostname for n in eligible_nodes(ctx.swarm.list_nodes(), (*service.constraints, constraint))]
+    targets = [n.hostname for n in ctx.eligible_nodes((*service.constraints, constraint))]
     if not targets:
         raise Rejected(f"excluding {node} would leave {service.name} no eligible node "
                        f"(constraints: {', '.join(service.constraints) or 'none'})")
     if not service.has_healthcheck:
-        warn("service has no HEALTHCHECK: zero downtime is not guaranteed", service=service.name, action_id=ctx.action_id)
+        event(log, "service has no HEALTHCHECK: zero downtime is not guaranteed", level=logging.WARNING,
+              service=service.name, action_id=ctx.action_id)
         ctx.notes.append("no HEALTHCHECK: zero downtime not guaranteed")
-    _exclude(ctx, service, node=node, old=old, ttl=decision.params.get("exclusion_ttl"))
+    _exclude(ctx, service, node=node, old=old, ttl=float(decision.params[EXCLUSION_TTL.name]))
     load = dict(ctx.node_load())
     deadline = timeline.t4 + ctx.settings.migrate_timeout
     before = {t.id for t in tasks}
@@ -69,7 +100,7 @@ def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Actio
                      f"least loaded candidate {_least_loaded(targets, load)})")
     ctx.wait_for("old task stopped", lambda: _stopped(ctx, service.id, old.id), deadline=deadline)
     timeline.t6 = ctx.clock()
-    return ctx.record(decision, timeline, "success", node_from=node, node_to=new.node_hostname,
+    return ctx.record(decision, timeline, Result.SUCCESS, node_from=node, node_to=new.node_hostname,
                       replicas_before=service.replicas, replicas_after=service.replicas)
 
 
@@ -82,17 +113,17 @@ def _problem_task(tasks: Sequence[TaskView], decision: Decision) -> TaskView | N
     return next((t for t in tasks if decision.node and t.node_hostname == decision.node and t.state == "running"), None)
 
 
-def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskView, ttl: float | None) -> None:
+def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskView, ttl: float) -> None:
     """The one write of a migration: constraint, owned-exclusion record, in-flight marker, order."""
     constraint = exclusion_constraint(node)
     owned = read_exclusions(service.labels)
     if constraint not in service.constraints or node in owned:
-        owned[node] = ctx.clock() + (ttl or ctx.settings.exclusion_ttl)
+        owned[node] = ctx.clock() + ttl
     order = None
     if service.update_order != "start-first":
         order = "start-first"
         ctx.notes.append(f"update order changed from {service.update_order} to start-first")
-    marker = write_action(id=ctx.action_id, action="migrate", node=node, task=old.id, started=ctx.clock())
+    marker = write_action(id=ctx.action_id, action=MIGRATE.name, node=node, task=old.id, started=ctx.clock())
     ctx.wrote = True
     ctx.swarm.update_placement(service.id, add=(constraint,), update_order=order,
                                labels={EXCLUSIONS_LABEL: write_exclusions(owned), ACTION_LABEL: marker})
@@ -108,10 +139,17 @@ def _replacement(ctx: ActionContext, service_id: str, before: set[str], node: st
 def _stopped(ctx: ActionContext, service_id: str, task_id: str) -> bool | None:
     for task in ctx.swarm.list_tasks(service=service_id):
         if task.id == task_id:
-            return True if task.state in STOPPED_STATES else None
+            return True if task.stopped else None
     return True  # already removed from the task list
 
 
 def _least_loaded(targets: Sequence[str], load: dict[str, float]) -> str:
     known = [t for t in targets if t in load]
     return min(known, key=lambda t: load[t]) if known else "unknown"
+
+
+MIGRATE = ActionPlugin(
+    name="migrate", help="move the breaching container's task off its node, start-first",
+    scopes=("container",), params=(EXCLUSION_TTL,), feasible=feasible, describe=describe, run=migrate,
+    timeout=_timeout,
+)

@@ -8,17 +8,13 @@ Two service labels:
   It is written in the same service update as the action's change, and removed when the action
   ends; one found on start marks an action interrupted by a restart (see reconcile.py).
 
-Also a small evaluator of Swarm placement constraints, so a migration can refuse to exclude the
-last eligible node before it writes anything.
+Which nodes a service may still use is Swarm's placement logic: sgcommon.engine.placement.
 """
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from sgcommon.engine.swarm import NodeView
 
 EXCLUSIONS_LABEL = "swarmguard.exclusions"
 ACTION_LABEL = "swarmguard.action"
@@ -67,32 +63,3 @@ def read_action(labels: Mapping[str, str]) -> dict[str, Any] | None:
 
 def write_action(**fields: Any) -> str:
     return json.dumps(fields, separators=(",", ":"), sort_keys=True)
-
-
-_CONSTRAINT = re.compile(r"\s*([\w.\-]+)\s*(==|!=)\s*(.*?)\s*")
-
-
-def satisfies(node: NodeView, constraint: str) -> bool | None:
-    """Whether the node meets one constraint; None when this evaluator does not know the key."""
-    match = _CONSTRAINT.fullmatch(constraint)
-    if not match:
-        return None
-    key, op, value = match.groups()
-    actual: str | None
-    if key == "node.hostname":
-        actual = node.hostname
-    elif key == "node.id":
-        actual = node.id
-    elif key == "node.role":
-        actual = node.role
-    elif key.startswith("node.labels."):
-        actual = node.labels.get(key[len("node.labels."):])
-    else:
-        return None
-    return (actual == value) if op == "==" else (actual != value)
-
-
-def eligible_nodes(nodes: Iterable[NodeView], constraints: Iterable[str]) -> list[NodeView]:
-    """Schedulable nodes meeting every constraint (a constraint this module cannot judge counts as met)."""
-    constraints = tuple(constraints)
-    return [n for n in nodes if n.schedulable and all(satisfies(n, c) is not False for c in constraints)]

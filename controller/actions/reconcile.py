@@ -9,14 +9,16 @@ node - else "failed" with what is still pending; the owned exclusion stays and i
 TTL like any other). Owned exclusions whose constraint an operator removed are forgotten.
 
 Expired exclusions: the owned constraint and its entry go in one update. Relaxing a constraint
-moves no task (fact 11), so this is safe at any time; busy services are skipped until next time.
+moves no task (https://github.com/moby/swarmkit/pull/2496), so this is safe at any time; busy
+services are skipped until next time.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from controller.actions.context import STOPPED_STATES, Swarm
+from controller.actions.context import Swarm
 from controller.actions.ownership import (
     ACTION_LABEL,
     EXCLUSIONS_LABEL,
@@ -26,7 +28,7 @@ from controller.actions.ownership import (
     read_exclusions,
     write_exclusions,
 )
-from controller.model import ActionRecord, Timeline
+from controller.model import ActionRecord, Result, Timeline
 from sgcommon.engine import EngineError
 from sgcommon.engine.swarm import ServiceView
 from sgcommon.jsonlog import event, get_logger
@@ -83,12 +85,12 @@ def resolve_interrupted(
         on_record(_interrupted_record(swarm, service, marker, now))
 
 
-def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict, now: float) -> ActionRecord:
+def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict[str, Any], now: float) -> ActionRecord:
     action = str(marker.get("action", "?"))
     converged, detail = _converged(swarm, service, marker)
     record = ActionRecord(
         id=str(marker.get("id", "?")), action=action, service=service.name, rule="(interrupted)",
-        result="success" if converged else "failed",
+        result=Result.SUCCESS if converged else Result.FAILED,
         timeline=Timeline(t4=_float(marker.get("started"))), node_from=marker.get("node"),
         replicas_after=marker.get("replicas") if isinstance(marker.get("replicas"), int) else None,
         reason=f"action interrupted by a controller restart, not repeated: {detail}",
@@ -98,7 +100,7 @@ def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict, now: f
     return record
 
 
-def _converged(swarm: Swarm, service: ServiceView, marker: dict) -> tuple[bool, str]:
+def _converged(swarm: Swarm, service: ServiceView, marker: dict[str, Any]) -> tuple[bool, str]:
     try:
         tasks = swarm.list_tasks(service=service.id)
     except EngineError as exc:
@@ -107,7 +109,7 @@ def _converged(swarm: Swarm, service: ServiceView, marker: dict) -> tuple[bool, 
         old = next((t for t in tasks if t.id == marker.get("task")), None)
         elsewhere = [t for t in tasks if t.state == "running" and t.desired_state == "running"
                      and t.node_hostname != marker.get("node")]
-        old_gone = old is None or old.state in STOPPED_STATES
+        old_gone = old is None or old.stopped
         if old_gone and elsewhere:
             return True, f"the task left {marker.get('node')}; now on {elsewhere[0].node_hostname}"
         return False, f"old task gone: {old_gone}, running elsewhere: {len(elsewhere)}; Swarm continues the rollout"

@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from controller.model import ACTIONS
+from controller.actions.plugin import ActionPlugin, ParamKind, ParamValue
+from controller.actions.registry import PLUGINS, all_params, param_defaults, takers
 from controller.rules.expr import RESERVED, SCOPES, ExprError, compile_condition
 from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import NAME_RE
@@ -48,11 +49,9 @@ LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")
 _BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 TOP_KEYS = ("thresholds", "rules")
+# A rule's own keys, then the parameters of every action (controller/actions/registry.py).
 RULE_KEYS = ("name", "description", "enabled", "scope", "services", "labels", "when", "for",
-             "action", "priority", "cooldown", "max_replicas", "min_replicas", "exclusion_ttl")
-ACTION_PARAMS = {"migrate": ("exclusion_ttl",), "scale_up": ("max_replicas",), "scale_down": ("min_replicas",)}
-ACTION_SCOPES = {"migrate": ("container",), "scale_up": ("container", "service"), "scale_down": ("service",)}
-DEFAULTS = {"max_replicas": 10, "min_replicas": 1}
+             "action", "priority", "cooldown", *all_params())
 
 # Values are quoted in messages through a bounded repr: a YAML alias bomb or a huge string
 # in a wrong place must give a short message, not a hang.
@@ -175,10 +174,11 @@ def rule_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = MappingProxyType({}),
-               defaults: Mapping[str, int] = DEFAULTS) -> RuleSet:
+               defaults: Mapping[str, ParamValue] = MappingProxyType({})) -> RuleSet:
     """Loads and validates every rule file in `paths`; raises RuleError listing all errors.
 
-    `defaults`: max_replicas / min_replicas of scale rules that name none (the controller's settings).
+    `defaults`: action parameters for rules that name none (the controller's `actions.*` settings,
+    registry.param_defaults); a parameter missing there takes its plugin's default.
     """
     files, errors = rule_files(paths)
     named = set(paths)
@@ -196,7 +196,7 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
     _apply_overrides(thresholds, overrides, errors)
     values = {name: value for name, (value, _) in thresholds.items()}
     # a threshold with a bad value is still a known name, so its rules do not also fail
-    rules = _rules(docs, {**dict.fromkeys(broken, 0.0), **values}, errors, {**DEFAULTS, **defaults})
+    rules = _rules(docs, {**dict.fromkeys(broken, 0.0), **values}, errors, {**param_defaults(), **defaults})
     if errors:
         raise RuleError(_in_file_order(errors, files))
     ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].priority, pair[0]))
@@ -522,7 +522,7 @@ def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str
 # -- rules ------------------------------------------------------------------------------------
 
 def _rules(docs: list[_Doc], thresholds: Mapping[str, float], errors: list[str],
-           defaults: Mapping[str, int]) -> list[Rule]:
+           defaults: Mapping[str, ParamValue]) -> list[Rule]:
     rules: list[Rule] = []
     names: dict[str, str] = {}
     for doc in docs:
@@ -557,7 +557,7 @@ class _RuleReader:
     """Validates one rule mapping; every problem goes to `errors` with its line."""
 
     def __init__(self, doc: _Doc, node: yaml.Node, index: int, thresholds: Mapping[str, float],
-                 errors: list[str], *, defaults: Mapping[str, int]) -> None:
+                 errors: list[str], *, defaults: Mapping[str, ParamValue]) -> None:
         self.doc = doc
         self.defaults = defaults
         self.node = node
@@ -611,10 +611,11 @@ class _RuleReader:
         return self.build(raw)
 
     def build(self, raw: dict[str, Any]) -> Rule | None:
-        action = self.choice(raw, "action", ACTIONS, required=True)
+        name = self.choice(raw, "action", tuple(PLUGINS), required=True)
+        action = PLUGINS[name] if name else None
         scope = self.choice(raw, "scope", SCOPES, default="container")
-        if action and scope and scope not in ACTION_SCOPES[action]:
-            self.error(f"action {action} needs scope {' or '.join(ACTION_SCOPES[action])}, not {scope}", key="scope")
+        if action and scope and scope not in action.scopes:
+            self.error(f"action {action.name} needs scope {' or '.join(action.scopes)}, not {scope}", key="scope")
         condition = self.condition(raw, scope)
         hold_samples, hold_seconds = self.hold(raw)
         params = self.params(raw, action)
@@ -626,7 +627,7 @@ class _RuleReader:
             priority=self.integer(raw, "priority", 100, minimum=0),
             cooldown=self.duration(raw, "cooldown", 0.0, minimum=0.0),
         )
-        if self.failed or condition is None:
+        if self.failed or condition is None or action is None or scope is None:
             return None
         source = f"{self.doc.path}:{self.doc.line(self.node)}"
         return Rule(name=self.name, action=action, scope=scope, condition=condition,
@@ -735,17 +736,20 @@ class _RuleReader:
             pairs.append((key, wanted))
         return tuple(sorted(pairs))
 
-    def params(self, raw: dict[str, Any], action: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for key, actions in (("max_replicas", ("scale_up",)), ("min_replicas", ("scale_down",)),
-                             ("exclusion_ttl", ("migrate",))):
-            if key in raw and action is not None and action not in actions:
-                self.error(f"{key} applies to {' and '.join(actions)} rules, not {action}", key=key)
-        if action in ("scale_up", "scale_down"):
-            key = ACTION_PARAMS[action][0]
-            params[key] = self.integer(raw, key, self.defaults[key], minimum=1)
-        if action == "migrate" and "exclusion_ttl" in raw:
-            params["exclusion_ttl"] = self.duration(raw, "exclusion_ttl", None, minimum=1.0)
+    def params(self, raw: dict[str, Any], action: ActionPlugin | None) -> dict[str, ParamValue]:
+        """The action's parameters (each checked by its plugin's Param), defaults filled in; a
+        parameter of another action is an error."""
+        for key in all_params():
+            if key in raw and action is not None and all(p.name != key for p in action.params):
+                self.error(f"{key} applies to {' and '.join(takers(key))} rules, not {action.name}", key=key)
+        params: dict[str, ParamValue] = {}
+        for param in action.params if action is not None else ():
+            default = self.defaults[param.name]
+            if param.kind is ParamKind.COUNT:
+                params[param.name] = self.integer(raw, param.name, int(default), minimum=int(param.minimum))
+            else:
+                value = self.duration(raw, param.name, float(default), minimum=float(param.minimum))
+                params[param.name] = float(default) if value is None else value
         return params
 
 

@@ -9,10 +9,13 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from controller.model import ServiceInfo
 from controller.rules.expr import Condition
+
+if TYPE_CHECKING:
+    from controller.actions.plugin import ActionPlugin, ParamValue
 
 
 class RuleError(ValueError):
@@ -46,7 +49,7 @@ class Rule:
     """One rule: which services, which condition held for how long, and what to do."""
 
     name: str
-    action: str  # migrate | scale_up | scale_down
+    action: ActionPlugin  # from controller/actions/registry.py
     scope: str  # container | service
     condition: Condition
     services: tuple[str, ...] = ("*",)  # glob patterns on the service name
@@ -56,7 +59,7 @@ class Rule:
     cooldown: float = 0.0
     priority: int = 100  # lower goes first; one decision per service per evaluation
     enabled: bool = True
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    params: Mapping[str, ParamValue] = field(default_factory=lambda: MappingProxyType({}))  # every one the action takes
     description: str = ""
     source: str = "<memory>"  # file:line, for messages
     fingerprint: str = ""  # changes when the rule's meaning changes (resets its counters)

@@ -1,7 +1,8 @@
 """The Swarm half of the one Docker adapter: nodes, services, tasks and safe service updates.
 
 Why it exists: every write to a service must re-read it right before writing and carry its
-version (a stale version fails "update out of sequence"), should survive a transient
+version (a stale version fails "update out of sequence":
+https://github.com/docker/docker-py/issues/1848), should survive a transient
 5xx, and the rest of the controller should see small frozen views instead of engine JSON.
 One method maps to one endpoint family; every call runs inside `errors.translate`.
 
@@ -37,6 +38,7 @@ from sgcommon.jsonlog import event, get_logger
 log = get_logger("swarmguard.engine.swarm")
 T = TypeVar("T")
 DEFAULT_BACKOFF = (0.1, 0.3, 0.9)
+STOPPED_STATES = frozenset({"shutdown", "failed", "rejected", "orphaned", "complete", "remove"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class NodeView:
     availability: str  # "active", "pause", "drain"
     labels: Mapping[str, str] = field(default_factory=dict)
     addr: str = ""
+    platform_os: str = ""  # Description.Platform.OS, e.g. "linux"
+    platform_arch: str = ""  # Description.Platform.Architecture, e.g. "x86_64"
+    engine_labels: Mapping[str, str] = field(default_factory=dict)  # the engine's own (daemon) labels
 
     @property
     def schedulable(self) -> bool:
@@ -83,6 +88,11 @@ class TaskView:
     message: str = ""
     addresses: tuple[str, ...] = ()
 
+    @property
+    def stopped(self) -> bool:
+        """In a final state: this task will not run (again)."""
+        return self.state in STOPPED_STATES
+
 
 def engine_time(text: str) -> float | None:
     """An engine timestamp (RFC 3339 with nanoseconds, e.g. TaskView.status_at) as Unix seconds."""
@@ -117,14 +127,19 @@ def service_view(doc: Mapping[str, Any]) -> ServiceView:
 def node_view(doc: Mapping[str, Any]) -> NodeView:
     spec = doc.get("Spec") or {}
     status = doc.get("Status") or {}
+    description = doc.get("Description") or {}
+    platform = description.get("Platform") or {}
     return NodeView(
         id=doc["ID"],
-        hostname=(doc.get("Description") or {}).get("Hostname", ""),
+        hostname=description.get("Hostname", ""),
         role=spec.get("Role", "worker"),
         state=status.get("State", "unknown"),
         availability=spec.get("Availability", "active"),
         labels=dict(spec.get("Labels") or {}),
         addr=status.get("Addr", ""),
+        platform_os=platform.get("OS", ""),
+        platform_arch=platform.get("Architecture", ""),
+        engine_labels=dict((description.get("Engine") or {}).get("Labels") or {}),
     )
 
 

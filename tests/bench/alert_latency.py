@@ -1,4 +1,4 @@
-"""Alert-path and evaluation-cycle latency of the controller with a big cache (issue 5's goals).
+"""Alert-path and evaluation-cycle latency of the controller with a big cache (goals: docs/controller.md).
 
 With 100 nodes x 50 containers in the cache (10 samples of history each, 500 services of 10
 replicas, the real default rules and engine), it measures:
@@ -19,10 +19,10 @@ from typing import Any
 
 from controller.app import create_app
 from controller.decide import RuleState, evaluate
-from controller.model import ContainerMetrics, Decision, ServiceInfo, Timeline
+from controller.model import ContainerMetrics, Decision, ServiceInfo, Submission, Timeline, Verdict
 from controller.rules import load_rules
 from sgcommon.alert import Alert, encode_alert
-from tests.controller.test_runtime_standins import TOKEN, FixedRules, make_rig
+from tests.controller.test_runtime import TOKEN, FixedRules, make_rig
 
 REPLICAS, HISTORY = 10, 10
 NODES, PER_NODE = 100, 50  # set from --nodes/--per-node
@@ -34,11 +34,14 @@ class TimingExecutor:
     def __init__(self) -> None:
         self.calls: list[tuple[float, Decision, Timeline]] = []
 
-    def submit(self, decision: Decision, timeline: Timeline) -> str:
+    def submit(self, decision: Decision, timeline: Timeline) -> Submission:
         self.calls.append((time.perf_counter(), decision, timeline))
-        return "accepted"
+        return Submission(Verdict.ACCEPTED)
 
     def lift_expired_exclusions(self) -> int:
+        return 0
+
+    def release_settled(self) -> int:
         return 0
 
     def reconcile(self) -> None:
@@ -46,6 +49,9 @@ class TimingExecutor:
 
     def busy_services(self) -> set[str]:
         return set()
+
+    def moving(self) -> int:
+        return 0
 
     def shutdown(self, wait: bool = True) -> None:
         pass

@@ -1,7 +1,8 @@
 """The recovery actions against the fake engine: zero-downtime migration, owned exclusions,
-scale bounds, safety limits, dry-run, reconcile after a restart and time-outs."""
+scale bounds, global limits, dry-run, reconcile after a restart and time-outs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -9,9 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from controller.actions import ActionSettings, Executor
+from controller.actions.executor import Executor
+from controller.actions.migrate import MIGRATE
 from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL, write_action, write_exclusions
-from controller.model import ActionRecord, Decision, Timeline
+from controller.actions.plugin import ActionPlugin
+from controller.actions.registry import PLUGINS, param_defaults
+from controller.actions.settings import ActionSettings
+from controller.model import ActionRecord, Decision, Submission, Timeline, Verdict
 from sgcommon.engine import EngineUnavailable
 from sgcommon.settings import SettingsError
 from sgcommon.engine.swarm import SwarmAdapter
@@ -71,16 +76,27 @@ def deploy(fake: FakeEngine, name: str, *, node: str | None = "worker-1", **kwar
         fake.update_service(name, fake.service_version(name), spec)
 
 
-def migrate_decision(fake: FakeEngine, name: str, node: str = "worker-1", **params: object) -> Decision:
+def complete(plugin: ActionPlugin, params: dict[str, float]) -> dict[str, float]:
+    """The parameters a rule of `plugin` carries: the given ones, the defaults for the rest."""
+    defaults = param_defaults()
+    return {**{p.name: defaults[p.name] for p in plugin.params}, **params}
+
+
+def migrate_decision(fake: FakeEngine, name: str, node: str = "worker-1", **params: float) -> Decision:
     [(task_id, on)] = [t for t in fake.running_tasks(name) if t[1] == node]
     cid = fake.container_of(task_id)
-    return Decision(rule="migrate-on-container-problem", action="migrate", service=name, container_id=cid,
-                    node=on, t0=1.0, reason="cpu 91.0 > 75", params=params)
+    return Decision(rule="migrate-on-container-problem", action=MIGRATE, service=name, container_id=cid,
+                    node=on, t0=1.0, reason="cpu 91.0 > 75", params=complete(MIGRATE, params))
 
 
-def scale_decision(name: str, action: str, **params: object) -> Decision:
-    return Decision(rule=f"{action}-rule", action=action, service=name, container_id=None, node=None, t0=1.0,
-                    reason="load", params=params)
+def scale_decision(name: str, action: str, **params: float) -> Decision:
+    plugin = PLUGINS[action]
+    return Decision(rule=f"{action}-rule", action=plugin, service=name, container_id=None, node=None, t0=1.0,
+                    reason="load", params=complete(plugin, params))
+
+
+def verdict(submission: Submission) -> str:
+    return submission.verdict.value
 
 
 def writes(fake: FakeEngine) -> list[tuple[str, str]]:
@@ -90,7 +106,7 @@ def writes(fake: FakeEngine) -> list[tuple[str, str]]:
 def test_migration_runs_the_replacement_before_the_old_task_stops(fake_engine, make_executor, records) -> None:
     deploy(fake_engine, "web")
     timeline = Timeline(t0=1.0)
-    assert make_executor().submit(migrate_decision(fake_engine, "web"), timeline) == "accepted"
+    assert make_executor().submit(migrate_decision(fake_engine, "web"), timeline).verdict is Verdict.ACCEPTED
     [record] = records.wait()
     assert record.result == "success", record.error
     assert record.node_from == "worker-1" and record.node_to in ("manager-1", "worker-2")
@@ -104,7 +120,7 @@ def test_migration_runs_the_replacement_before_the_old_task_stops(fake_engine, m
 
 def test_migration_records_its_exclusion_sets_start_first_and_clears_its_marker(fake_engine, make_executor, records) -> None:
     deploy(fake_engine, "web")
-    make_executor(exclusion_ttl=120.0).submit(migrate_decision(fake_engine, "web"), Timeline())
+    make_executor().submit(migrate_decision(fake_engine, "web", exclusion_ttl=120.0), Timeline())
     [record] = records.wait()
     spec = fake_engine.service_spec("web")
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=worker-1"]
@@ -116,9 +132,9 @@ def test_migration_records_its_exclusion_sets_start_first_and_clears_its_marker(
     assert ACTION_LABEL not in spec["Labels"]
 
 
-def test_a_rule_can_set_its_own_exclusion_ttl(fake_engine, make_executor, records) -> None:
+def test_the_exclusion_lasts_the_decisions_exclusion_ttl(fake_engine, make_executor, records) -> None:
     deploy(fake_engine, "web")
-    make_executor(exclusion_ttl=120.0).submit(migrate_decision(fake_engine, "web", exclusion_ttl=30.0), Timeline())
+    make_executor().submit(migrate_decision(fake_engine, "web", exclusion_ttl=30.0), Timeline())
     [record] = records.wait()
     owned = json.loads(fake_engine.service_spec("web")["Labels"][EXCLUSIONS_LABEL])
     assert owned["worker-1"] == pytest.approx(record.timeline.t4 + 30.0, abs=1.0)
@@ -153,8 +169,8 @@ def test_a_service_without_healthcheck_is_migrated_with_a_warning(fake_engine, m
 def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, make_executor, records) -> None:
     clock = FakeClock()
     deploy(fake_engine, "web")
-    executor = make_executor(clock=clock, exclusion_ttl=300.0)
-    executor.submit(migrate_decision(fake_engine, "web"), Timeline())
+    executor = make_executor(clock=clock)
+    executor.submit(migrate_decision(fake_engine, "web", exclusion_ttl=300.0), Timeline())
     assert records.wait()[0].result == "success"
     running = fake_engine.running_tasks("web")
     assert executor.lift_expired_exclusions() == 0
@@ -205,7 +221,7 @@ def test_three_services_are_migrated_at_once_without_interference(fake_engine, m
     executor = make_executor()
     for name in names:
         fake_engine.set_timing(name, start_delay=0.1)
-    verdicts = [executor.submit(migrate_decision(fake_engine, name), Timeline()) for name in names]
+    verdicts = [verdict(executor.submit(migrate_decision(fake_engine, name), Timeline())) for name in names]
     assert verdicts == ["accepted"] * 3
     assert executor.busy_services() == set(names)
     done = records.wait(3)
@@ -222,8 +238,8 @@ def test_a_second_decision_for_a_busy_service_answers_busy(fake_engine, make_exe
     deploy(fake_engine, "web")
     fake_engine.set_timing("web", start_delay=0.2)
     executor = make_executor()
-    assert executor.submit(migrate_decision(fake_engine, "web"), Timeline()) == "accepted"
-    assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == "busy"
+    assert verdict(executor.submit(migrate_decision(fake_engine, "web"), Timeline())) == "accepted"
+    assert verdict(executor.submit(scale_decision("web", "scale_up"), Timeline())) == "busy"
     assert len(records.wait()) == 1
 
 
@@ -231,8 +247,8 @@ def test_dry_run_records_what_it_would_do_and_touches_nothing(fake_engine, make_
     deploy(fake_engine, "web")
     before = len(fake_engine.requests)
     executor = make_executor(dry_run=True)
-    assert executor.submit(migrate_decision(fake_engine, "web"), Timeline()) == "dry_run"
-    assert executor.submit(scale_decision("api", "scale_up"), Timeline()) == "dry_run"
+    assert verdict(executor.submit(migrate_decision(fake_engine, "web"), Timeline())) == "dry_run"
+    assert verdict(executor.submit(scale_decision("api", "scale_up"), Timeline())) == "dry_run"
     executor.reconcile()
     assert executor.lift_expired_exclusions() == 0
     assert len(fake_engine.requests) == before
@@ -245,18 +261,29 @@ def test_dry_run_records_what_it_would_do_and_touches_nothing(fake_engine, make_
 def test_the_rate_limit_caps_actions_per_minute(make_executor, records) -> None:
     clock = FakeClock()
     executor = make_executor(clock=clock, dry_run=True, max_actions_per_minute=2)
-    verdicts = [executor.submit(scale_decision(f"s{i}", "scale_up"), Timeline()) for i in range(3)]
+    verdicts = [verdict(executor.submit(scale_decision(f"s{i}", "scale_up"), Timeline())) for i in range(3)]
     assert verdicts == ["dry_run", "dry_run", "rate_limited"]
     clock.advance(59.0)
-    assert executor.submit(scale_decision("s3", "scale_up"), Timeline()) == "rate_limited"
+    assert verdict(executor.submit(scale_decision("s3", "scale_up"), Timeline())) == "rate_limited"
     clock.advance(1.5)
-    assert executor.submit(scale_decision("s4", "scale_up"), Timeline()) == "dry_run"
+    assert verdict(executor.submit(scale_decision("s4", "scale_up"), Timeline())) == "dry_run"
     assert len(records.items) == 3
 
 
 def test_an_unknown_action_is_refused_and_recorded(make_executor, records) -> None:
-    verdict = make_executor().submit(scale_decision("web", "reboot"), Timeline())
-    assert verdict == "refused: unknown action 'reboot'"
+    reboot = dataclasses.replace(PLUGINS["scale_up"], name="reboot")
+    decision = Decision(rule="r", action=reboot, service="web", container_id=None, node=None, t0=1.0, reason="load",
+                        params={"max_replicas": 3})
+    assert make_executor().submit(decision, Timeline()) == Submission(Verdict.REFUSED, "unknown action 'reboot'")
+    [record] = records.wait()
+    assert (record.action, record.result, record.error) == ("reboot", "rejected", "unknown action 'reboot'")
+
+
+def test_a_decision_without_its_actions_parameters_is_refused_and_recorded(make_executor, records) -> None:
+    decision = Decision(rule="r", action=MIGRATE, service="web", container_id="c", node="worker-1", t0=1.0,
+                        reason="cpu", params={})
+    submission = make_executor().submit(decision, Timeline())
+    assert submission == Submission(Verdict.REFUSED, "the decision lacks the parameters exclusion_ttl")
     assert records.wait()[0].result == "rejected"
 
 
@@ -284,7 +311,7 @@ def test_scale_up_stops_at_the_maximum(fake_engine, make_executor, records) -> N
 
 def test_scale_down_removes_one_replica_but_never_below_the_minimum(fake_engine, make_executor, records) -> None:
     deploy(fake_engine, "web", node=None, replicas=2)
-    executor = make_executor(scale_down_cooldown=0.0)
+    executor = make_executor()
     executor.submit(scale_decision("web", "scale_down", min_replicas=1), Timeline())
     assert records.wait()[0].result == "success"
     assert len(fake_engine.running_tasks("web")) == 1
@@ -292,20 +319,6 @@ def test_scale_down_removes_one_replica_but_never_below_the_minimum(fake_engine,
     second = records.wait(2)[1]
     assert second.result == "rejected" and "min 1" in (second.error or "")
     assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 1
-
-
-def test_no_scale_down_within_the_cooldown_of_a_scale_up(fake_engine, make_executor, records) -> None:
-    clock = FakeClock()
-    deploy(fake_engine, "web", node=None)
-    executor = make_executor(clock=clock, scale_down_cooldown=180.0)
-    executor.submit(scale_decision("web", "scale_up"), Timeline())
-    assert records.wait()[0].result == "success"
-    clock.advance(100.0)
-    verdict = executor.submit(scale_decision("web", "scale_down"), Timeline())
-    assert verdict.startswith("refused: scale-down 100 s after a scale-up")
-    clock.advance(81.0)
-    assert executor.submit(scale_decision("web", "scale_down"), Timeline()) == "accepted"
-    assert records.wait(3)[2].result == "success"
 
 
 def test_a_global_service_is_never_scaled(fake_engine, make_executor, records) -> None:
@@ -396,7 +409,8 @@ def test_the_task_node_wins_over_the_node_the_alert_named(fake_engine, make_exec
 def test_a_submit_after_shutdown_is_refused_and_leaves_nothing_busy(make_executor) -> None:
     executor = make_executor()
     executor.shutdown()
-    assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == "refused: the executor is shutting down"
+    assert executor.submit(scale_decision("web", "scale_up"), Timeline()) == Submission(
+        Verdict.REFUSED, "the executor is shutting down")
     assert executor.busy_services() == set()
 
 
@@ -475,9 +489,17 @@ def test_a_reconcile_that_cannot_reach_the_engine_is_finished_by_the_periodic_jo
     assert ACTION_LABEL not in fake_engine.service_spec("web")["Labels"]
 
 
-def test_lifting_while_the_engine_is_unreachable_lifts_nothing_and_raises_nothing(fake_engine, make_executor) -> None:
-    fake_engine.fail("GET", r"^/services$", status=500, times=4)
-    assert make_executor().lift_expired_exclusions() == 0
+def test_lifting_while_the_engine_is_unreachable_lifts_nothing_and_raises_nothing(fake_engine, make_executor, swarm) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web")
+    swarm.update_placement("web", add=["node.hostname!=manager-1"],
+                           labels={EXCLUSIONS_LABEL: write_exclusions({"manager-1": clock() - 5})})
+    executor = make_executor(clock=clock)
+    fake_engine.fail("GET", r"^/services$", status=500, times=4)  # the adapter's three back-offs, then raised
+    assert executor.lift_expired_exclusions() == 0
+    assert fake_engine.service_spec("web")["TaskTemplate"]["Placement"]["Constraints"] == ["node.hostname!=manager-1"]
+    assert executor.lift_expired_exclusions() == 1  # the engine answers again: the expired exclusion goes
+    assert fake_engine.service_spec("web")["TaskTemplate"]["Placement"]["Constraints"] == []
 
 
 def test_a_decision_without_container_moves_the_task_on_the_named_node(fake_engine, make_executor, records) -> None:
@@ -491,16 +513,19 @@ def test_a_decision_without_container_moves_the_task_on_the_named_node(fake_engi
 
 def test_bad_action_settings_are_all_reported_at_once() -> None:
     with pytest.raises(SettingsError) as info:
-        ActionSettings(migrate_timeout=0, workers=0, max_replicas=0, min_replicas=1)
-    assert all(name in str(info.value) for name in ("migrate_timeout", "workers", "max_replicas"))
+        ActionSettings(migrate_timeout=0, workers=0, max_replicas=0, min_replicas=1, exclusion_ttl=0.5,
+                       max_moving=2, max_moving_total=1)
+    assert all(name in str(info.value) for name in ("migrate_timeout", "workers", "max_replicas", "exclusion_ttl",
+                                                     "max_moving_total"))
 
 
 def test_more_actions_than_workers_queue_and_all_complete(fake_engine, make_executor, records) -> None:
     names = [f"svc{i}" for i in range(5)]
     for name in names:
         deploy(fake_engine, name, node=None)
-    executor = make_executor(workers=2)
-    assert [executor.submit(scale_decision(name, "scale_up"), Timeline()) for name in names] == ["accepted"] * 5
+    executor = make_executor(workers=2, max_moving_total=5)
+    verdicts = [verdict(executor.submit(scale_decision(name, "scale_up"), Timeline())) for name in names]
+    assert verdicts == ["accepted"] * 5
     done = records.wait(5, timeout=20)
     assert sorted((r.service, r.result, r.replicas_after) for r in done) == [(n, "success", 2) for n in names]
     assert all(len(fake_engine.running_tasks(name)) == 2 for name in names)

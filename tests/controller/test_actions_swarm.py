@@ -10,9 +10,12 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from controller.actions import ActionSettings, Executor
+from controller.actions.executor import Executor
+from controller.actions.migrate import MIGRATE
 from controller.actions.ownership import EXCLUSIONS_LABEL
-from controller.model import ActionRecord, Decision, Timeline
+from controller.actions.scale import SCALE_UP
+from controller.actions.settings import ActionSettings
+from controller.model import ActionRecord, Decision, Timeline, Verdict
 from sgcommon.engine import EngineError, connect
 from sgcommon.engine.swarm import SwarmAdapter, engine_time
 from tests.support import unavailable
@@ -72,10 +75,10 @@ def run(lab: SwarmAdapter, decision: Decision) -> tuple[ActionRecord, Timeline]:
         got.append(record)
         done.set()
 
-    executor = Executor(lab, ActionSettings(poll_interval=0.1, migrate_timeout=90, scale_timeout=90, exclusion_ttl=60),
+    executor = Executor(lab, ActionSettings(poll_interval=0.1, migrate_timeout=90, scale_timeout=90),
                         on_record=on_record, node_load=dict)
     timeline = Timeline()
-    assert executor.submit(decision, timeline) == "accepted"
+    assert executor.submit(decision, timeline).verdict is Verdict.ACCEPTED
     assert done.wait(120)
     executor.shutdown()
     return got[0], timeline
@@ -83,8 +86,8 @@ def run(lab: SwarmAdapter, decision: Decision) -> tuple[ActionRecord, Timeline]:
 
 def test_a_real_start_first_migration_moves_the_task_off_its_node(lab: SwarmAdapter, service: str) -> None:
     [task] = [t for t in lab.list_tasks(service=service, desired_state="running")]
-    decision = Decision(rule="lab", action="migrate", service=service, container_id=task.container_id,
-                        node="worker-1", t0=None, reason="lab test")
+    decision = Decision(rule="lab", action=MIGRATE, service=service, container_id=task.container_id,
+                        node="worker-1", t0=None, reason="lab test", params={"exclusion_ttl": 60.0})
     record, timeline = run(lab, decision)
     assert record.result == "success", record.error
     assert record.node_to not in (None, "worker-1")
@@ -102,8 +105,8 @@ def test_a_real_start_first_migration_moves_the_task_off_its_node(lab: SwarmAdap
 
 def test_lifting_an_exclusion_on_a_real_engine_moves_nothing(lab: SwarmAdapter, service: str) -> None:
     [task] = lab.list_tasks(service=service, desired_state="running")
-    decision = Decision(rule="lab", action="migrate", service=service, container_id=task.container_id,
-                        node="worker-1", t0=None, reason="lab test")
+    decision = Decision(rule="lab", action=MIGRATE, service=service, container_id=task.container_id,
+                        node="worker-1", t0=None, reason="lab test", params={"exclusion_ttl": 60.0})
     record, _ = run(lab, decision)
     assert record.result == "success", record.error
     [moved] = lab.list_tasks(service=service, desired_state="running")
@@ -115,7 +118,7 @@ def test_lifting_an_exclusion_on_a_real_engine_moves_nothing(lab: SwarmAdapter, 
 
 
 def test_a_real_scale_up_is_done_when_the_new_replica_is_healthy(lab: SwarmAdapter, service: str) -> None:
-    decision = Decision(rule="lab", action="scale_up", service=service, container_id=None, node=None, t0=None,
+    decision = Decision(rule="lab", action=SCALE_UP, service=service, container_id=None, node=None, t0=None,
                         reason="lab test", params={"max_replicas": 2})
     record, timeline = run(lab, decision)
     assert record.result == "success", record.error

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from controller.app import create_app
 from sgcommon.alert import MAX_ALERT_BYTES, Alert, encode_alert
-from tests.controller.test_runtime_standins import TOKEN, Rig, make_rig
+from tests.controller.test_runtime import TOKEN, Rig, make_rig
 
 NOW = 1700000010.0
 

@@ -1,6 +1,8 @@
 """The pure rule engine on a fake clock: scenarios, `for`, cooldowns, flapping, scope, safety."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -8,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.actions.migrate import MIGRATE
+from controller.actions.scale import SCALE_DOWN, SCALE_UP
 from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, Decision, NodeMetrics, ServiceInfo, Snapshot
 from controller.rules import RuleSet, load_rules
@@ -76,7 +80,7 @@ def test_scenario_one_migrates_after_two_consecutive_breaching_samples(world: Wo
     world.sample("c1", 101.0, PROBLEM)
     [decision] = run(DEFAULT, world, 101.1, state)
     assert (decision.action, decision.service, decision.container_id, decision.node) == \
-        ("migrate", "web", "c1", "worker-1")
+        (MIGRATE, "web", "c1", "worker-1")
     assert decision.rule == "migrate-on-container-problem"
     assert decision.t0 == 100.0
     assert decision.params["cooldown"] == 30
@@ -88,7 +92,7 @@ def test_scenario_two_scales_up_by_one_replica(world: World, state: RuleState) -
         world.sample("c1", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.1, state)
     [decision] = decisions
-    assert decision.action == "scale_up" and decision.container_id == "c1"
+    assert decision.action is SCALE_UP and decision.container_id == "c1"
     assert decision.params["replicas"] == 2 and decision.params["target_replicas"] == 3
     assert decision.params["max_replicas"] == 10
 
@@ -99,7 +103,7 @@ def test_the_same_sample_seen_by_alert_and_by_scrape_counts_once(world: World, s
     assert run(DEFAULT, world, 100.5, state) == []  # the scrape round brings the same sample
     assert run(DEFAULT, world, 100.9, state, container_id="c1") == []
     world.sample("c1", 101.0, PROBLEM)
-    assert [d.action for d in run(DEFAULT, world, 101.1, state, container_id="c1")] == ["migrate"]
+    assert [d.action.name for d in run(DEFAULT, world, 101.1, state, container_id="c1")] == ["migrate"]
 
 
 def test_an_alerts_rounded_timestamp_and_the_scrapes_full_one_are_the_same_sample(world: World,
@@ -138,11 +142,25 @@ def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, st
         decisions = run(DEFAULT, world, ts + 0.1, state)
     [decision] = decisions
     state.release(decision)  # e.g. the executor answered "rate_limited"
-    assert state.in_cooldown("web", 101.2) == [] and "web" not in state.scale_up_until
+    assert state.in_cooldown("web", 101.2) == [] and state.fired_at("scale_up", "web") is None
     world.sample("c1", 102.0, TRAFFIC)
     assert run(DEFAULT, world, 102.1, state) == []
     world.sample("c1", 103.0, TRAFFIC)
-    assert [d.action for d in run(DEFAULT, world, 103.1, state)] == ["scale_up"]
+    assert [d.action.name for d in run(DEFAULT, world, 103.1, state)] == ["scale_up"]
+
+
+def test_releasing_a_decision_restores_the_time_of_the_one_before(world: World, state: RuleState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, TRAFFIC)
+        run(DEFAULT, world, ts + 0.1, state)
+    assert state.fired_at("scale_up", "web") == 101.1
+    for ts in (170.0, 171.0):  # after the 60 s cooldown: fires again, and the executor does not take it
+        world.sample("c1", ts, TRAFFIC)
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    [again] = decisions
+    assert state.fired_at("scale_up", "web") == 171.1
+    state.release(again)
+    assert state.fired_at("scale_up", "web") == 101.1
 
 
 def test_cooldown_is_per_service_so_another_service_still_fires(world: World, state: RuleState) -> None:
@@ -248,7 +266,7 @@ def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(worl
         fired += [(step, d) for d in run(DEFAULT, world, 100.5 + step, state, scope="service")]
     [(step, decision)] = fired
     assert step == 180
-    assert decision.action == "scale_down" and decision.container_id is None and decision.t0 == 100.0
+    assert decision.action is SCALE_DOWN and decision.container_id is None and decision.t0 == 100.0
     assert decision.params["replicas"] == 3 and decision.params["target_replicas"] == 2
 
 
@@ -275,18 +293,47 @@ def test_scale_down_waits_until_every_replica_reports(world: World, state: RuleS
         assert run(DEFAULT, world, 100.5 + step, state) == []
 
 
-def test_scale_down_never_fires_within_the_scale_up_cooldown(world: World, state: RuleState) -> None:
+def test_scale_down_never_fires_within_after_scale_up_of_a_scale_up_of_the_service(world: World,
+                                                                                   state: RuleState) -> None:
     for ts in (0.0, 1.0):
         world.sample("c0", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.5, state)
-    assert [d.action for d in decisions] == ["scale_up"]  # cooldown 60 s from 1.5
+    assert [d.action.name for d in decisions] == ["scale_up"]  # at 1.5
     scale_down_world(world, 3, IDLE)
     fired = []
     for step in range(0, 400, 5):
         advance(world, 2.0 + step)
-        fired += [step for d in run(DEFAULT, world, 2.5 + step, state) if d.action == "scale_down"]
-    # counting starts at the first sample after the scale-up cooldown (t=62), then 180 s
-    assert fired == [240]
+        fired += [step for d in run(DEFAULT, world, 2.5 + step, state) if d.action is SCALE_DOWN]
+    # the idle run completes its 180 s at step 180 (t=182.5), which is also the first evaluation
+    # after the scale-up's 180 s (1.5 + 180 = 181.5): it fires there and not before
+    assert fired == [180]
+
+
+def test_a_scale_down_held_back_by_after_scale_up_fires_when_the_spacing_ends(tmp_path: Path, world: World,
+                                                                               state: RuleState) -> None:
+    ruleset = rules(tmp_path, """
+rules:
+  - name: grow
+    when: cpu > 80
+    action: scale_up
+  - name: shrink
+    scope: service
+    when: max(cpu) < 10
+    for: 20s
+    action: scale_down
+    cooldown: 10m
+    after_scale_up: 5m
+""")
+    world.service("web", replicas=3, labels={})
+    world.sample("c0", 0.0, TRAFFIC)
+    assert [d.rule for d in run(ruleset, world, 0.5, state)] == ["grow"]
+    scale_down_world(world, 3, IDLE)
+    fired = []
+    for step in range(0, 400, 5):
+        advance(world, 1.0 + step)
+        fired += [step for d in run(ruleset, world, 1.5 + step, state) if d.rule == "shrink"]
+    # idle for 20 s by t=21, but held back until 0.5 + 300 s; the run kept counting, so it fires at once
+    assert fired == [300]
 
 
 def test_a_stale_container_pauses_service_rules(world: World, state: RuleState) -> None:
@@ -304,7 +351,7 @@ def test_scope_service_evaluates_only_service_rules(world: World, state: RuleSta
     world.sample("c1", 103.0, PROBLEM)
     assert run(DEFAULT, world, 103.1, state, scope="container") == []  # service calls counted nothing
     world.sample("c1", 104.0, PROBLEM)
-    assert [d.action for d in run(DEFAULT, world, 104.1, state, scope="container")] == ["migrate"]
+    assert [d.action.name for d in run(DEFAULT, world, 104.1, state, scope="container")] == ["migrate"]
 
 
 def test_container_id_evaluates_that_container_only(world: World, state: RuleState) -> None:
@@ -448,3 +495,13 @@ def test_a_for_three_rule_fires_exactly_on_every_third_consecutive_breach(steps:
 def test_an_unknown_scope_is_a_programming_error(world: World, state: RuleState) -> None:
     with pytest.raises(ValueError, match="scope must be"):
         run(DEFAULT, world, 1.0, state, scope="node")
+
+
+def test_the_rule_engine_loads_no_executor_and_no_docker_code() -> None:
+    """The decision side of the action plugins is pure: importing the engine and the rule loader pulls
+    in neither the executor nor the Docker adapter (nor any HTTP library)."""
+    probe = ("import sys, controller.decide, controller.rules; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests', 'flask') "
+             "or m.startswith(('sgcommon.engine', 'controller.actions.executor', 'controller.actions.context'))))")
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert found.stdout.strip() == "[]"

@@ -98,9 +98,16 @@ def test_deep_nesting_is_refused_before_it_can_exhaust_the_stack() -> None:
         compile_condition(unary, scope="container", thresholds=THRESHOLDS)
 
 
-def test_nesting_just_inside_the_limit_still_compiles() -> None:
-    text = "not " * (MAX_DEPTH - 4) + "cpu > 1"
-    compile_condition(text, scope="container", thresholds=THRESHOLDS)
+def test_nesting_just_inside_the_limit_still_compiles_and_evaluates() -> None:
+    depth = MAX_DEPTH - 4  # the longest `not` chain the limit lets through (one more is refused below)
+    condition = compile_condition("not " * depth + "cpu > 1", scope="container", thresholds=THRESHOLDS)
+    hot = ContainerMetrics("n", "web", "c", "t", 1.0, 5, 1, 1, 1, 1, 1)
+    cold = ContainerMetrics("n", "web", "c", "t", 1.0, 0.5, 1, 1, 1, 1, 1)
+    even = depth % 2 == 0  # an even number of `not`s cancels out
+    assert condition.holds(ContainerEnv(hot, (hot,), None, 1)) is even
+    assert condition.holds(ContainerEnv(cold, (cold,), None, 1)) is not even
+    with pytest.raises(ExprError, match="nested too deeply"):
+        compile_condition("not " * (depth + 1) + "cpu > 1", scope="container", thresholds=THRESHOLDS)
 
 
 def test_long_text_is_refused_before_parsing() -> None:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from controller import reload
 from controller.reload import RuleWatcher
 from controller.rules import RuleError, load_rules
+from tests.controller.test_runtime import make_rig
 
 RULE = """
 thresholds:
@@ -143,10 +144,11 @@ def test_a_list_of_single_files_is_watched_too(rules_dir: Path, registry: Collec
     assert names(watcher) == ["renamed"]
 
 
-def test_the_polling_thread_applies_a_change_within_two_seconds(rules_dir: Path,
-                                                                registry: CollectorRegistry) -> None:
-    watcher = RuleWatcher(str(rules_dir), registry=registry)  # the default 0.5 s poll
-    watcher.start()
+def test_the_runtimes_scheduled_check_applies_a_change_within_two_seconds(rules_dir: Path,
+                                                                           registry: CollectorRegistry) -> None:
+    watcher = RuleWatcher(str(rules_dir), registry=registry)
+    rig = make_rig(rules=watcher)  # the default schedule: the rule files are looked at every 0.5 s
+    rig.runtime.start()
     try:
         write(rules_dir / "a.yml", RULE.format(limit=75, name="polled"))
         deadline = time.monotonic() + 2.0
@@ -154,7 +156,7 @@ def test_the_polling_thread_applies_a_change_within_two_seconds(rules_dir: Path,
             time.sleep(0.01)
         assert names(watcher) == ["polled"]
     finally:
-        watcher.stop()
+        rig.runtime.stop()
 
 
 # -- failures of every kind: counted, logged, last good rules kept, retried when something changes ----

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.actions.migrate import MIGRATE
+from controller.actions.registry import PLUGINS, param_defaults
+from controller.actions.settings import ActionSettings
 from controller.model import ContainerMetrics
 from controller.rules import (
     ContainerEnv,
@@ -43,7 +46,7 @@ def load_errors(*paths: str, overrides: dict[str, float] | None = None) -> list[
 def test_default_rules_ship_the_specs_three_rules_with_its_thresholds() -> None:
     ruleset = load_rules([DEFAULT])
     assert dict(ruleset.thresholds) == {"cpu_high": 75, "mem_high": 80, "net_low": 35, "net_high": 65}
-    by_action = {rule.action: rule for rule in ruleset.rules}
+    by_action = {rule.action.name: rule for rule in ruleset.rules}
     assert set(by_action) == {"migrate", "scale_up", "scale_down"}
     assert by_action["migrate"].hold_samples == 2 and by_action["migrate"].cooldown == 30
     assert by_action["scale_up"].hold_samples == 2 and by_action["scale_up"].cooldown == 60
@@ -53,7 +56,7 @@ def test_default_rules_ship_the_specs_three_rules_with_its_thresholds() -> None:
 
 def test_default_rules_put_scale_up_before_migrate_explicitly() -> None:
     ruleset = load_rules([DEFAULT])
-    order = [rule.action for rule in ruleset.rules]
+    order = [rule.action.name for rule in ruleset.rules]
     assert order == ["scale_up", "migrate", "scale_down"]
     priorities = [rule.priority for rule in ruleset.rules]
     assert priorities == sorted(priorities) and len(set(priorities)) == 3
@@ -130,12 +133,12 @@ def test_an_empty_file_is_an_error(tmp_path: Path) -> None:
 def test_overrides_replace_threshold_values_in_the_compiled_rules() -> None:
     ruleset = load_rules([DEFAULT], overrides={"cpu_high": 90})
     assert ruleset.thresholds["cpu_high"] == 90
-    migrate = next(rule for rule in ruleset.rules if rule.action == "migrate")
+    migrate = next(rule for rule in ruleset.rules if rule.action.name == "migrate")
     sample = ContainerMetrics("node-1", "web", "c1", "t1", 1.0, cpu=85, mem=10, mem_mb=50, net=5, net_rx=1, net_tx=1)
     env = ContainerEnv(sample, (sample,), None, 1)
     assert not migrate.condition.holds(env)
     assert "cpu_high=90" in migrate.condition.explain(env)
-    default_migrate = next(rule for rule in load_rules([DEFAULT]).rules if rule.action == "migrate")
+    default_migrate = next(rule for rule in load_rules([DEFAULT]).rules if rule.action.name == "migrate")
     assert default_migrate.condition.holds(env)
 
 
@@ -184,3 +187,38 @@ def test_durations_accept_units_and_plain_seconds(text: object, seconds: float) 
                                   " 30s", "30s ", "\u0663\u0660s", "1e3s", "9" * 400 + "s", 10**400, [30], "30sec"])
 def test_durations_refuse_anything_else(text: object) -> None:
     assert parse_duration(text) is None
+
+
+def test_a_rule_carries_every_parameter_of_its_action_from_the_settings_unless_it_names_its_own(
+        tmp_path: Path) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text("rules:\n"
+                    "  - {name: move, when: cpu > 90, action: migrate}\n"
+                    "  - {name: move-long, when: cpu > 95, action: migrate, exclusion_ttl: 1h}\n"
+                    "  - {name: shrink, scope: service, when: avg(cpu) < 5, action: scale_down}\n")
+    defaults = param_defaults(ActionSettings(exclusion_ttl=120.0, after_scale_up=30.0))
+    params = {rule.name: dict(rule.params) for rule in load_rules([str(path)], defaults=defaults).rules}
+    assert params == {"move": {"exclusion_ttl": 120.0}, "move-long": {"exclusion_ttl": 3600.0},
+                      "shrink": {"min_replicas": 1, "after_scale_up": 30.0}}
+    plain = {rule.name: dict(rule.params) for rule in load_rules([str(path)]).rules}
+    assert plain["move"] == {"exclusion_ttl": MIGRATE.param("exclusion_ttl").default}
+
+
+def test_action_parameters_are_checked_by_their_plugins_rules(tmp_path: Path) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text("rules:\n"
+                    "  - {name: a, when: cpu > 90, action: migrate, exclusion_ttl: 0.5s}\n"
+                    "  - {name: b, scope: service, when: avg(cpu) < 5, action: scale_down, after_scale_up: soon}\n"
+                    "  - {name: c, when: cpu > 90, action: migrate, after_scale_up: 1m}\n")
+    errors = load_errors(str(path))
+    assert any("rule a: exclusion_ttl must be a duration" in e and ">= 1" in e for e in errors)
+    assert any("rule b: after_scale_up must be a duration" in e for e in errors)
+    assert any("rule c: after_scale_up applies to scale_down rules, not migrate" in e for e in errors)
+    assert len(errors) == 3
+
+
+def test_each_action_parameter_default_lives_in_its_plugin_and_the_settings_start_from_it() -> None:
+    settings = ActionSettings()
+    for plugin in PLUGINS.values():
+        for param in plugin.params:
+            assert getattr(settings, param.name) == param.default, param.name

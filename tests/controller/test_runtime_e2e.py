@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from controller.actions.settings import ActionSettings
 from controller.app import create_app
 from controller.runtime import Runtime, build
 from controller.settings import ControllerSettings
@@ -39,9 +40,11 @@ def web(fake_engine: FakeEngine) -> Iterator[FakeEngine]:
     yield fake_engine
 
 
-def started(fake: FakeEngine, rules_dir: Path, exporter: ExporterServer, **settings: Any) -> tuple[Runtime, FlaskClient]:
+def started(fake: FakeEngine, rules_dir: Path, exporter: ExporterServer, *, dry_run: bool = False,
+            **settings: Any) -> tuple[Runtime, FlaskClient]:
     config = ControllerSettings(rules=str(rules_dir), docker_url=fake.base_url, exporters=[exporter.url],
-                                scrape_interval=0.2, migrate_timeout=10.0, **settings)
+                                scrape_interval=0.2, actions=ActionSettings(migrate_timeout=10.0, dry_run=dry_run),
+                                **settings)
     runtime, app_config = build(config, alert_token=TOKEN, thresholds={})
     runtime.start()
     return runtime, create_app(app_config, runtime).test_client()
@@ -194,11 +197,12 @@ def test_the_replica_bounds_in_the_settings_apply_to_rules_that_name_none(tmp_pa
         "  - {name: up, when: cpu > 90, action: scale_up}\n"
         "  - {name: down, scope: service, when: avg(cpu) < 5, action: scale_down}\n"
         "  - {name: up-named, when: cpu > 95, action: scale_up, max_replicas: 7}\n")
-    config = ControllerSettings(rules=str(tmp_path / "bounds.yml"), exporters=["127.0.0.1:9"], max_replicas=3,
-                                min_replicas=2)
-    runtime, _ = build(config, alert_token=TOKEN, thresholds={}, swarm=object())
+    config = ControllerSettings(rules=str(tmp_path / "bounds.yml"), exporters=["127.0.0.1:9"],
+                                actions=ActionSettings(max_replicas=3, min_replicas=2, after_scale_up=30.0))
+    runtime, _ = build(config, alert_token=TOKEN, thresholds={}, swarm=object())  # type: ignore[arg-type]
     try:
         in_effect = {rule.name: dict(rule.params) for rule in runtime._rules.current().rules}
     finally:
         runtime.stop()
-    assert in_effect == {"up": {"max_replicas": 3}, "down": {"min_replicas": 2}, "up-named": {"max_replicas": 7}}
+    assert in_effect == {"up": {"max_replicas": 3}, "down": {"min_replicas": 2, "after_scale_up": 30.0},
+                         "up-named": {"max_replicas": 7}}

@@ -7,12 +7,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.events import ControllerMetrics, EventLog, mttr_seconds, to_line
-from controller.model import ActionRecord, Timeline
+from controller.model import ActionRecord, Result, Timeline
 
 
 def record(rid: str = "a1", **timeline: float) -> ActionRecord:
     times = timeline or {"t0": 100.0, "t1": 100.25, "t2": 100.5, "t3": 100.75, "t4": 101.0, "t5": 104.0, "t6": 106.5}
-    return ActionRecord(id=rid, action="migrate", service="web app", rule="scenario,1", result="success",
+    return ActionRecord(id=rid, action="migrate", service="web app", rule="scenario,1", result=Result.SUCCESS,
                         timeline=Timeline(**times), node_from="worker-1", node_to='worker "2"')
 
 

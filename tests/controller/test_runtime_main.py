@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from controller.__main__ import main
-from controller.settings import PREFIX, ControllerSettings, action_settings_kwargs
+from controller.actions.settings import ActionSettings
+from controller.settings import PREFIX, ControllerSettings
 from sgcommon.settings import SettingsError, load_settings
 
 
@@ -56,15 +56,26 @@ def test_out_of_range_settings_are_refused_with_every_reason() -> None:
     assert "scrape_interval" in str(info.value) and "events_keep" in str(info.value)
 
 
-def test_the_executor_settings_are_taken_by_name_from_the_controller_settings() -> None:
-    @dataclass
-    class ActionSettings:
-        dry_run: bool = False
-        migrate_timeout: float = 1.0
-        only_here: int = 3
+def test_the_action_settings_nest_under_actions_in_every_layer(tmp_path: Path) -> None:
+    path = tmp_path / "controller.yml"
+    path.write_text("actions:\n  workers: 6\n  max_replicas: 4\n")
+    settings = load_settings(ControllerSettings, prefix=PREFIX, yaml_path=str(path),
+                             env={"CONTROLLER_ACTIONS_POLL_INTERVAL": "0.5", "CONTROLLER_ACTIONS_DRY_RUN": "yes"},
+                             overrides={"actions.max_moving_total": "5"})
+    assert settings.actions == ActionSettings(workers=6, max_replicas=4, poll_interval=0.5, dry_run=True,
+                                              max_moving_total=5)
 
-    kwargs = action_settings_kwargs(ControllerSettings(dry_run=True, migrate_timeout=42.0), ActionSettings)
-    assert kwargs == {"dry_run": True, "migrate_timeout": 42.0}
+
+def test_an_action_setting_under_its_old_name_stops_the_start_and_names_the_new_one() -> None:
+    code, text = run(["run", "--dry-run"], {"ALERT_TOKEN": "t", "CONTROLLER_SCALE_DOWN_COOLDOWN": "60"})
+    assert code == 2
+    assert "--dry-run is now --actions-dry-run" in text
+    assert "CONTROLLER_SCALE_DOWN_COOLDOWN is now CONTROLLER_ACTIONS_AFTER_SCALE_UP" in text
+
+
+def test_a_bad_action_setting_is_reported_by_its_path() -> None:
+    code, text = run(["run", "--actions-workers", "0"], {"ALERT_TOKEN": "t"})
+    assert code == 2 and "actions.workers: must be >= 1" in text
 
 
 def test_check_rules_accepts_the_shipped_rules_and_exits_0() -> None:

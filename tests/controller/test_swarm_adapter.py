@@ -183,8 +183,8 @@ def test_a_global_service_runs_one_task_per_eligible_node(fake_engine: FakeEngin
 
 def test_an_invalid_constraint_is_refused_with_the_engine_message(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:
     fake_engine.create_service(service_spec("web"))
-    with pytest.raises(EngineError, match="invalid constraint"):
-        swarm.update_placement("web", add=["node.color==blue"])
+    with pytest.raises(EngineError, match="constraint expected one operator from ==, !="):
+        swarm.update_placement("web", add=["node.color=blue"])
 
 
 def test_a_drained_node_loses_its_tasks_and_a_paused_one_gets_no_new_ones(fake_engine: FakeEngine, swarm: SwarmAdapter) -> None:

@@ -58,8 +58,8 @@ swarmkit; every accepted write bumps the version), /tasks (filters service, desi
 node, id, name), /tasks/{id}.
 
 A scheduler thread (every `tick` seconds) places tasks on ready/active nodes that satisfy
-the placement constraints (node.hostname, node.id, node.role, node.labels.*,
-node.platform.os/arch with == and !=), spreads replicas (fewest tasks of the service first),
+the placement constraints (judged by sgcommon.engine.placement, the matcher the controller uses,
+which the lab test checks against a real engine), spreads replicas (fewest tasks of the service first),
 replaces tasks whose spec changed or whose node no longer satisfies the constraints, one at a
 time, honouring UpdateConfig.Order: start-first (the new task is running, i.e. healthy when the
 service has a HEALTHCHECK, before the old one is told to stop) or stop-first (the default).
@@ -101,6 +101,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from sgcommon.engine import placement
 
 OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence"
 ACTIVE_STATES = ("new", "pending", "assigned", "starting", "running")
@@ -218,6 +220,9 @@ class _Node:
     state: str = "ready"
     availability: str = "active"
     version: int = 1
+    platform_os: str = "linux"
+    platform_arch: str = "x86_64"
+    engine_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -606,9 +611,9 @@ class FakeEngine:
             "CreatedAt": _iso(node.created), "UpdatedAt": _iso(node.created),
             "Spec": {"Labels": dict(node.labels), "Role": node.role, "Availability": node.availability},
             "Description": {
-                "Hostname": node.hostname, "Platform": {"Architecture": "x86_64", "OS": "linux"},
+                "Hostname": node.hostname, "Platform": {"Architecture": node.platform_arch, "OS": node.platform_os},
                 "Resources": {"NanoCPUs": 2_000_000_000, "MemoryBytes": 24 << 30},
-                "Engine": {"EngineVersion": self.profile.engine_version},
+                "Engine": {"EngineVersion": self.profile.engine_version, "Labels": dict(node.engine_labels)},
             },
             "Status": {"State": node.state, "Addr": node.addr},
         }
@@ -852,7 +857,7 @@ class FakeEngine:
         if node.state != "ready" or node.availability != "active":
             return False
         constraints = (svc.spec["TaskTemplate"].get("Placement") or {}).get("Constraints") or []
-        return all(_satisfies(node, c) for c in constraints)
+        return placement.satisfies(node, constraints)
 
     def _pick_node(self, svc: _Service) -> _Node | None:
         candidates = [n for n in self._nodes.values() if self._eligible(svc, n)]
@@ -887,7 +892,7 @@ class FakeEngine:
         if node is None or node.state != "ready":
             return False
         constraints = (svc.spec["TaskTemplate"].get("Placement") or {}).get("Constraints") or []
-        return not all(_satisfies(node, c) for c in constraints)
+        return not placement.satisfies(node, constraints)
 
     def _orchestrate_replicated(self, svc: _Service) -> None:
         want = int(svc.spec["Mode"]["Replicated"]["Replicas"])
@@ -1179,31 +1184,13 @@ class FakeEngine:
         return self._stopping.is_set()
 
 
-def _parse_constraint(text: str) -> tuple[str, str, str]:
-    match = re.fullmatch(r"\s*([\w.\-]+)\s*(==|!=)\s*(.*?)\s*", text)
-    key = match.group(1) if match else ""
-    known = key in ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch") or key.startswith("node.labels.")
-    if not match or not known:
-        raise ApiError(400, f"rpc error: code = InvalidArgument desc = invalid constraint: {text!r}")
-    return match.group(1), match.group(2), match.group(3)
-
-
-def _satisfies(node: _Node, text: str) -> bool:
-    key, op, value = _parse_constraint(text)
-    actual: str | None
-    if key == "node.id":
-        actual = node.id
-    elif key == "node.hostname":
-        actual = node.hostname
-    elif key == "node.role":
-        actual = node.role
-    elif key == "node.platform.os":
-        actual = "linux"
-    elif key == "node.platform.arch":
-        actual = "x86_64"
-    else:
-        actual = node.labels.get(key[len("node.labels."):])
-    return (actual == value) if op == "==" else (actual != value)
+def _parse_constraint(text: str) -> None:
+    """Refuses an expression as Engine 20.10 does when a service is created or updated: a 500
+    "rpc error: code = Unknown" (swarmkit returns the parser's error unwrapped)."""
+    try:
+        placement.parse(text)
+    except placement.ConstraintError as exc:
+        raise ApiError(500, f"rpc error: code = Unknown desc = {exc}") from None
 
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [

@@ -4,7 +4,7 @@ The dashboards test checks every measurement, tag and field a Flux query names a
 sets. They are not typed in by hand: each measurement's sets come from a real line built by the
 writer's own function (exporter.lineproto, controller.events) with every optional value filled in,
 then parsed back as line protocol. test_results comes from labkit/report.py's
-`test_results_lines`; only while that module is absent, from the names fixed by issue 6.
+`test_results_lines`; only while that module is absent, from the names docs/report.md fixes.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.events import to_line
-from controller.model import ActionRecord, Timeline
+from controller.model import ActionRecord, Result, Timeline
 from exporter.lineproto import sweep_lines
 from exporter.procfs import NetCounters
 from exporter.sample import ContainerSample, NodeSample, Sweep
@@ -138,9 +138,9 @@ def exporter_lines() -> list[str]:
 def controller_records() -> list[ActionRecord]:
     """A finished migration (every timestamp and both nodes) and a scale-up."""
     full = Timeline(*(TS + i * 0.1 for i in range(7)))
-    migrate = ActionRecord(id="a1", action="migrate", service="web", rule="cpu-high", result="success",
+    migrate = ActionRecord(id="a1", action="migrate", service="web", rule="cpu-high", result=Result.SUCCESS,
                            timeline=full, node_from="worker-1", node_to="worker-2", container_id="c" * 64)
-    scale = ActionRecord(id="a2", action="scale_up", service="web", rule="traffic-high", result="success",
+    scale = ActionRecord(id="a2", action="scale_up", service="web", rule="traffic-high", result=Result.SUCCESS,
                          timeline=Timeline(t0=TS, t1=TS, t2=TS, t3=TS, t4=TS, t5=TS + 3),
                          replicas_before=1, replicas_after=2)
     return [migrate, scale]
@@ -150,16 +150,16 @@ def controller_lines() -> list[str]:
     return [to_line(record, at=TS) for record in controller_records()]
 
 
-# Issue 6: "measurement test_results (tags test_case, scenario; fields mttr_seconds,
-# downtime_seconds, failed_requests)". Used only while labkit/report.py does not exist.
-ISSUE_TEST_RESULTS = "test_results,test_case=proactive,scenario=scenario1 mttr_seconds=4.2,downtime_seconds=0.0,failed_requests=0i"
+# docs/report.md: measurement test_results (tags test_case, scenario; fields mttr_seconds,
+# downtime_seconds, failed_requests). Used only while labkit/report.py does not exist.
+DOCUMENTED_TEST_RESULTS = "test_results,test_case=proactive,scenario=scenario1 mttr_seconds=4.2,downtime_seconds=0.0,failed_requests=0i"
 REPORT_MODULE = "labkit.report"
 
 
 def report_lines() -> tuple[list[str], str]:
     """test_results lines and where they came from."""
     if importlib.util.find_spec(REPORT_MODULE) is None:
-        return [ISSUE_TEST_RESULTS], "issue 6 (labkit/report.py not there)"
+        return [DOCUMENTED_TEST_RESULTS], "docs/report.md (labkit/report.py not there)"
     return report_module_lines(importlib.import_module(REPORT_MODULE)), "labkit/report.py"
 
 
