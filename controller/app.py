@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from controller.cache import MAX_CLOCK_SKEW
 from sgcommon.alert import MAX_ALERT_BYTES, Alert, AlertError, decode_alert
 from sgcommon.jsonlog import OnceLogger, get_logger
+from sgcommon.params import ParamError, query_int
 
 log = get_logger("swarmguard.controller.app")
 
@@ -103,10 +104,11 @@ def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
 
     @app.get("/events")
     def events() -> Response | tuple[Response, int]:
-        raw = request.args.get("limit", str(config.events_default))
-        if not raw.isdigit() or not 1 <= int(raw) <= config.events_max:
-            return _error(400, f"limit: expected an integer from 1 to {config.events_max}, got {raw!r}")
-        return jsonify(events=config.recent_events(int(raw)))
+        try:
+            limit = query_int(request.args, "limit", default=config.events_default, low=1, high=config.events_max)
+        except ParamError as exc:
+            return _error(400, str(exc))
+        return jsonify(events=config.recent_events(limit))
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from exporter.files import FileGone, KernelFile
+from exporter.kerneltext import counter
 
 V1_CPU_DIRS = ("cpuacct", "cpu,cpuacct", "cpuacct,cpu")
 V1_MEMORY_DIR = "memory"
@@ -33,15 +34,8 @@ def _stat_value(text: str, key: str, path: str) -> int:
     for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name == key:
-            return _int(value, path)
+            return counter(value, f"{path}: {key}")
     raise ValueError(f"{path}: no {key} line")
-
-
-def _int(text: str, path: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{path}: expected an integer, got {text[:40]!r}") from None
 
 
 @dataclass(frozen=True)
@@ -59,13 +53,13 @@ class ContainerCgroup:
     def read(self) -> CgroupReading:
         """Raises FileGone when the cgroup vanished, ValueError when a file is malformed."""
         cpu_text = self._cpu.read()
-        usage = _int(self._usage.read(), self._usage.path)
+        usage = counter(self._usage.read(), self._usage.path)
         stat = self._stat.read()
         if self._v2:
             cpu_ns = _stat_value(cpu_text, "usage_usec", self._cpu.path) * 1000
             inactive = _stat_value(stat, "inactive_file", self._stat.path)
         else:
-            cpu_ns = _int(cpu_text, self._cpu.path)
+            cpu_ns = counter(cpu_text, self._cpu.path)
             inactive = _stat_value(stat, "total_inactive_file", self._stat.path)
         return CgroupReading(cpu_ns=cpu_ns, memory_bytes=max(usage - inactive, 0))
 

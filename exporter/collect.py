@@ -2,9 +2,11 @@
 
 The collector keeps, per container, its open files and its previous reading, so a sweep is a
 handful of `pread` calls per container and no path lookups. A container appears in a sweep
-from its second reading on (a rate needs two). Whatever cannot be read (a container that
-vanished mid-read, a missing or malformed file) is counted by kind, logged once per cause,
-and skipped: the sweep goes on.
+from its second reading on (a rate needs two). Whatever cannot be read costs only that
+container's sample (or only the node figures): a container that vanished mid-read or a missing
+file is `vanished`, malformed content (non-numeric, negative, huge, short lines, missing fields,
+junk) is `parse`, anything else is `internal`; each is counted on every tick and logged once per
+container and kind (once per kind for the node), and the sweep goes on.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from exporter import procfs
 from exporter.cgroups import ContainerCgroup, open_container
 from exporter.files import FileGone, KernelFile, read_once
-from exporter.sample import RawContainer, RawNode, Sweep, container_sample, node_sample
+from exporter.sample import ContainerSample, RawContainer, RawNode, Sweep, container_sample, node_sample
 from sgcommon.engine.containers import LocalContainer
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
@@ -51,13 +53,13 @@ def resolve_link(*, proc_root: str, sys_root: str, net_iface: str, default_mbps:
     if not iface:
         try:
             iface = procfs.default_route_iface(read_once(f"{proc_root}/1/net/route")) or ""
-        except FileGone:
+        except (FileGone, ValueError):
             iface = ""
     speed = None
     if iface:
         try:
             speed = procfs.parse_speed_mbps(read_once(f"{sys_root}/class/net/{iface}/speed"))
-        except FileGone:
+        except (FileGone, ValueError):
             speed = None
     if speed:
         return NodeLink(iface=iface, capacity_mbps=speed, source="speed")
@@ -83,9 +85,13 @@ class Collector:
         self._on_error = on_error
         self._clock, self._mono = clock, mono
         self._once = OnceLogger(log)
+        self._logged: dict[str, set[str]] = {}  # container id -> kinds of failure already logged
+        self._recovered: set[str] = set()  # containers whose recovery was logged
         self._tracked: dict[str, _Tracked] = {}
         self._node_files = tuple(KernelFile(f"{proc_root}/{name}") for name in ("stat", "meminfo", "1/net/dev"))
         self._node_previous: RawNode | None = None
+        self._logged_node: set[str] = set()
+        self._cpus, self._memory = os.cpu_count() or 1, 0
         self._node_now: RawNode | None = None
 
     @property
@@ -98,13 +104,16 @@ class Collector:
         node_now = self._read_node()
         node_result = None
         if node and node_now is not None and self._node_previous is not None:  # no series without a node name
-            node_result = node_sample(
-                node_now, self._node_previous, node=node, ts=ts, iface=self._link.iface, capacity_mbps=self._link.capacity_mbps
-            )
+            try:
+                node_result = node_sample(node_now, self._node_previous, node=node, ts=ts, iface=self._link.iface,
+                                          capacity_mbps=self._link.capacity_mbps)
+            except Exception as exc:  # sample.py never raises by design; should it, only the node figures pay
+                self._node_failed("node", "node figures unreadable", detail=f"{type(exc).__name__}: {exc}"[:300])
+        basis = node_now or self._node_previous  # while /proc is unreadable, the last good figures
         if node_now is not None:
             self._node_previous = node_now
-        cpus = node_now.cpu.online if node_now else (os.cpu_count() or 1)
-        memory = node_now.mem.total_bytes if node_now else 0
+        self._cpus = basis.cpu.online if basis else (os.cpu_count() or 1)
+        self._memory = basis.mem.total_bytes if basis else 0
         self._forget_missing(containers)
         samples = []
         for cid, meta in containers.items():
@@ -113,14 +122,36 @@ class Collector:
             if raw is None or tracked is None:
                 continue
             if tracked.previous is not None:
-                samples.append(
-                    container_sample(
-                        tracked.meta, raw, tracked.previous,
-                        node=node, ts=ts, node_cpus=cpus, node_memory=memory, capacity_mbps=self._link.capacity_mbps,
-                    )
-                )
+                sample = self._sample(cid, tracked, raw, tracked.previous, node=node, ts=ts)
+                if sample is not None:
+                    samples.append(sample)
             tracked.previous = raw
         return Sweep(ts=ts, duration=self._mono() - start, node=node_result, containers=tuple(samples))
+
+    def confirm(self, cid: str, node: str) -> ContainerSample | None:
+        """A fresh reading of one tracked container, as a sample over the time since its last sweep.
+
+        The sweep's cadence is untouched: the next sweep's rate is still taken from the sweep's
+        own previous reading. None when the container is not tracked or cannot be read now.
+        """
+        tracked = self._tracked.get(cid)
+        if tracked is None or tracked.previous is None:
+            return None
+        ts = self._clock()
+        raw = self._read_container(cid, tracked.meta)
+        tracked = self._tracked.get(cid)
+        if raw is None or tracked is None or tracked.previous is None:
+            return None
+        return self._sample(cid, tracked, raw, tracked.previous, node=node, ts=ts)
+
+    def _sample(self, cid: str, tracked: _Tracked, raw: RawContainer, before: RawContainer, *, node: str,
+                ts: float) -> ContainerSample | None:
+        try:
+            return container_sample(tracked.meta, raw, before, node=node, ts=ts, node_cpus=self._cpus,
+                                    node_memory=self._memory, capacity_mbps=self._link.capacity_mbps)
+        except Exception as exc:  # sample.py never raises by design; should it, only this container pays
+            self._fail(cid, "internal", f"{type(exc).__name__}: {exc}")
+            return None
 
     def close(self) -> None:
         for tracked in self._tracked.values():
@@ -132,6 +163,9 @@ class Collector:
     def _forget_missing(self, containers: Mapping[str, LocalContainer]) -> None:
         for cid in [c for c in self._tracked if c not in containers]:
             self._tracked.pop(cid).close()
+        for cid in [c for c in self._logged if c not in containers]:
+            del self._logged[cid]
+            self._recovered.discard(cid)
 
     def _track(self, cid: str, meta: LocalContainer) -> _Tracked:
         tracked = self._tracked.get(cid)
@@ -156,18 +190,29 @@ class Collector:
         except FileGone as exc:
             self._fail(cid, "vanished", str(exc))
             return None
-        except ValueError as exc:
+        except (ValueError, ArithmeticError) as exc:
             self._fail(cid, "parse", str(exc))
             return None
-        self._once.clear(f"container:{cid}", "container readable again", container_id=cid)
+        except Exception as exc:  # never seen; one container's bug must not cost the sweep
+            self._fail(cid, "internal", f"{type(exc).__name__}: {exc}")
+            return None
+        if cid in self._logged and cid not in self._recovered:
+            self._recovered.add(cid)
+            event(log, "container readable again", container_id=cid)
         return RawContainer(mono=self._mono(), cpu_ns=reading.cpu_ns, memory_bytes=reading.memory_bytes, net=net)
 
     def _fail(self, cid: str, kind: str, detail: str) -> None:
+        """Counts every time; logs once per container and kind while the container is listed
+        (and its first recovery), so a flapping file does not log every tick."""
         self._on_error(kind)
         dropped = self._tracked.pop(cid, None)
         if dropped is not None:
             dropped.close()
-        self._once.warn(f"container:{cid}", "container unreadable, skipped", container_id=cid, kind=kind, detail=detail)
+        kinds = self._logged.setdefault(cid, set())
+        if kind not in kinds:
+            kinds.add(kind)
+            event(log, "container unreadable, skipped", level=logging.WARNING, container_id=cid, kind=kind,
+                  detail=detail[:300])
 
     def _read_node(self) -> RawNode | None:
         stat, meminfo, netdev = self._node_files
@@ -175,18 +220,24 @@ class Collector:
             cpu = procfs.parse_proc_stat(stat.read())
             mem = procfs.parse_meminfo(meminfo.read())
             net_text = netdev.read()
-        except (FileGone, ValueError) as exc:
-            self._on_error("node")
-            self._once.warn("node", "node figures unreadable", detail=str(exc))
+            has_iface = not self._link.iface or procfs.has_interface(net_text, self._link.iface)
+            net = procfs.parse_net_dev(net_text, only=self._link.iface or None) if has_iface else procfs.ZERO_NET
+        except (FileGone, ValueError, ArithmeticError) as exc:
+            self._node_failed("node", "node figures unreadable", detail=str(exc)[:300])
             return None
-        if self._link.iface and not procfs.has_interface(net_text, self._link.iface):
-            self._on_error("node")
-            self._once.warn("node-iface", "network interface not found on the node", iface=self._link.iface)
-            net = procfs.ZERO_NET
-        else:
-            net = procfs.parse_net_dev(net_text, only=self._link.iface or None)
+        except Exception as exc:  # never seen; it must cost the node figures only
+            self._node_failed("node", "node figures unreadable", detail=f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        if not has_iface:
+            self._node_failed("node-iface", "network interface not found on the node", iface=self._link.iface)
         self._once.clear("node", "node figures readable again")
         return RawNode(mono=self._mono(), cpu=cpu, mem=mem, net=net)
+
+    def _node_failed(self, key: str, msg: str, **fields: str) -> None:
+        self._on_error("node")
+        if key not in self._logged_node:
+            self._logged_node.add(key)
+            self._once.warn(key, msg, **fields)
 
 
 def log_link(link: NodeLink) -> None:

@@ -4,7 +4,8 @@ The collection loop reads the same few files for every container once a second. 
 file by path walks the directory tree each time; keeping the descriptor open and reading it
 again with `pread` at offset 0 makes the kernel regenerate the content without any path
 lookup (seq_file restarts at offset 0). A vanished container turns into a FileGone error on
-the next read, which the caller counts and handles.
+the next read, which the caller counts and handles. A file larger than MAX_BYTES (no file we
+read comes close; junk could) is a ValueError, never a growing buffer.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import errno
 import os
 
 _BUFSIZE = 65536
+MAX_BYTES = 1 << 20
 
 
 class FileGone(OSError):
@@ -34,6 +36,8 @@ class KernelFile:
                 raise FileGone(exc.errno, f"{self.path}: {exc.strerror}") from None
         try:
             data = os.pread(self._fd, _BUFSIZE, 0)
+            if len(data) == _BUFSIZE:  # rare: more than one buffer (e.g. many interfaces in net/dev)
+                data = self._read_rest(data)
         except OSError as exc:
             self.close()
             raise FileGone(exc.errno, f"{self.path}: {exc.strerror}") from None
@@ -41,6 +45,19 @@ class KernelFile:
             self.close()
             raise FileGone(errno.ESRCH, f"{self.path}: empty read (gone)")
         return data.decode("ascii", "replace")
+
+    def _read_rest(self, first: bytes) -> bytes:
+        assert self._fd is not None
+        chunks = [first]
+        size = len(first)
+        while True:
+            more = os.pread(self._fd, _BUFSIZE, size)
+            if not more:
+                return b"".join(chunks)
+            chunks.append(more)
+            size += len(more)
+            if size > MAX_BYTES:
+                raise ValueError(f"{self.path}: more than {MAX_BYTES} bytes")
 
     def close(self) -> None:
         if self._fd is not None:
@@ -54,9 +71,13 @@ class KernelFile:
 
 
 def read_once(path: str) -> str:
-    """Reads a file that is read rarely (limits, speed, route table); raises FileGone."""
+    """Reads a file that is read rarely (limits, speed, route table); raises FileGone, or
+    ValueError when it is larger than MAX_BYTES."""
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
-            return fh.read()
+            text = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise FileGone(exc.errno, f"{path}: {exc.strerror}") from None
+    if len(text) > MAX_BYTES:
+        raise ValueError(f"{path}: more than {MAX_BYTES} bytes")
+    return text

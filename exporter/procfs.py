@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.kerneltext import counter, signed
+
 
 @dataclass(frozen=True)
 class NetCounters:
@@ -33,11 +35,12 @@ def parse_net_dev(text: str, *, only: str | None = None) -> NetCounters:
             continue
         cols = rest.split()
         if len(cols) < 10:
-            raise ValueError(f"net/dev: interface {name}: expected 16 columns, got {len(cols)}")
-        rx_b += int(cols[0])
-        rx_p += int(cols[1])
-        tx_b += int(cols[8])
-        tx_p += int(cols[9])
+            raise ValueError(f"net/dev: interface {name[:20]!r}: expected 16 columns, got {len(cols)}")
+        where = f"net/dev: interface {name[:20]!r}"
+        rx_b += counter(cols[0], where)
+        rx_p += counter(cols[1], where)
+        tx_b += counter(cols[8], where)
+        tx_p += counter(cols[9], where)
     return NetCounters(rx_bytes=rx_b, rx_packets=rx_p, tx_bytes=tx_b, tx_packets=tx_p)
 
 
@@ -45,28 +48,33 @@ def has_interface(text: str, iface: str) -> bool:
     return any(line.partition(":")[0].strip() == iface for line in text.splitlines()[2:] if ":" in line)
 
 
+# The first eight columns of /proc/stat's cpu lines (guest time is already counted in user).
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
 @dataclass(frozen=True)
 class CpuTimes:
     total: int  # jiffies summed over all states
     idle: int  # idle + iowait
     online: int  # number of cpuN lines: the CPUs the node has online
+    modes: tuple[int, ...] = ()  # jiffies per CPU_MODES entry, summed over all CPUs (missing ones 0)
 
 
 def parse_proc_stat(text: str) -> CpuTimes:
-    total = idle = online = 0
-    found = False
+    modes: tuple[int, ...] | None = None
+    online = 0
     for line in text.splitlines():
         if line.startswith("cpu "):
-            values = [int(v) for v in line.split()[1:]]
-            # user nice system idle iowait irq softirq steal (guest time is already in user)
-            total = sum(values[:8])
-            idle = values[3] + (values[4] if len(values) > 4 else 0)
-            found = True
+            cols = line.split()[1:9]
+            if len(cols) < 4:  # user nice system idle are in every kernel since 2.4
+                raise ValueError(f"stat: the cpu line has {len(cols)} columns, expected at least 4")
+            values = [counter(v, "stat: cpu line") for v in cols]
+            modes = tuple(values) + (0,) * (len(CPU_MODES) - len(values))
         elif line.startswith("cpu") and line[3:4].isdigit():
             online += 1
-    if not found:
+    if modes is None:
         raise ValueError("stat: no aggregate 'cpu' line")
-    return CpuTimes(total=total, idle=idle, online=max(online, 1))
+    return CpuTimes(total=sum(modes), idle=modes[3] + modes[4], online=max(online, 1), modes=modes)
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,10 @@ def parse_meminfo(text: str) -> MemInfo:
     for line in text.splitlines():
         name, _, rest = line.partition(":")
         if name in ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached"):
-            values[name] = int(rest.split()[0]) * 1024
+            cols = rest.split()
+            if not cols:
+                raise ValueError(f"meminfo: {name} has no value")
+            values[name] = counter(cols[0], f"meminfo: {name}") * 1024
     if "MemTotal" not in values:
         raise ValueError("meminfo: no MemTotal line")
     available = values.get("MemAvailable")
@@ -95,7 +106,10 @@ def default_route_iface(route_text: str) -> str | None:
     for line in route_text.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 8 and cols[1] == "00000000" and cols[7] == "00000000":
-            metric = int(cols[6])
+            try:
+                metric = counter(cols[6], "net/route: metric")
+            except ValueError:
+                continue  # a malformed row is no default route
             if best is None or metric < best[0]:
                 best = (metric, cols[0])
     return best[1] if best else None
@@ -104,7 +118,7 @@ def default_route_iface(route_text: str) -> str | None:
 def parse_speed_mbps(text: str) -> float | None:
     """`/sys/class/net/<iface>/speed`: Mbit/s, or None when unknown (-1, virtual links)."""
     try:
-        speed = int(text.strip())
+        speed = signed(text, "speed")
     except ValueError:
         return None
     return float(speed) if speed > 0 else None

@@ -21,9 +21,12 @@ from typing import Any
 from sgcommon.metricset import CONTAINER_KEYS
 
 MAX_ALERT_BYTES = 1024
+MAX_DEPTH = 4  # an alert nests 2 levels ({"m": {...}}); deeper input is refused before json parses it
 METRIC_KEYS = CONTAINER_KEYS  # docs/metrics.md defines each
+PERCENT_KEYS = frozenset(("cpu", "mem", "net"))  # 0-100 by definition (docs/metrics.md)
 _TOP_KEYS = {"t0", "t1", "n", "c", "s", "k", "m"}
 _MAX_STR = 128
+_BOM = b"\xef\xbb\xbf"
 
 
 class AlertError(ValueError):
@@ -54,29 +57,85 @@ def encode_alert(alert: Alert) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _number(value: Any, where: str) -> float:
+def _number(value: Any, where: str, *, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AlertError(f"{where}: expected a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise AlertError(f"{where}: expected a finite number >= 0, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal with hundreds of digits
+        raise AlertError(f"{where}: expected a finite number, got an integer of {len(str(value))} digits") from None
+    if not math.isfinite(number) or not 0 <= number <= high:
+        limit = "" if high == math.inf else f" and <= {high:g}"
+        raise AlertError(f"{where}: expected a finite number >= 0{limit}, got {number!r}")
     return number
 
 
 def _string(value: Any, where: str, *, required: bool = True) -> str:
     if not isinstance(value, str) or (required and not value) or len(value) > _MAX_STR:
         raise AlertError(f"{where}: expected a non-empty string of at most {_MAX_STR} characters")
+    if not value.isprintable():  # control and format characters, unpaired surrogates (from \ud800)
+        raise AlertError(f"{where}: control characters and unpaired surrogates are not allowed")
     return value
 
 
+def _depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects, strings skipped: json's C parser recurses once per
+    level and raises RecursionError around 1000, which a 1 KB body can reach."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise AlertError(f"body: duplicate key {key[:40]!r}")
+        doc[key] = value
+    return doc
+
+
+def _parse(body: bytes) -> Any:
+    """Strict JSON: UTF-8 without a byte order mark, no duplicate keys, shallow. NaN and Infinity
+    parse (Python's json accepts them) and are refused by the field they are in."""
+    if body.startswith(_BOM):
+        raise AlertError("body: starts with a UTF-8 byte order mark; send plain UTF-8 JSON")
+    try:
+        text = body.decode("utf-8")  # strict: invalid UTF-8 and encoded surrogates are refused
+    except UnicodeDecodeError as exc:
+        raise AlertError(f"body: not valid UTF-8 (byte {exc.start})") from None
+    if _depth(body) > MAX_DEPTH:
+        raise AlertError(f"body: nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except AlertError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise AlertError(f"body: not valid JSON ({exc})") from None
+    except (RecursionError, ValueError) as exc:  # ValueError: e.g. an integer of more than 4300 digits
+        raise AlertError(f"body: not valid JSON ({type(exc).__name__})") from None
+
+
 def decode_alert(body: bytes) -> Alert:
-    """Parses and validates an alert body; raises AlertError with a clear message."""
+    """Parses and validates an alert body; raises AlertError with a clear message, nothing else."""
     if len(body) > MAX_ALERT_BYTES:
         raise AlertError(f"body: {len(body)} bytes, at most {MAX_ALERT_BYTES} allowed")
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AlertError(f"body: not valid JSON ({exc})") from None
+    doc = _parse(body)
     if not isinstance(doc, dict):
         raise AlertError("body: expected a JSON object")
     missing = sorted(_TOP_KEYS - doc.keys())
@@ -84,13 +143,14 @@ def decode_alert(body: bytes) -> Alert:
         raise AlertError(f"body: missing field(s) {', '.join(missing)}")
     unknown = sorted(doc.keys() - _TOP_KEYS)
     if unknown:
-        raise AlertError(f"body: unknown field(s) {', '.join(map(str, unknown))}")
+        raise AlertError(f"body: unknown field(s) {', '.join(repr(k[:40]) if not k.isidentifier() else k for k in unknown[:5])}")
     metrics = doc["m"]
     if not isinstance(metrics, dict):
         raise AlertError("m: expected an object of metrics")
-    bad = sorted(set(map(str, metrics)) ^ set(METRIC_KEYS))
+    bad = sorted(set(metrics) ^ set(METRIC_KEYS))
     if bad:
-        raise AlertError(f"m: expected exactly the keys {', '.join(METRIC_KEYS)}; wrong: {', '.join(bad)}")
+        shown = ", ".join(k if k.isidentifier() else repr(k[:40]) for k in bad[:8])
+        raise AlertError(f"m: expected exactly the keys {', '.join(METRIC_KEYS)}; wrong: {shown}")
     return Alert(
         t0=_number(doc["t0"], "t0"),
         t1=_number(doc["t1"], "t1"),
@@ -98,5 +158,5 @@ def decode_alert(body: bytes) -> Alert:
         container_id=_string(doc["c"], "c"),
         service=_string(doc["s"], "s"),
         task_id=_string(doc["k"], "k", required=False),
-        metrics={k: _number(metrics[k], f"m.{k}") for k in METRIC_KEYS},
+        metrics={k: _number(metrics[k], f"m.{k}", high=100.0 if k in PERCENT_KEYS else math.inf) for k in METRIC_KEYS},
     )

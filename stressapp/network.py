@@ -49,7 +49,7 @@ def parse_peer(text: str) -> tuple[str, int]:
     """'host:port' (or '[v6]:port') -> (host, port); ValueError with the reason otherwise."""
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"expected host:port with a port in 1..65535, got {text!r}")
     return host, int(port)
 

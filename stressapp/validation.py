@@ -5,18 +5,12 @@ raise ParamError, which the app turns into HTTP 400 {"error": ..., "parameter": 
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sgcommon.params import Args, ParamError, query_number, single
 from stressapp.ramp import Plan
 
-
-class ParamError(ValueError):
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-        self.message = message
+__all__ = ["DEFAULT_DURATION", "KIND_PARAMETER", "Limits", "ParamError", "combined_plans", "number", "single_plan"]
 
 
 @dataclass(frozen=True)
@@ -34,20 +28,10 @@ DEFAULT_DURATION = 60.0
 KIND_PARAMETER = {"cpu": "target", "memory": "target", "network": "bandwidth"}
 
 
-def number(args: Mapping[str, str], name: str, *, default: float | None = None) -> float:
-    """A finite number from the query; ParamError when missing, non-numeric, NaN or infinite."""
-    raw = args.get(name)
-    if raw is None or raw.strip() == "":
-        if default is None:
-            raise ParamError(name, "is required")
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ParamError(name, f"must be a number, got {raw[:40]!r}") from None
-    if not math.isfinite(value):
-        raise ParamError(name, f"must be a finite number, got {raw[:40]!r}")
-    return value
+def number(args: Args, name: str, *, default: float | None = None) -> float:
+    """A finite number from the query (sgcommon.params' grammar); ParamError when missing, repeated,
+    non-numeric, NaN or infinite."""
+    return query_number(args, name, default=default)
 
 
 def _in_range(name: str, value: float, *, low: float, high: float, low_inclusive: bool, unit: str, why: str = "") -> float:
@@ -58,13 +42,13 @@ def _in_range(name: str, value: float, *, low: float, high: float, low_inclusive
     return value
 
 
-def _reject_unknown(args: Mapping[str, str], allowed: set[str]) -> None:
+def _reject_unknown(args: Args, allowed: set[str]) -> None:
     for name in args:
         if name not in allowed:
             raise ParamError(name, f"unknown parameter; expected {', '.join(sorted(allowed))}")
 
 
-def _timing(args: Mapping[str, str], limits: Limits) -> tuple[float, float]:
+def _timing(args: Args, limits: Limits) -> tuple[float, float]:
     duration = _in_range("duration", number(args, "duration", default=DEFAULT_DURATION), low=0, high=limits.max_duration,
                          low_inclusive=False, unit=" s", why="the configured maximum duration")
     ramp = _in_range("ramp", number(args, "ramp", default=0.0), low=0, high=limits.max_duration,
@@ -82,7 +66,7 @@ def _target(kind: str, name: str, value: float, limits: Limits) -> float:
                      why="the configured maximum bandwidth")
 
 
-def single_plan(kind: str, args: Mapping[str, str], limits: Limits) -> Plan:
+def single_plan(kind: str, args: Args, limits: Limits) -> Plan:
     """The plan of /stress/<kind>: target (or bandwidth), duration, ramp."""
     name = KIND_PARAMETER[kind]
     _reject_unknown(args, {name, "duration", "ramp"})
@@ -91,11 +75,11 @@ def single_plan(kind: str, args: Mapping[str, str], limits: Limits) -> Plan:
     return Plan(target=target, duration=duration, ramp=ramp)
 
 
-def combined_plans(args: Mapping[str, str], limits: Limits) -> dict[str, Plan]:
+def combined_plans(args: Args, limits: Limits) -> dict[str, Plan]:
     """The plans of /stress/combined: any of cpu, memory, network (at least one), one duration and ramp."""
     _reject_unknown(args, {"cpu", "memory", "network", "duration", "ramp"})
     targets = {kind: _target(kind, kind, number(args, kind), limits) for kind in ("cpu", "memory", "network")
-               if args.get(kind) is not None}
+               if single(args, kind) is not None}
     if not targets:
         raise ParamError("cpu", "give at least one of cpu, memory, network")
     duration, ramp = _timing(args, limits)

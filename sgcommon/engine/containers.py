@@ -30,6 +30,7 @@ class LocalContainer:
     pid: int  # main process on the host (0 when not running)
     cpu_limit: float | None  # CPUs (NanoCpus or CpuQuota/CpuPeriod), None when unlimited
     memory_limit: int | None  # bytes, None when unlimited
+    image: str = ""  # the image as the container was created from it (Config.Image), "" when unknown
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def parse_inspect(doc: Mapping[str, Any]) -> LocalContainer:
         pid=int((doc.get("State") or {}).get("Pid") or 0),
         cpu_limit=cpu_limit(host),
         memory_limit=int(host["Memory"]) if host.get("Memory") else None,
+        image=str(config.get("Image") or ""),
     )
 
 

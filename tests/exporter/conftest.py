@@ -155,9 +155,10 @@ def clock() -> FakeClock:
 
 
 def container(cid: str, *, pid: int, service: str = "web", task: str = "task-1",
-              cpu_limit: float | None = None, memory_limit: int | None = None) -> LocalContainer:
+              cpu_limit: float | None = None, memory_limit: int | None = None,
+              image: str = "10.99.0.1:5000/stressapp:latest") -> LocalContainer:
     return LocalContainer(id=cid, name=f"{service}.1.{task}", service=service, task_id=task, pid=pid,
-                          cpu_limit=cpu_limit, memory_limit=memory_limit)
+                          cpu_limit=cpu_limit, memory_limit=memory_limit, image=image)
 
 
 @pytest.fixture

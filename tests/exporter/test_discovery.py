@@ -54,11 +54,13 @@ def discover(fake: FakeEngine) -> Iterator[Callable[..., Discovery]]:
 
 
 def test_inspect_gives_service_task_pid_and_limits(fake: FakeEngine, client: docker.APIClient) -> None:
-    cid = fake.add_container(name="web.1.task-9", labels=SWARM, pid=777, nano_cpus=1_500_000_000, memory=64 << 20)
+    cid = fake.add_container(name="web.1.task-9", labels=SWARM, pid=777, nano_cpus=1_500_000_000, memory=64 << 20,
+                             image="10.99.0.1:5000/stressapp:latest")
     assert list_running(client) == [cid]
     assert node_name(client) == "worker-3"
     assert inspect(client, cid) == LocalContainer(
-        id=cid, name="web.1.task-9", service="web", task_id="task-9", pid=777, cpu_limit=1.5, memory_limit=64 << 20)
+        id=cid, name="web.1.task-9", service="web", task_id="task-9", pid=777, cpu_limit=1.5, memory_limit=64 << 20,
+        image="10.99.0.1:5000/stressapp:latest")
 
 
 def test_a_quota_limit_counts_and_a_plain_container_is_its_own_service() -> None:

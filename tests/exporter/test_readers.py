@@ -79,7 +79,7 @@ def test_net_dev_with_a_short_row_is_refused() -> None:
 
 def test_proc_stat_gives_total_idle_and_online_cpus() -> None:
     text = "cpu  10 1 5 100 4 0 2 0 7 0\ncpu0 5 0 2 50 2 0 1 0 0 0\ncpu1 5 1 3 50 2 0 1 0 0 0\nintr 1\n"
-    assert procfs.parse_proc_stat(text) == procfs.CpuTimes(total=122, idle=104, online=2)
+    assert procfs.parse_proc_stat(text) == procfs.CpuTimes(total=122, idle=104, online=2, modes=(10, 1, 5, 100, 4, 0, 2, 0))
 
 
 def test_proc_stat_without_a_cpu_line_is_refused() -> None:
