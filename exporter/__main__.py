@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 
+from prometheus_client import disable_created_metrics
+
 from exporter.alerts import AlertSender, Thresholds
 from exporter.collect import Collector, log_link, resolve_link
 from exporter.discovery import Discovery, Inventory
@@ -20,6 +22,7 @@ from sgcommon import jsonlog
 from sgcommon.influx import InfluxWriter, open_writer, parse_target
 from sgcommon.secretfile import SecretError, read_secret
 from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
+from sgcommon.version import add_version_argument
 
 log = jsonlog.get_logger("swarmguard.exporter")
 
@@ -31,6 +34,7 @@ def parse_args(argv: list[str] | None) -> ExporterSettings:
         "Prometheus /metrics, InfluxDB batches and instant alerts to the SwarmGuard controller.",
         epilog="Secrets: ALERT_TOKEN or ALERT_TOKEN_FILE, INFLUXDB_TOKEN or INFLUXDB_TOKEN_FILE.",
     )
+    add_version_argument(parser)
     parser.add_argument("--config", help="YAML file of settings (keys: the option names with underscores)")
     add_arguments(parser, ExporterSettings, prefix=PREFIX)
     args = parser.parse_args(argv)
@@ -59,13 +63,14 @@ def make_alerts(s: ExporterSettings) -> AlertSender | None:
         s.controller_url,
         token=read_secret("ALERT_TOKEN"),
         thresholds=thresholds,
-        min_gap=s.interval * 0.5,
+        min_gap=0.5 * (s.effective_confirm_delay or s.interval),  # the confirming sample comes confirm_delay after the first
         queue_size=s.alert_queue_size,
         timeout=s.alert_timeout,
     )
 
 
 def run(s: ExporterSettings, stop: threading.Event) -> int:
+    disable_created_metrics()  # no `_created` series: Prometheus users rarely want them, and they cost bytes per scrape
     inventory = Inventory(s.node_name)
     link = resolve_link(proc_root=s.proc_root, sys_root=s.sys_root, net_iface=s.net_iface, default_mbps=s.network_capacity_mbps)
     log_link(link)
@@ -76,7 +81,8 @@ def run(s: ExporterSettings, stop: threading.Event) -> int:
     try:
         metrics = SelfMetrics()
         collector = Collector(cgroup_root=s.cgroup_root, proc_root=s.proc_root, link=link, on_error=metrics.error)
-        exporter = Exporter(collector, inventory, interval=s.interval, alerts=alerts, writer=writer, self_metrics=metrics)
+        exporter = Exporter(collector, inventory, interval=s.interval, alerts=alerts, writer=writer, self_metrics=metrics,
+                            confirm_delay=s.effective_confirm_delay, confirm_margin=s.confirm_margin)
         server = make_http_server(exporter, s.listen_address, s.port)
         discovery = Discovery(inventory, base_url=s.docker_host or None, node_name=s.node_name, on_error=exporter.self_metrics.error)
         discovery.start()

@@ -2,8 +2,9 @@
 
 One thread ticks every `interval` on a fixed schedule (a late tick skips to the next slot and
 counts an "overrun" rather than drifting). Each tick reads one sweep, then hands it, in order
-of urgency, to the alert sender (queue only), the latest-sweep slot that /metrics reads, and
-the InfluxDB buffer (queue only): nothing in the loop waits on the network.
+of urgency, to the alert path (exporter.confirm, then the sender's queue), the latest-sweep slot
+that /metrics reads, and the InfluxDB buffer (queue only): nothing in the loop waits on the
+network. Between ticks the same thread takes the confirming samples that are due.
 """
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client import generate_latest
 
 from exporter.alerts import AlertSender
 from exporter.collect import Collector
+from exporter.confirm import Confirmer
 from exporter.discovery import Inventory
 from exporter.lineproto import sweep_lines
-from exporter.metrics import SelfMetrics, StatsCollector, SweepCollector
+from exporter.metrics import CONTENT_TYPE, SelfMetrics, StatsCollector, SweepText
 from exporter.sample import Sweep
 from sgcommon.influx import InfluxWriter
 from sgcommon.jsonlog import event, get_logger
+from sgcommon.version import register_build_info
 
 log = get_logger("swarmguard.exporter.service")
 
@@ -40,17 +43,21 @@ class Exporter:
         alerts: AlertSender | None = None,
         writer: InfluxWriter | None = None,
         self_metrics: SelfMetrics | None = None,
+        confirm_delay: float = 0.0,
+        confirm_margin: float = 0.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.collector = collector
         self.inventory = inventory
         self.interval = interval
         self.alerts = alerts
+        self.confirmer = Confirmer(alerts, delay=confirm_delay, margin=confirm_margin) if alerts is not None else None
         self.writer = writer
         self.self_metrics = self_metrics or SelfMetrics()
-        self.registry = self.self_metrics.registry
-        self.registry.register(SweepCollector(lambda: self.latest))
+        self.registry = self.self_metrics.registry  # the exporter's own figures; the sweep is rendered apart
         self.registry.register(StatsCollector(self._stats))
+        register_build_info(self.registry, "exporter")
+        self.sweep_text = SweepText()
         self.latest: Sweep | None = None
         self.last_tick = 0.0  # monotonic time of the last finished tick
         self._mono = mono
@@ -59,9 +66,8 @@ class Exporter:
 
     def tick(self) -> Sweep:
         sweep = self.collector.sweep(self.inventory.snapshot(), self.inventory.node)
-        if self.alerts is not None:
-            for sample in sweep.containers:
-                self.alerts.offer(sample)
+        if self.confirmer is not None:
+            self.confirmer.on_sweep(sweep, self._mono())
         self.latest = sweep
         self.self_metrics.duration.observe(sweep.duration)
         if self.writer is not None:
@@ -76,6 +82,15 @@ class Exporter:
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+
+    def confirm_due(self) -> None:
+        """Takes the confirming samples that are due (collection thread only)."""
+        if self.confirmer is not None:
+            self.confirmer.run_due(self._mono(), lambda cid: self.collector.confirm(cid, self.inventory.node))
+
+    def exposition(self) -> bytes:
+        """The /metrics body: the latest sweep (rendered once per sweep), then the exporter's own figures."""
+        return self.sweep_text.render(self.latest) + generate_latest(self.registry)
 
     def healthy(self) -> bool:
         return self.last_tick > 0 and self._mono() - self.last_tick < 3 * self.interval + 1
@@ -94,7 +109,18 @@ class Exporter:
                 skipped = int((now - next_at) // self.interval) + 1
                 self.self_metrics.errors.labels("overrun").inc(skipped)
                 next_at += skipped * self.interval
-            self._stop.wait(next_at - now)
+            while not self._stop.is_set():  # confirming samples due before the next tick
+                due = self.confirmer.next_due() if self.confirmer is not None else None
+                if due is None or due >= next_at:
+                    break
+                if self._stop.wait(max(due - self._mono(), 0.0)):
+                    return
+                try:
+                    self.confirm_due()
+                except Exception as exc:  # as for a sweep: count, log, go on
+                    self.self_metrics.error("internal")
+                    event(log, "confirming read failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            self._stop.wait(max(next_at - self._mono(), 0.0))
 
     def _stats(self) -> dict[str, tuple[str, str, float]]:
         out: dict[str, tuple[str, str, float]] = {
@@ -108,12 +134,20 @@ class Exporter:
                 "swarmguard_exporter_alerts_dropped": ("counter", "Alerts dropped: the send queue was full.", a.dropped),
                 "swarmguard_exporter_alert_delay_seconds": ("gauge", "T1 - T0 of the last accepted alert.", a.last_delay),
             })
+        if self.confirmer is not None and self.confirmer.delay > 0:
+            c = self.confirmer.stats
+            out.update({
+                "swarmguard_exporter_breaches_confirmed": ("counter", "First breaching samples confirmed by a second read.", c.confirmed),
+                "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples the second read did not confirm.", c.cleared),
+            })
         if self.writer is not None:
             w = self.writer.stats
             out.update({
                 "swarmguard_exporter_influx_written_lines": ("counter", "Lines InfluxDB accepted.", w.written),
                 "swarmguard_exporter_influx_dropped_lines": ("counter", "Lines dropped, oldest first, while InfluxDB was unreachable.", w.dropped),
-                "swarmguard_exporter_influx_failed_batches": ("counter", "InfluxDB batch writes that failed.", w.failed_batches),
+                "swarmguard_exporter_influx_failed_batches": ("counter", "InfluxDB batch writes that failed and are retried.", w.failed_batches),
+                "swarmguard_exporter_influx_rejected_batches": ("counter", "Batches InfluxDB refused with a 4xx: dropped, not retried.", w.rejected_batches),
+                "swarmguard_exporter_influx_rejected_lines": ("counter", "Lines in the batches InfluxDB refused with a 4xx.", w.rejected_lines),
                 "swarmguard_exporter_influx_pending_lines": ("gauge", "Lines waiting for the next batch.", self.writer.pending()),
             })
         return out
@@ -131,7 +165,7 @@ def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHT
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(exporter.registry))
+                self._send(200, CONTENT_TYPE, exporter.exposition())
             elif path == "/healthz":
                 ok = exporter.healthy()
                 sweep = exporter.latest

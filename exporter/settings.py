@@ -31,6 +31,10 @@ class ExporterSettings:
     cpu_threshold: float = setting(75.0, "alert when a container's cpu_percent is above this")
     memory_threshold: float = setting(80.0, "alert when a container's memory_percent is above this")
     network_threshold: float = setting(65.0, "alert when a container's network_percent is above this")
+    confirm_delay: float = setting(0.25, "seconds after a container's first breaching sample to read it again and alert "
+                                   "if it still breaches (at most half the interval; docs/exporter.md); 0: the next "
+                                   "sweep confirms, as the rules' for: 2 did before")
+    confirm_margin: float = setting(0.0, "points by which the confirming sample must exceed the threshold it breaches")
     alert_timeout: float = setting(1.0, "seconds before an alert POST is given up (one retry after 100 ms)")
     alert_queue_size: int = setting(64, "alerts waiting to be sent; beyond that new ones are dropped and counted")
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
@@ -51,9 +55,18 @@ class ExporterSettings:
         for name in ("cpu_threshold", "memory_threshold", "network_threshold"):
             if not 0 <= getattr(self, name) <= 100:
                 errors.append(f"{name}: expected 0..100, got {getattr(self, name)}")
+        if not 0 <= self.confirm_delay <= 60:
+            errors.append(f"confirm_delay: expected 0..60 seconds, got {self.confirm_delay}")
+        if not 0 <= self.confirm_margin <= 100:
+            errors.append(f"confirm_margin: expected 0..100 points, got {self.confirm_margin}")
         if self.alert_timeout <= 0 or self.alert_queue_size < 1 or self.influx_buffer_size < 1 or self.influx_flush_interval <= 0:
             errors.append("alert_timeout and influx_flush_interval must be > 0, queue and buffer sizes >= 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         if errors:
             raise SettingsError("; ".join(errors))
+
+    @property
+    def effective_confirm_delay(self) -> float:
+        """The confirm delay in use: a confirming read must come well before the next sweep."""
+        return min(self.confirm_delay, self.interval / 2)

@@ -1,36 +1,66 @@
 """The one InfluxDB writer of the project: bounded, batched, never blocking its callers.
 
 `write(points)` only appends to an in-memory buffer and returns at once; a background thread
-sends batches through influxdb-client's synchronous write API (one client, one write API,
-closed on exit: fact 19). When InfluxDB is down or slow the buffer fills up to `buffer_size`
-lines and then the oldest lines are dropped first and counted, so memory stays bounded and the
-newest data wins. `close()` flushes what is left (bounded by a timeout) and closes the client.
+sends batches. What happens to a batch depends on the answer:
 
-The exporter writes `container_metrics` / `node_metrics`, the controller `recovery_events`;
-points are influxdb_client Point objects or line-protocol strings in the writer's precision.
-influxdb_client itself is imported only when a writer is opened: the package alone costs about
-17 MB of RSS, a third of the exporter's memory budget, which a node without InfluxDB should not pay.
+- 2xx: written;
+- 4xx other than 408 and 429 (the server refuses this batch: bad line, bad token, unknown
+  bucket, too large): the batch is dropped, counted (`rejected_batches`, `rejected_lines`) and
+  logged once per status, and the next batch goes out; retrying it would block the queue forever;
+- 408, 429, 5xx, no connection, a time-out: the batch goes back to the front of the buffer and is
+  retried with exponential back-off (flush interval x 2^n, at most `max_backoff`, at least the
+  server's Retry-After).
+
+While the server is down or slow the buffer fills up to `buffer_size` lines and then the oldest
+lines are dropped first and counted, so memory stays bounded and the newest data wins.
+`close()` flushes what is left (bounded by a timeout).
+
+`open_writer` posts gzip'd line protocol to `/api/v2/write` through one keep-alive `requests`
+session (InfluxDB 2 and victoria-metrics take it). influxdb-client is not used: it cost the
+exporter about 17 MB of RSS (a third of its budget) for one HTTP POST. Points are line-protocol
+strings in the writer's precision (sgcommon.lineproto), or any object with `to_line_protocol`.
 """
 from __future__ import annotations
 
 import collections
+import gzip as gzip_module
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from typing import TYPE_CHECKING
-
 from sgcommon.jsonlog import OnceLogger, event, get_logger
-
-if TYPE_CHECKING:
-    from influxdb_client import Point
 
 log = get_logger("swarmguard.influx")
 
 Sender = Callable[[list[str]], None]
 PRECISIONS = ("s", "ms", "us", "ns")
+MAX_EXPONENT = 16  # 2^16 flush intervals is far past any max_backoff; a bigger power overflows a float
+
+
+class SinkRejected(Exception):
+    """The server refused this batch for good (a 4xx but 408 and 429): drop it, do not retry."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text}")
+        self.status = status
+
+
+class SinkUnavailable(Exception):
+    """The server could not take the batch now (408, 429, 5xx, network): retry after a back-off."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LineProtocolPoint(Protocol):
+    def to_line_protocol(self, precision: Any = ...) -> Any: ...
+
+
+Point = LineProtocolPoint | str
 
 
 @dataclass(frozen=True)
@@ -58,7 +88,9 @@ def parse_target(url: str, *, org: str, bucket: str) -> InfluxTarget:
 class WriterStats:
     written: int = 0  # lines accepted by the server
     dropped: int = 0  # lines discarded because the buffer was full (oldest first)
-    failed_batches: int = 0  # send attempts that failed
+    failed_batches: int = 0  # send attempts that failed and are retried (408, 429, 5xx, network)
+    rejected_batches: int = 0  # batches the server refused with a 4xx: dropped, not retried
+    rejected_lines: int = 0  # lines in those batches
 
 
 class InfluxWriter:
@@ -92,11 +124,12 @@ class InfluxWriter:
         self._name = name
         self._cond = threading.Condition()
         self._closing = False
+        self._retry_after = 0.0  # seconds the server asked for (Retry-After) on the last failure
         self._once = OnceLogger(log)
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
 
-    def write(self, points: Iterable[Point | str]) -> None:
+    def write(self, points: Iterable[Point]) -> None:
         """Queues points for the next batch; never blocks on the network."""
         lines = [line for line in (self._line(p) for p in points) if line]
         with self._cond:
@@ -129,18 +162,22 @@ class InfluxWriter:
         lost = self.pending()
         event(log, "influx writer closed", writer=self._name, written=self.stats.written, dropped=self.stats.dropped, unsent=lost)
 
-    def _line(self, point: Point | str) -> str:
+    def _line(self, point: Point) -> str:
         if isinstance(point, str):
             return point.strip()
-        if hasattr(point, "to_line_protocol"):  # an influxdb_client Point (not imported here: see above)
-            return point.to_line_protocol(precision=self.precision)
+        if hasattr(point, "to_line_protocol"):  # e.g. an influxdb_client Point
+            return str(point.to_line_protocol(precision=self.precision))
         raise TypeError(f"expected a Point or a line-protocol string, got {type(point).__name__}")
 
     def _run(self) -> None:
         failures = 0
         while True:
             with self._cond:
-                delay = self._flush_interval if failures == 0 else min(self._flush_interval * 2**failures, self._max_backoff)
+                if failures == 0:
+                    delay = self._flush_interval
+                else:
+                    backoff = self._flush_interval * 2 ** min(failures, MAX_EXPONENT)
+                    delay = min(max(backoff, self._retry_after), self._max_backoff)
                 deadline = time.monotonic() + delay
                 while not self._closing and (failures > 0 or len(self._buffer) < self._batch_size):
                     left = deadline - time.monotonic()
@@ -177,15 +214,76 @@ class InfluxWriter:
             self._buffer.extendleft(reversed(keep))
 
     def _try_send(self, batch: list[str]) -> bool:
+        """True when the batch is done with (written, or refused for good and dropped); False: retry it."""
+        self._retry_after = 0.0
         try:
             self._send(batch)
-        except Exception as exc:  # any client or network failure: keep the data, back off
+        except SinkRejected as exc:  # retrying cannot help and would block every later batch
+            self.stats.rejected_batches += 1
+            self.stats.rejected_lines += len(batch)
+            self._once.clear(self._name, "influx write recovered", writer=self._name)
+            self._once.warn(f"{self._name}:rejected:{exc.status}", "influx refused a batch; dropped",
+                            writer=self._name, lines=len(batch), error=str(exc)[:300])
+            return True
+        except Exception as exc:  # unavailable, or any client or network failure: keep the data, back off
+            if isinstance(exc, SinkUnavailable) and exc.retry_after is not None:
+                self._retry_after = exc.retry_after
             self.stats.failed_batches += 1
             self._once.warn(self._name, "influx write failed", writer=self._name, error=f"{type(exc).__name__}: {exc}"[:300])
             return False
         self.stats.written += len(batch)
         self._once.clear(self._name, "influx write recovered", writer=self._name)
         return True
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare for write APIs and is ignored)."""
+    if value is None or not value.strip().isascii() or not value.strip().isdigit():
+        return None
+    return float(min(int(value.strip()), 3600))
+
+
+def http_sender(
+    target: InfluxTarget,
+    *,
+    token: str | None,
+    precision: str = "ms",
+    timeout: float = 5.0,
+    gzip: bool = True,
+    session: Any = None,
+) -> tuple[Sender, Callable[[], None]]:
+    """A send function POSTing line protocol to `{url}/api/v2/write`, and its close function.
+
+    Raises SinkRejected for a 4xx but 408/429, SinkUnavailable for everything worth a retry.
+    """
+    import requests  # every component already has it loaded; imported here to keep this module light
+
+    http = session or requests.Session()
+    url = f"{target.url}/api/v2/write"
+    params = {"org": target.org, "bucket": target.bucket, "precision": precision}
+    headers = {"Content-Type": "text/plain; charset=utf-8", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+
+    def send(lines: list[str]) -> None:
+        body = "\n".join(lines).encode("utf-8", "replace")  # never raises: a bad character is not worth a stuck queue
+        if gzip:
+            body = gzip_module.compress(body, compresslevel=1)
+        try:
+            response = http.post(url, params=params, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            raise SinkUnavailable(f"{type(exc).__name__}: {exc}"[:300]) from None
+        status = response.status_code
+        if status < 300:
+            return
+        text = response.text[:200].strip()
+        if status in (408, 429) or status >= 500:
+            raise SinkUnavailable(f"HTTP {status}: {text}", retry_after=_retry_after(response.headers.get("Retry-After")))
+        raise SinkRejected(status, text)
+
+    return send, http.close
 
 
 def open_writer(
@@ -195,21 +293,8 @@ def open_writer(
     precision: str = "ms",
     timeout: float = 5.0,
     gzip: bool = True,
-    **options: float | int | str,
+    **options: Any,
 ) -> InfluxWriter:
-    """An InfluxWriter sending through one influxdb-client synchronous write API."""
-    from influxdb_client import InfluxDBClient
-    from influxdb_client.client.write_api import SYNCHRONOUS
-
-    client = InfluxDBClient(url=target.url, token=token or "", org=target.org, timeout=int(timeout * 1000), enable_gzip=gzip)
-    api = client.write_api(write_options=SYNCHRONOUS)
-
-    def send(lines: list[str]) -> None:
-        api.write(bucket=target.bucket, org=target.org, record="\n".join(lines).encode(), write_precision=precision)
-
-    def close() -> None:
-        api.close()
-        client.close()
-
-    return InfluxWriter(send, precision=precision, on_close=close, **options)  # type: ignore[arg-type]
-
+    """An InfluxWriter posting to the target's /api/v2/write (see http_sender)."""
+    send, close = http_sender(target, token=token, precision=precision, timeout=timeout, gzip=gzip)
+    return InfluxWriter(send, precision=precision, on_close=close, **options)

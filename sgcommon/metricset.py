@@ -48,10 +48,25 @@ NODE_FIGURES: tuple[Figure, ...] = (
 )
 SAMPLE_TIMESTAMP = "swarmguard_container_sample_timestamp_seconds"  # when a container's figures were read
 
+# Series in base units, for Prometheus users (docs/metrics.md shows the PromQL); counter families
+# are named without `_total`, which the exposition adds.
+CONTAINER_CPU_SECONDS = "swarmguard_container_cpu_seconds"  # counter: CPU time used
+CONTAINER_CPU_LIMIT = "swarmguard_container_cpu_limit_cores"  # gauge: what cpu_percent is a share of
+CONTAINER_MEMORY_LIMIT = "swarmguard_container_memory_limit_bytes"  # gauge: what memory_percent is a share of
+CONTAINER_NETWORK_COUNTERS = (  # counters of the container's network namespace
+    "swarmguard_container_network_receive_bytes",
+    "swarmguard_container_network_transmit_bytes",
+    "swarmguard_container_network_receive_packets",
+    "swarmguard_container_network_transmit_packets",
+)
+NODE_CPU_SECONDS = "swarmguard_node_cpu_seconds"  # counter by `mode`, summed over the node's CPUs
+NODE_CPUS = "swarmguard_node_cpus"  # gauge: online CPUs
+BUILD_INFO = "swarmguard_build_info"  # gauge, always 1: labels component, version, python
+
 CONTAINER_KEYS: tuple[str, ...] = tuple(f.key for f in CONTAINER_FIGURES)
 NODE_KEYS: tuple[str, ...] = tuple(f"node_{f.key}" for f in NODE_FIGURES)
 REQUIRED_KEYS = ("cpu", "mem", "net")  # a scraped container or node lacking one of these is skipped
-CONTAINER_LABELS = ("node", "service", "container_id", "task_id")
+CONTAINER_LABELS = ("node", "service", "container_id", "task_id", "name", "image")
 
 # Two timestamps of one container closer than this are one sample: an alert carries t0 rounded to
 # 0.1 ms while the exposition carries it in full, and an exporter samples far less often

@@ -1,15 +1,19 @@
 """Serialising a sweep: line protocol as exact strings, Prometheus text from a fresh registry."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
 import pytest
-from prometheus_client import generate_latest
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.lineproto import sweep_lines
+from exporter.metrics import SelfMetrics, SweepCollector, SweepText, format_value
+from exporter.sample import ContainerSample
 from sgcommon.lineproto import escape_tag as escape_key
-from exporter.metrics import SelfMetrics, SweepCollector
 from tests.exporter.samples import CID, sample, sweep
 from tests.support import unavailable
 
@@ -31,27 +35,35 @@ def test_an_empty_task_id_is_left_out_and_odd_characters_are_escaped() -> None:
     assert escape_key("a\\b") == "a\\\\b"
 
 
-def exposition(*samples) -> str:
+def exposition(*samples: ContainerSample, with_node: bool = True) -> str:
+    """The /metrics body as the exporter serves it: the sweep written directly, then its own figures."""
     metrics = SelfMetrics()
-    latest = sweep(*samples)
-    metrics.registry.register(SweepCollector(lambda: latest))
     metrics.duration.observe(0.002)
-    return generate_latest(metrics.registry).decode()
+    latest = sweep(*samples, with_node=with_node)
+    return (SweepText().render(latest) + generate_latest(metrics.registry)).decode()
+
+
+def families(text: str) -> dict[str, tuple[str, list[tuple[str, tuple[tuple[str, str], ...], float]]]]:
+    return {f.name: (f.type, sorted((smp.name, tuple(sorted(smp.labels.items())), smp.value) for smp in f.samples))
+            for f in text_string_to_metric_families(text)}
+
+
+LABELS = (f'{{container_id="{CID}",image="10.99.0.1:5000/stressapp:latest",name="web.1.task-1",node="worker-1",'
+          'service="web",task_id="task-1"}')
 
 
 def test_the_exposition_carries_the_contracted_names_and_labels() -> None:
     text = exposition(sample())
-    labels = f'{{container_id="{CID}",node="worker-1",service="web",task_id="task-1"}}'  # sorted by the client
     for line in (
-        f"swarmguard_container_cpu_percent{labels} 12.5",
-        f"swarmguard_container_memory_bytes{labels} 2.68435456e+08",
-        f"swarmguard_container_memory_percent{labels} 25.0",
-        f"swarmguard_container_network_percent{labels} 3.0",
-        f"swarmguard_container_network_receive_mbps{labels} 1.5",
-        f"swarmguard_container_network_transmit_mbps{labels} 1.5",
-        f"swarmguard_container_sample_timestamp_seconds{labels} 1.70000000025e+09",
-        f"swarmguard_container_network_receive_bytes_total{labels} 1000.0",
-        f"swarmguard_container_network_transmit_bytes_total{labels} 2000.0",
+        f"swarmguard_container_cpu_percent{LABELS} 12.5",
+        f"swarmguard_container_memory_bytes{LABELS} 268435456.0",
+        f"swarmguard_container_memory_percent{LABELS} 25.0",
+        f"swarmguard_container_network_percent{LABELS} 3.0",
+        f"swarmguard_container_network_receive_mbps{LABELS} 1.5",
+        f"swarmguard_container_network_transmit_mbps{LABELS} 1.5",
+        f"swarmguard_container_sample_timestamp_seconds{LABELS} 1700000000.25",
+        f"swarmguard_container_network_receive_bytes_total{LABELS} 1000.0",
+        f"swarmguard_container_network_transmit_bytes_total{LABELS} 2000.0",
         'swarmguard_node_cpu_percent{node="worker-1"} 40.0',
         'swarmguard_node_memory_percent{node="worker-1"} 60.0',
         'swarmguard_node_network_percent{node="worker-1"} 3.0',
@@ -61,12 +73,53 @@ def test_the_exposition_carries_the_contracted_names_and_labels() -> None:
         assert line in text.splitlines(), line
 
 
+def test_cpu_and_limits_are_exposed_in_base_units_for_promql() -> None:
+    lines = exposition(sample()).splitlines()
+    assert "# TYPE swarmguard_container_cpu_seconds_total counter" in lines
+    assert f"swarmguard_container_cpu_seconds_total{LABELS} 12.5" in lines  # 12.5e9 ns
+    assert f"swarmguard_container_cpu_limit_cores{LABELS} 0.5" in lines
+    assert f"swarmguard_container_memory_limit_bytes{LABELS} 1073741824.0" in lines
+    assert "# TYPE swarmguard_container_network_receive_bytes_total counter" in lines
+    assert 'swarmguard_node_cpus{node="worker-1"} 2.0' in lines
+    assert "# TYPE swarmguard_node_cpu_seconds_total counter" in lines
+    tick = os.sysconf("SC_CLK_TCK")
+    assert f'swarmguard_node_cpu_seconds_total{{mode="idle",node="worker-1"}} {500 / tick!r}' in lines
+    assert f'swarmguard_node_cpu_seconds_total{{mode="user",node="worker-1"}} {300 / tick!r}' in lines
+
+
+def test_the_direct_text_and_the_client_families_say_the_same() -> None:
+    samples = (sample(), sample(cid="e" * 64, service='we"ird\\name\nx', task=""))
+    registry = CollectorRegistry()
+    latest = sweep(*samples)
+    registry.register(SweepCollector(lambda: latest))
+    assert families(SweepText().render(latest).decode()) == families(generate_latest(registry).decode())
+
+
+def test_label_values_are_escaped() -> None:
+    text = exposition(sample(service='a"b\\c\nd'))
+    assert 'service="a\\"b\\\\c\\nd"' in text
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "swarmguard_container_cpu_percent"]
+    assert family.samples[0].labels["service"] == 'a"b\\c\nd'
+
+
+def test_each_sweep_is_rendered_once_whatever_the_scrape_rate() -> None:
+    renderer, latest = SweepText(), sweep(sample())
+    first = renderer.render(latest)
+    assert renderer.render(latest) is first
+    assert renderer.render(sweep(sample(cpu=50.0))) != first
+
+
+@pytest.mark.parametrize(("value", "text"), [(1.5, "1.5"), (10**9, "1000000000.0"), (float("nan"), "NaN"),
+                                              (float("inf"), "+Inf"), (float("-inf"), "-Inf")])
+def test_sample_values_are_written_as_prometheus_reads_them(value: float, text: str) -> None:
+    assert format_value(value) == text
+
+
 def test_before_the_first_sweep_there_are_no_series_but_the_exposition_is_valid() -> None:
-    metrics = SelfMetrics()
-    metrics.registry.register(SweepCollector(lambda: None))
-    text = generate_latest(metrics.registry).decode()
+    text = SweepText().render(None).decode()
     assert "# TYPE swarmguard_container_cpu_percent gauge" in text
     assert "swarmguard_container_cpu_percent{" not in text and "swarmguard_node_cpu_percent{" not in text
+    assert len(list(text_string_to_metric_families(text))) == text.count("# TYPE")
 
 
 @pytest.mark.real

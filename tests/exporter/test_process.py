@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sgcommon.alert import decode_alert
 from tests.exporter.conftest import FakeHost
@@ -73,7 +74,13 @@ def test_the_exporter_alerts_serves_metrics_and_flushes_influx_on_sigterm(tmp_pa
             assert peer.wait_until(lambda got: any(h["path"] == "/alert" for h, _ in got))
             status, text = get(f"{url}/metrics")
             assert status == 200
-            assert f'swarmguard_container_memory_bytes{{container_id="{cid}",node="worker-5",service="web",task_id="t1"}} 9.437184e+08' in text
+            (memory,) = [smp for f in text_string_to_metric_families(text) for smp in f.samples
+                         if smp.name == "swarmguard_container_memory_bytes"]
+            assert memory.labels == {"container_id": cid, "node": "worker-5", "service": "web", "task_id": "t1",
+                                     "name": "web.1.t1", "image": "stressapp:test"}
+            assert memory.value == 900 * MIB
+            assert "_created" not in text  # disable_created_metrics() in the exporter process
+            assert 'swarmguard_build_info{component="exporter",python="' in text
             assert not any(h["path"].startswith("/api/v2/write") for h, _ in peer.received), "flushed before 60 s"
         finally:
             proc.send_signal(signal.SIGTERM)
