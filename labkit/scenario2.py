@@ -41,6 +41,7 @@ from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
 from labkit import deploy, labinfo, loadgen
 from labkit.zerodowntime import ProbeRun
+from sgcommon.version import add_version_argument
 
 LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
 GENERATOR_LABEL = "org.swarmguard.loadgen"
@@ -585,6 +586,7 @@ def format_result(result: Mapping[str, Any]) -> str:
 def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stress_scenario2", description="Scenario 2 on the lab: traffic -> scale up, "
                                      "then scale down after the traffic stops (docs/load.md).")
+    add_version_argument(parser)
     loadgen.add_schedule_args(parser)
     defaults = Scenario2Options()
     parser.set_defaults(rps=defaults.rps, ramp_time=defaults.ramp, hold_time=defaults.hold,
@@ -631,6 +633,7 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
 def parse_orchestrator_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="alpine_load_orchestrator", description="Traffic to /api/data at a target "
                                      "rate from several generators; the achieved rate each second (docs/load.md).")
+    add_version_argument(parser)
     loadgen.add_schedule_args(parser)
     parser.add_argument("--generators", type=int, default=2, help="lab: generator containers in the overlay (default %(default)s)")
     parser.add_argument("--ssh-hosts", default="", help="h1,h2: run the generator on these hosts over ssh instead (python3 there)")

@@ -31,6 +31,7 @@ from exporter.discovery import Inventory
 from sgcommon.engine import connect
 from sgcommon.engine.containers import inspect, list_running, node_name, stats_once
 from tests.support import free_port
+from sgcommon.version import add_version_argument
 
 LABEL = "swarmguard.bench"
 IMAGES = ("10.99.0.1:5000/swarmguard-base:latest", "10.99.0.1:5000/stressapp:latest")
@@ -152,6 +153,7 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.exporter_overhead")
     parser.add_argument("--containers", type=int, default=25)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the CPU/RSS measurement (b)")
     parser.add_argument("--repeats", type=int, default=20, help="sweeps timed in (a); the median is reported")

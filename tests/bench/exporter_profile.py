@@ -26,6 +26,7 @@ from exporter.lineproto import sweep_lines
 from exporter.metrics import SelfMetrics, SweepCollector
 from exporter.sample import Sweep
 from tests.exporter.conftest import FakeHost, container
+from sgcommon.version import add_version_argument
 
 
 def build(root: Path, n: int) -> tuple[FakeHost, dict[str, object]]:
@@ -61,6 +62,7 @@ def exposition_func() -> Callable[[Sweep], bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.exporter_profile")
     parser.add_argument("--containers", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--top", type=int, default=12, help="functions shown per part")
