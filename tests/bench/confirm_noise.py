@@ -53,6 +53,7 @@ THRESHOLD = 75.0
 LOAD = r"""
 import random, sys, time
 mean, noise, step, steady, breaches, seed = (float(a) for a in sys.argv[1:7])
+normal = sys.argv[7] == "normal"
 rnd = random.Random(int(seed))
 PERIOD = 0.01
 def burn(level, seconds):
@@ -68,7 +69,7 @@ def burn(level, seconds):
 time.sleep(3)
 end = time.monotonic() + steady
 while time.monotonic() < end:
-    burn(min(max(mean + rnd.uniform(-noise, noise), 0), 100), step)
+    burn(min(max(mean + (rnd.gauss(0, noise) if normal else rnd.uniform(-noise, noise)), 0), 100), step)
 for _ in range(int(breaches)):
     burn(30, 3)
     burn(95, 3)
@@ -191,6 +192,19 @@ def breach_onsets(trace: Trace, start: float, end: float) -> list[float]:
     return onsets
 
 
+def window_noise(trace: Trace, start: float, end: float) -> str:
+    """How noisy the CPU rate is over 1 s and over 0.25 s windows in the steady phase, and how often each breaches."""
+    def rate(t: float, width: float) -> float:
+        return (trace.at(t) - trace.at(t - width)) / 1e9 / width * 100
+
+    times = [start + 1.0 + k for k in range(int(end - start - 2))]
+    one = [rate(t, 1.0) for t in times]
+    quarter = [rate(t + 0.25, 0.25) for t in times]
+    return (f"steady phase, {len(times)} sweeps: 1 s windows mean {statistics.mean(one):.1f} sd {statistics.pstdev(one):.1f}, "
+            f"{sum(v > THRESHOLD for v in one)} above {THRESHOLD:g}; the 0.25 s windows after them mean "
+            f"{statistics.mean(quarter):.1f} sd {statistics.pstdev(quarter):.1f}, {sum(v > THRESHOLD for v in quarter)} above")
+
+
 def pick_image(client: docker.APIClient) -> str:
     tags = {tag for image in client.images() for tag in (image.get("RepoTags") or [])}
     for name in IMAGES:
@@ -227,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the noisy steady phase")
     parser.add_argument("--breaches", type=int, default=20, help="30 %% -> 95 %% steps after it")
     parser.add_argument("--mean", type=float, default=60.0)
-    parser.add_argument("--noise", type=float, default=15.0, help="+/- points around the mean, uniform")
+    parser.add_argument("--noise", type=float, default=15.0, help="+/- points around the mean (uniform), or the "
+                        "standard deviation with --normal")
+    parser.add_argument("--normal", action="store_true", help="normal noise instead of uniform")
     parser.add_argument("--step", type=float, default=0.5, help="seconds between two draws of the level")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -237,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     steady = args.minutes * 60
     created = client.create_container(
         image, entrypoint=["python3", "-c", LOAD],
-        command=[str(v) for v in (args.mean, args.noise, args.step, steady, args.breaches, args.seed)],
+        command=[*(str(v) for v in (args.mean, args.noise, args.step, steady, args.breaches, args.seed)),
+                 "normal" if args.normal else "uniform"],
         labels={LABEL: "confirm_noise"}, name=f"sgbench-confirm-{os.getpid()}",
         host_config=client.create_host_config(nano_cpus=1_000_000_000))
     cid = created["Id"]
@@ -251,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         exporter.start()
         steady_from, steady_to = began + 4.0, began + 3.0 + steady
         total = 3.0 + steady + args.breaches * 6 + 3
-        print(f"container {cid[:12]} ({image}): {args.mean:g} +/- {args.noise:g} % of 1 CPU, level redrawn every "
+        print(f"container {cid[:12]} ({image}): {args.mean:g} +/- {args.noise:g} % of 1 CPU "
+              f"({'normal, sd' if args.normal else 'uniform, half-width'} {args.noise:g}), level redrawn every "
               f"{args.step:g} s, {args.minutes:g} min steady, then {args.breaches} steps 30 -> 95 %; threshold {THRESHOLD:g} %")
         live_steady_confirmed = None
         while time.monotonic() - began < total and client.inspect_container(cid)["State"]["Running"]:
@@ -265,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         end = trace.times[-1]
         onsets = breach_onsets(trace, steady_to, end)
         print(f"trace: {len(trace.times)} readings over {end - began:.0f} s; {len(onsets)} breach onsets found")
+        print(window_noise(trace, steady_from, steady_to))
         print()
         print("| design | false alerts in the steady phase (per 10 min) | real breaches confirmed | onset -> T0 (s) "
               "| T0 -> T1 (s), median (min..max) |")
