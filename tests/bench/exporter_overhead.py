@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str, tree: str | N
         time.sleep(3)  # past start-up (imports, first listing)
         spy = None
         if pyspy:
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(proc.pid), "-r", "200", "-d", str(int(seconds)), "-f", "raw",
+            spy = subprocess.Popen([shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "-p", str(proc.pid), "-r", "200", "-d", str(int(seconds)), "-f", "raw",
                                     "-o", pyspy, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         scrapes, scrape_bytes = 0, 0
@@ -235,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"peak RSS median {statistics.median(rss):.1f} MB ({min(rss):.1f}..{max(rss):.1f}), "
                   f"/metrics {runs[-1]['scrape_bytes']} bytes")
         if args.pyspy:
-            run_exporter(args.seconds, scrape=not args.no_scrape, influx_url=args.influx_url, pyspy=args.pyspy)
-            print(f"py-spy profile of one more run: {args.pyspy}")
-            print("\n".join(pyspy_summary(args.pyspy)))
+            for name, tree in trees.items():
+                path = args.pyspy if name == "after" else f"{args.pyspy}.{name}"
+                run_exporter(args.seconds, scrape=not args.no_scrape, influx_url=args.influx_url, tree=tree, pyspy=path)
+                print(f"py-spy profile of one more run, {name}: {path}")
+                print("\n".join(pyspy_summary(path)))
         after = results["after"]
         goals = {
             "sweep >= 50x faster than stream=false": ratio_ok,
