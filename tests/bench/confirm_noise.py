@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -83,6 +85,7 @@ class Design:
     delay: float  # 0: the next sweep confirms
     margin: float = 0.0
     trailing: bool = False  # also require the rate over the last full interval at confirm time
+    fallback: bool = False  # an unconfirmed first sample is still confirmed by the next sweep (as d=0)
 
 
 DESIGNS = (
@@ -92,6 +95,8 @@ DESIGNS = (
     Design("d=0.25, margin 10", 0.25, margin=10.0),
     Design("d=0.25 + trailing 1 s rate", 0.25, trailing=True),
     Design("d=0.5", 0.5),
+    Design("d=0.25, margin 10, else next sweep", 0.25, margin=10.0, fallback=True),
+    Design("d=0.25, margin 15, else next sweep", 0.25, margin=15.0, fallback=True),
 )
 
 
@@ -152,12 +157,17 @@ def replay(trace: Trace, meta: LocalContainer, design: Design, *, start: float, 
     found: list[tuple[float, float]] = []
     previous = None
     in_breach = False
+    waiting = None  # a first sample the short confirm did not confirm (fallback designs)
     t = start + 1.0
     while t < end:
         s = sample(t, t - 1.0)
         breached = thresholds.breached(s)
         if not breached:
             in_breach = False
+            waiting = None
+        elif not in_breach and waiting is not None:
+            found.append((waiting.ts, t))
+            in_breach, waiting = True, None
         elif not in_breach:
             if design.delay == 0:
                 if previous is not None and thresholds.breached(previous):
@@ -172,6 +182,8 @@ def replay(trace: Trace, meta: LocalContainer, design: Design, *, start: float, 
                 if ok:
                     found.append((t, c))
                     in_breach = True
+                elif design.fallback:
+                    waiting = s
         previous = s
         t += 1.0
     return found
@@ -203,6 +215,26 @@ def window_noise(trace: Trace, start: float, end: float) -> str:
     return (f"steady phase, {len(times)} sweeps: 1 s windows mean {statistics.mean(one):.1f} sd {statistics.pstdev(one):.1f}, "
             f"{sum(v > THRESHOLD for v in one)} above {THRESHOLD:g}; the 0.25 s windows after them mean "
             f"{statistics.mean(quarter):.1f} sd {statistics.pstdev(quarter):.1f}, {sum(v > THRESHOLD for v in quarter)} above")
+
+
+def report(trace: Trace, meta: LocalContainer, steady_from: float, steady_to: float) -> None:
+    """The table of designs over one trace."""
+    end = trace.times[-1]
+    onsets = breach_onsets(trace, steady_to, end)
+    print(f"trace: {len(trace.times)} readings over {end - trace.times[0]:.0f} s; {len(onsets)} breach onsets found")
+    print(window_noise(trace, steady_from, steady_to))
+    print()
+    print("| design | false alerts in the steady phase (per 10 min) | real breaches confirmed | onset -> T0 (s) "
+          "| T0 -> T1 (s), median (min..max) |")
+    print("|---|---|---|---|---|")
+    for design in DESIGNS:
+        false = replay(trace, meta, design, start=steady_from, end=steady_to)
+        real = replay(trace, meta, design, start=steady_to, end=end)
+        lags = [t1 - t0 for t0, t1 in real]
+        onset_lag = [t0 - max(o for o in onsets if o <= t0) for t0, _ in real if any(o <= t0 for o in onsets)]
+        per10 = len(false) * 600 / max(steady_to - steady_from, 1)
+        print(f"| {design.name} | {len(false)} ({per10:.1f}) | {len(real)} of {len(onsets)} | {summary(onset_lag)} "
+              f"| {summary(lags)} |")
 
 
 def pick_image(client: docker.APIClient) -> str:
@@ -246,7 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normal", action="store_true", help="normal noise instead of uniform")
     parser.add_argument("--step", type=float, default=0.5, help="seconds between two draws of the level")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--save-trace", metavar="FILE", help="keep the CPU trace (JSON) to replay other designs later")
+    parser.add_argument("--replay", metavar="FILE", help="no container: replay the designs on a saved trace")
     args = parser.parse_args(argv)
+    if args.replay:
+        with open(args.replay) as fh:
+            saved = json.load(fh)
+        trace = Trace.__new__(Trace)
+        trace.times, trace.cpu = saved["times"], saved["cpu"]
+        print(saved["title"])
+        report(trace, LocalContainer(**saved["meta"]), saved["steady_from"], saved["steady_to"])
+        return 0
     client = connect(timeout=120)
     image = pick_image(client)
     remove_containers(client)
@@ -268,9 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         exporter.start()
         steady_from, steady_to = began + 4.0, began + 3.0 + steady
         total = 3.0 + steady + args.breaches * 6 + 3
-        print(f"container {cid[:12]} ({image}): {args.mean:g} +/- {args.noise:g} % of 1 CPU "
-              f"({'normal, sd' if args.normal else 'uniform, half-width'} {args.noise:g}), level redrawn every "
-              f"{args.step:g} s, {args.minutes:g} min steady, then {args.breaches} steps 30 -> 95 %; threshold {THRESHOLD:g} %")
+        title = (f"container {cid[:12]} ({image}): {args.mean:g} +/- {args.noise:g} % of 1 CPU "
+                 f"({'normal, sd' if args.normal else 'uniform, half-width'} {args.noise:g}), level redrawn every "
+                 f"{args.step:g} s, {args.minutes:g} min steady, then {args.breaches} steps 30 -> 95 %; threshold {THRESHOLD:g} %")
+        print(title)
         live_steady_confirmed = None
         while time.monotonic() - began < total and client.inspect_container(cid)["State"]["Running"]:
             time.sleep(1.0)
@@ -280,22 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         alerts.close()
         collector.close()
         trace.stop()
-        end = trace.times[-1]
-        onsets = breach_onsets(trace, steady_to, end)
-        print(f"trace: {len(trace.times)} readings over {end - began:.0f} s; {len(onsets)} breach onsets found")
-        print(window_noise(trace, steady_from, steady_to))
-        print()
-        print("| design | false alerts in the steady phase (per 10 min) | real breaches confirmed | onset -> T0 (s) "
-              "| T0 -> T1 (s), median (min..max) |")
-        print("|---|---|---|---|---|")
-        for design in DESIGNS:
-            false = replay(trace, meta, design, start=steady_from, end=steady_to)
-            real = replay(trace, meta, design, start=steady_to, end=end)
-            lags = [t1 - t0 for t0, t1 in real]
-            onset_lag = [t0 - max(o for o in onsets if o <= t0) for t0, _ in real if any(o <= t0 for o in onsets)]
-            per10 = len(false) * 600 / max(steady_to - steady_from, 1)
-            print(f"| {design.name} | {len(false)} ({per10:.1f}) | {len(real)} of {len(onsets)} | {summary(onset_lag)} "
-                  f"| {summary(lags)} |")
+        if args.save_trace:
+            with open(args.save_trace, "w") as fh:
+                json.dump({"title": title, "times": trace.times, "cpu": trace.cpu, "steady_from": steady_from,
+                           "steady_to": steady_to, "meta": dataclasses.asdict(meta)}, fh)
+        report(trace, meta, steady_from, steady_to)
         stats = exporter.confirmer.stats if exporter.confirmer is not None else None
         received = [decode_alert(body) for _, body in controller.received]
         by_container: dict[float, float] = {}

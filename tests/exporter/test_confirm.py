@@ -44,8 +44,8 @@ def test_a_first_breach_is_held_and_sent_with_its_confirmation() -> None:
     c.on_sweep(sweep(first), now=5.0)
     assert offers.offered == [] and c.next_due() == 5.25
     c.run_due(5.2, lambda cid: pytest.fail("read before it is due"))
-    c.run_due(5.25, lambda cid: sample(cpu=88.0, ts=100.25))
-    assert offers.offered == [(first.meta.id, 100.0, 90.0), (first.meta.id, 100.25, 88.0)]
+    c.run_due(5.25, lambda cid: sample(cpu=92.0, ts=100.25))  # above 75 by more than the default 15-point margin
+    assert offers.offered == [(first.meta.id, 100.0, 90.0), (first.meta.id, 100.25, 92.0)]
     assert (c.stats.confirmed, c.stats.cleared) == (1, 0) and c.next_due() is None
     c.on_sweep(sweep(sample(cpu=91.0, ts=101.0)), now=6.0)  # still breaching: sent at once
     assert offers.offered[-1] == (first.meta.id, 101.0, 91.0) and c.next_due() is None
@@ -54,14 +54,37 @@ def test_a_first_breach_is_held_and_sent_with_its_confirmation() -> None:
     assert len(offers.offered) == 3 and c.next_due() == 8.25
 
 
-def test_a_breach_the_second_read_does_not_confirm_sends_nothing() -> None:
+def test_a_breach_the_second_read_does_not_confirm_waits_for_the_next_sweep_and_ends_there_if_clear() -> None:
     offers = Offers()
-    c = Confirmer(offers, delay=0.25)  # type: ignore[arg-type]
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    c.on_sweep(sweep(sample(cpu=90.0, ts=100.0)), now=5.0)
+    c.run_due(5.3, lambda cid: sample(cpu=80.0, ts=100.25))  # above 75, but not by the 10-point margin
+    assert offers.offered == [] and c.next_due() is None
+    c.on_sweep(sweep(sample(cpu=60.0, ts=101.0)), now=6.0)
+    assert offers.offered == [] and (c.stats.confirmed, c.stats.confirmed_next_sweep, c.stats.cleared) == (0, 0, 1)
+
+
+def test_a_breach_the_second_read_does_not_confirm_is_confirmed_by_the_next_breaching_sweep_as_before() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    cid = sample().meta.id
+    c.on_sweep(sweep(sample(cpu=90.0, ts=100.0)), now=5.0)
+    c.run_due(5.3, lambda _: None)  # the read failed: the next sweep decides
+    c.on_sweep(sweep(sample(cpu=78.0, ts=101.0)), now=6.0)
+    assert offers.offered == [(cid, 100.0, 90.0), (cid, 101.0, 78.0)]
+    assert (c.stats.confirmed, c.stats.confirmed_next_sweep, c.stats.unreadable) == (0, 1, 1)
+    c.on_sweep(sweep(sample(cpu=79.0, ts=102.0)), now=7.0)  # in the breach: sent at once
+    assert offers.offered[-1] == (cid, 102.0, 79.0)
+
+
+def test_a_container_gone_before_the_next_sweep_is_forgotten() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
     c.on_sweep(sweep(sample(cpu=90.0)), now=5.0)
     c.run_due(5.3, lambda cid: sample(cpu=60.0))
-    c.on_sweep(sweep(sample(cpu=10.0, cid=OTHER)), now=6.0)
-    c.run_due(6.3, lambda cid: None)
-    assert offers.offered == [] and (c.stats.confirmed, c.stats.cleared) == (0, 1)
+    c.on_sweep(sweep(sample(cpu=90.0, cid=OTHER)), now=6.0)
+    c.on_sweep(sweep(sample(cpu=90.0)), now=7.0)  # back: a first breaching sample again, held
+    assert offers.offered == [] and c.next_due() == 7.25
 
 
 def test_a_confirmation_needs_the_same_figure_above_its_threshold_by_the_margin() -> None:
@@ -92,18 +115,18 @@ def test_the_running_exporter_alerts_a_quarter_interval_after_the_breach(host: F
                         mono=clock.mono)
     exporter.tick()
     clock.advance(1.0)
-    host.set_cpu(CID, 900_000_000)  # 90 % over the last second
+    host.set_cpu(CID, 950_000_000)  # 95 % over the last second
     t0 = clock.wall
     exporter.tick()
     assert controller.received == []
     clock.advance(0.25)
-    host.set_cpu(CID, 900_000_000 + 225_000_000)  # 90 % over the next 250 ms
+    host.set_cpu(CID, 950_000_000 + 237_500_000)  # 95 % over the next 250 ms: 20 points above, a clear breach
     exporter.confirm_due()
     got = controller.wait_for(2)
     alerts.close()
     (first, second) = [decode_alert(body) for _, body in got]
     assert (first.t0, second.t0) == (pytest.approx(t0, abs=1e-3), pytest.approx(t0 + 0.25, abs=1e-3))
-    assert second.metrics["cpu"] == pytest.approx(90.0) and second.t1 - first.t0 == pytest.approx(0.25, abs=1e-3)
+    assert second.metrics["cpu"] == pytest.approx(95.0) and second.t1 - first.t0 == pytest.approx(0.25, abs=1e-3)
     body = exporter.exposition().decode()
     assert "swarmguard_exporter_breaches_confirmed_total 1.0" in body
     collector.close()
