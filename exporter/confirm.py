@@ -47,7 +47,7 @@ def confirms(first: ContainerSample, again: ContainerSample, thresholds: Thresho
 class Confirmer:
     """Between the sweep and the alert sender; called only from the collection thread."""
 
-    def __init__(self, alerts: AlertSender, *, delay: float, margin: float = 15.0) -> None:
+    def __init__(self, alerts: AlertSender, *, delay: float, margin: float = 10.0) -> None:
         self.alerts = alerts
         self.delay = delay
         self.margin = margin

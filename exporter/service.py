@@ -44,7 +44,7 @@ class Exporter:
         writer: InfluxWriter | None = None,
         self_metrics: SelfMetrics | None = None,
         confirm_delay: float = 0.0,
-        confirm_margin: float = 15.0,
+        confirm_margin: float = 10.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.collector = collector

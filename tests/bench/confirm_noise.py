@@ -16,7 +16,9 @@ A false alert is a confirmed breach during the steady phase: for d = 0, two cons
 sweep samples (what the rules' `for: 2` fires on); for d > 0, a breaching sample confirmed by the
 read d later. T0 -> T1 is from the first breaching sample to the alert that completes the pair.
 Needs the local engine and a lab image with python3 (swarm/lab build); run under the lab lock:
-`.venv/bin/python -m tests.bench.confirm_noise [--minutes 10] [--breaches 20]`.
+`.venv/bin/python -m tests.bench.confirm_noise [--minutes 10] [--breaches 20]`. Without an engine,
+`--process` runs the load as a plain process in cgroup v1 groups of its own (root; replay only),
+`--save-trace FILE` keeps the trace and `--replay FILE` evaluates the designs on a saved one.
 """
 from __future__ import annotations
 
@@ -97,6 +99,7 @@ DESIGNS = (
     Design("d=0.5", 0.5),
     Design("d=0.25, margin 10, else next sweep", 0.25, margin=10.0, fallback=True),
     Design("d=0.25, margin 15, else next sweep", 0.25, margin=15.0, fallback=True),
+    Design("d=0.25, margin 5, else next sweep", 0.25, margin=5.0, fallback=True),
 )
 
 
@@ -267,6 +270,62 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
 
 
+def run_in_cgroup(args: argparse.Namespace) -> int:
+    """The same measurement on a process in cgroup v1 groups made here (a fake cgroup root links to them)."""
+    import subprocess
+    import tempfile
+
+    name = f"sgbench-confirm-{os.getpid()}"
+    groups = {ctl: f"/sys/fs/cgroup/{ctl}/{name}" for ctl in ("cpu", "cpuacct", "memory")}
+    for path in groups.values():
+        os.mkdir(path)
+    fake_id = "f" * 64
+    proc = None
+    try:
+        with open(f"{groups['cpu']}/cpu.cfs_period_us", "w") as fh:
+            fh.write("100000")
+        with open(f"{groups['cpu']}/cpu.cfs_quota_us", "w") as fh:
+            fh.write("100000")
+        steady = args.minutes * 60
+        proc = subprocess.Popen([sys.executable, "-c", LOAD, *(str(v) for v in (args.mean, args.noise, args.step, steady,
+                                 args.breaches, args.seed)), "normal" if args.normal else "uniform"])
+        for path in groups.values():
+            with open(f"{path}/cgroup.procs", "w") as fh:
+                fh.write(str(proc.pid))
+        root = tempfile.mkdtemp()
+        for ctl in ("cpuacct", "memory"):
+            os.makedirs(f"{root}/{ctl}/docker")
+            os.symlink(groups[ctl], f"{root}/{ctl}/docker/{fake_id}")
+        meta = LocalContainer(id=fake_id, name=name, service="bench", task_id="", pid=proc.pid, cpu_limit=1.0,
+                              memory_limit=None)
+        trace = Trace(root, fake_id).start()
+        began = time.monotonic()
+        steady_from, steady_to = began + 4.0, began + 3.0 + steady
+        title = (f"process {proc.pid} in cgroup {name}: {args.mean:g} +/- {args.noise:g} % of 1 CPU "
+                 f"({'normal, sd' if args.normal else 'uniform, half-width'} {args.noise:g}), level redrawn every "
+                 f"{args.step:g} s, {args.minutes:g} min steady, then {args.breaches} steps 30 -> 95 %; threshold {THRESHOLD:g} %")
+        print(title, flush=True)
+        proc.wait()
+        trace.stop()
+        if args.save_trace:
+            with open(args.save_trace, "w") as fh:
+                json.dump({"title": title, "times": trace.times, "cpu": trace.cpu, "steady_from": steady_from,
+                           "steady_to": steady_to, "meta": dataclasses.asdict(meta)}, fh)
+        report(trace, meta, steady_from, steady_to)
+        return 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for path in groups.values():
+            for _ in range(50):
+                try:
+                    os.rmdir(path)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_version_argument(parser, "python -m tests.bench.confirm_noise")
@@ -280,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--save-trace", metavar="FILE", help="keep the CPU trace (JSON) to replay other designs later")
     parser.add_argument("--replay", metavar="FILE", help="no container: replay the designs on a saved trace")
+    parser.add_argument("--process", action="store_true", help="no engine: run the load as a plain process in cgroup v1 "
+                        "groups of its own (cpu quota of 1 CPU, cpuacct, memory) instead of a container")
     args = parser.parse_args(argv)
+    if args.process:
+        return run_in_cgroup(args)
     if args.replay:
         with open(args.replay) as fh:
             saved = json.load(fh)

@@ -44,7 +44,7 @@ def test_a_first_breach_is_held_and_sent_with_its_confirmation() -> None:
     c.on_sweep(sweep(first), now=5.0)
     assert offers.offered == [] and c.next_due() == 5.25
     c.run_due(5.2, lambda cid: pytest.fail("read before it is due"))
-    c.run_due(5.25, lambda cid: sample(cpu=92.0, ts=100.25))  # above 75 by more than the default 15-point margin
+    c.run_due(5.25, lambda cid: sample(cpu=92.0, ts=100.25))  # above 75 by more than the default 10-point margin
     assert offers.offered == [(first.meta.id, 100.0, 90.0), (first.meta.id, 100.25, 92.0)]
     assert (c.stats.confirmed, c.stats.cleared) == (1, 0) and c.next_due() is None
     c.on_sweep(sweep(sample(cpu=91.0, ts=101.0)), now=6.0)  # still breaching: sent at once
