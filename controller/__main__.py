@@ -26,6 +26,7 @@ from controller.settings import PREFIX, ControllerSettings
 from sgcommon.jsonlog import configure, event, get_logger
 from sgcommon.secretfile import SecretError, read_secret
 from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
+from sgcommon.version import add_version_argument
 
 log = get_logger("swarmguard.controller")
 
@@ -38,6 +39,7 @@ NO_TOKEN = (
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="swarmguard-controller",
                                   description="SwarmGuard controller: rules over live metrics, recovery actions.")
+    add_version_argument(top)
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the controller (HTTP on --port, scrapes, rules, actions)")
     run.add_argument("--config", help="YAML settings file (keys are the option names with underscores)")

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from controller.rules import RuleError, load_rules, merge_overrides
 from controller.rules.ruleset import printable
+from sgcommon.version import add_version_argument
 
 
 def run(paths: Sequence[str], *, out: TextIO, overrides: Mapping[str, float] | None = None) -> int:
@@ -55,6 +56,7 @@ def _plural(count: int, word: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controller.check_rules", description=__doc__.splitlines()[0])
+    add_version_argument(parser)
     parser.add_argument("paths", nargs="+", help="rule files or directories of *.yml files")
     parser.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                         help="override a threshold, as the controller would (also SWARMGUARD_THRESHOLD_<NAME>)")

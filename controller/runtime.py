@@ -30,6 +30,7 @@ from controller.settings import ControllerSettings
 from sgcommon.alert import Alert
 from sgcommon.influx import open_writer, parse_target
 from sgcommon.jsonlog import OnceLogger, event, get_logger
+from sgcommon.version import register_build_info
 
 if TYPE_CHECKING:
     from controller.actions.context import Swarm
@@ -298,6 +299,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     from sgcommon.engine.swarm import SwarmAdapter
 
     registry = CollectorRegistry()
+    register_build_info(registry, "controller")
     metrics = ControllerMetrics(registry)
     closers: list[Callable[[], None]] = []
     sink = None

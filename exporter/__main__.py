@@ -70,7 +70,7 @@ def make_alerts(s: ExporterSettings) -> AlertSender | None:
 
 
 def run(s: ExporterSettings, stop: threading.Event) -> int:
-    disable_created_metrics()  # no `_created` series: Prometheus users rarely want them, and they cost bytes per scrape
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: Prometheus users rarely want them, and they cost bytes per scrape
     inventory = Inventory(s.node_name)
     link = resolve_link(proc_root=s.proc_root, sys_root=s.sys_root, net_iface=s.net_iface, default_mbps=s.network_capacity_mbps)
     log_link(link)

@@ -4,15 +4,20 @@ The controller's rules fire on the second consecutive breaching sample of a cont
 so with samples one interval apart a breach reached the controller's decision one interval
 (1 s) after its first sample. With a confirm delay d > 0, the first breaching sample of a
 container is held, and that one container is read again d seconds later (`Collector.confirm`:
-the rate over those d seconds). If the confirming sample still breaches, both samples go to the
-alert sender at once (the controller sees its two consecutive samples d after the first); if not,
-nothing is sent and the next sweep starts over. While a container stays in a confirmed breach,
-each breaching sweep sample is sent as before; a sample below the thresholds ends the breach.
-d = 0 keeps the old behaviour: every breaching sweep sample is sent at once.
+the rate over those d seconds). Two speeds:
 
-A rate over d seconds is noisier than over one interval, so a confirming sample must clear the
-threshold by `margin` points of the figure that breached (tests/bench/confirm_noise.py measures
-false alerts on a noisy steady load with and without a margin).
+- fast: the confirming sample breaches the same threshold by `margin` points: both samples go to
+  the alert sender at once (the controller sees its two consecutive samples d after the first);
+- otherwise the first sample waits for the next sweep, as before: if that sample breaches too,
+  both go to the sender then (one interval after the first, as with d = 0); if not, nothing.
+
+A rate over d seconds is noisier than over one interval, and load noise that lasts about an
+interval makes the two reads agree more often than two reads an interval apart do: confirming
+every breach after d seconds raised false alerts on a noisy steady load (tests/bench/
+confirm_noise.py, docs/exporter.md), the margin keeps the fast path for clear breaches and the
+fallback keeps every breach the old pairing would have confirmed. While a container stays in a
+confirmed breach, each breaching sweep sample is sent at once; a sample below the thresholds ends
+the breach. d = 0 keeps the old behaviour: every breaching sweep sample is sent at once.
 """
 from __future__ import annotations
 
@@ -25,8 +30,9 @@ from exporter.sample import ContainerSample, Sweep
 
 @dataclass
 class ConfirmStats:
-    confirmed: int = 0  # first samples whose confirming sample breached too: alerts sent
-    cleared: int = 0  # first samples whose confirming sample did not breach: nothing sent
+    confirmed: int = 0  # breaches confirmed by the read d seconds after the first sample: alerts sent
+    confirmed_next_sweep: int = 0  # breaches confirmed by the next sweep instead: alerts sent then
+    cleared: int = 0  # first samples neither read confirmed: nothing sent
     unreadable: int = 0  # the confirming read failed (container gone or file unreadable)
 
 
@@ -41,12 +47,13 @@ def confirms(first: ContainerSample, again: ContainerSample, thresholds: Thresho
 class Confirmer:
     """Between the sweep and the alert sender; called only from the collection thread."""
 
-    def __init__(self, alerts: AlertSender, *, delay: float, margin: float = 0.0) -> None:
+    def __init__(self, alerts: AlertSender, *, delay: float, margin: float = 10.0) -> None:
         self.alerts = alerts
         self.delay = delay
         self.margin = margin
         self.stats = ConfirmStats()
         self._pending: dict[str, tuple[float, ContainerSample]] = {}  # container id -> (due, first sample)
+        self._waiting: dict[str, ContainerSample] = {}  # first samples the fast read did not confirm
         self._breaching: set[str] = set()  # containers in a confirmed breach
 
     def on_sweep(self, sweep: Sweep, now: float) -> None:
@@ -59,15 +66,27 @@ class Confirmer:
         for sample in sweep.containers:
             cid = sample.meta.id
             seen.add(cid)
+            first = self._waiting.pop(cid, None)
             if not self.alerts.thresholds.breached(sample):
                 self._breaching.discard(cid)
                 self._pending.pop(cid, None)
+                if first is not None:
+                    self.stats.cleared += 1
             elif cid in self._breaching:
                 self.alerts.offer(sample)
-            elif cid not in self._pending:
+            elif first is not None:  # the old pairing: two breaching sweep samples in a row
+                self.stats.confirmed_next_sweep += 1
+                self._breaching.add(cid)
+                self.alerts.offer(first)
+                self.alerts.offer(sample)
+            else:  # a first breaching sample (one still pending from a late confirm is replaced)
                 self._pending[cid] = (now + self.delay, sample)
         for gone in [c for c in self._breaching if c not in seen]:
             self._breaching.discard(gone)
+        for gone in [c for c in self._waiting if c not in seen]:
+            del self._waiting[gone]
+        for gone in [c for c in self._pending if c not in seen]:
+            del self._pending[gone]
 
     def next_due(self) -> float | None:
         """The monotonic time of the earliest pending confirmation, None when there is none."""
@@ -85,5 +104,5 @@ class Confirmer:
                 self._breaching.add(cid)
                 self.alerts.offer(first)
                 self.alerts.offer(again)
-            else:
-                self.stats.cleared += 1
+                continue
+            self._waiting[cid] = first  # the next sweep decides

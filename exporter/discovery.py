@@ -4,7 +4,12 @@ List once, then follow `start` / `die` / `destroy` events instead of re-listing 
 (listing and inspecting cost the engine far more than reading a cgroup file). A `start`
 re-inspects the container, so a restarted container gets its new main pid. When the engine
 goes away (restart, socket gone) the watcher backs off, reconnects and lists again; until
-then the last known inventory stays in place so collection goes on.
+then the last known inventory stays in place so collection goes on. An inspect answer that
+cannot be understood (a field missing or of the wrong type) skips that one container, counted
+as an `engine` error and logged once per container.
+
+The exporter only reads from the engine: list containers, inspect, events, info (and the
+client's version negotiation). It never creates, changes or removes anything.
 """
 from __future__ import annotations
 
@@ -137,4 +142,9 @@ class Discovery:
             meta = engine_containers.inspect(client, cid)
         except NotFound:
             return None  # gone between the listing (or the event) and the inspect
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # an answer we cannot read
+            self._on_error("engine")
+            self._once.warn(f"inspect:{cid}", "container inspect not understood, skipped", container_id=cid,
+                            error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
         return meta if meta.pid > 0 else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 U64_MAX = 2**64 - 1
-_DIGITS = re.compile(r"[0-9]{1,20}")
 _SIGNED = re.compile(r"-?[0-9]{1,20}")
 _SHOWN = 40
 
@@ -22,7 +21,8 @@ def _show(text: str) -> str:
 def counter(text: str, where: str) -> int:
     """An unsigned 64-bit value (surrounding whitespace allowed, as the kernel ends lines with \\n)."""
     stripped = text.strip()
-    if not _DIGITS.fullmatch(stripped):
+    # isascii() + isdigit() is exactly [0-9]+ (and several times faster than the regex on this hot path)
+    if not (0 < len(stripped) <= 20 and stripped.isascii() and stripped.isdigit()):
         raise ValueError(f"{where}: expected an unsigned integer, got {_show(stripped)}")
     value = int(stripped)
     if value > U64_MAX:

@@ -44,7 +44,7 @@ class Exporter:
         writer: InfluxWriter | None = None,
         self_metrics: SelfMetrics | None = None,
         confirm_delay: float = 0.0,
-        confirm_margin: float = 0.0,
+        confirm_margin: float = 10.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.collector = collector
@@ -137,8 +137,9 @@ class Exporter:
         if self.confirmer is not None and self.confirmer.delay > 0:
             c = self.confirmer.stats
             out.update({
-                "swarmguard_exporter_breaches_confirmed": ("counter", "First breaching samples confirmed by a second read.", c.confirmed),
-                "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples the second read did not confirm.", c.cleared),
+                "swarmguard_exporter_breaches_confirmed": ("counter", "Breaches confirmed by the read confirm_delay after the first sample.", c.confirmed),
+                "swarmguard_exporter_breaches_confirmed_next_sweep": ("counter", "Breaches confirmed by the next sweep instead.", c.confirmed_next_sweep),
+                "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples neither read confirmed.", c.cleared),
             })
         if self.writer is not None:
             w = self.writer.stats

@@ -34,7 +34,8 @@ class ExporterSettings:
     confirm_delay: float = setting(0.25, "seconds after a container's first breaching sample to read it again and alert "
                                    "if it still breaches (at most half the interval; docs/exporter.md); 0: the next "
                                    "sweep confirms, as the rules' for: 2 did before")
-    confirm_margin: float = setting(0.0, "points by which the confirming sample must exceed the threshold it breaches")
+    confirm_margin: float = setting(10.0, "points by which the read confirm_delay after a first breaching sample must "
+                                    "exceed its threshold to alert at once; otherwise the next sweep confirms")
     alert_timeout: float = setting(1.0, "seconds before an alert POST is given up (one retry after 100 ms)")
     alert_queue_size: int = setting(64, "alerts waiting to be sent; beyond that new ones are dropped and counted")
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")

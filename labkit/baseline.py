@@ -26,6 +26,7 @@ from sgcommon.engine import EngineError, connect, translate
 from labkit import labinfo
 from labkit.probe import Record, summarize
 from labkit.zerodowntime import ProbeRun
+from sgcommon.version import add_version_argument
 
 MODES = ("crash", "node-loss")
 METRICS = ("task_started_s", "task_healthy_s", "first_ok_s", "downtime_s", "failed_requests")
@@ -223,6 +224,7 @@ def _scale(client: Any, name: str, replicas: int) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="baseline_reactive_test", description=__doc__.split("\n")[0])
+    add_version_argument(parser)
     parser.add_argument("--mode", choices=MODES, default="crash", help="what breaks (default %(default)s)")
     parser.add_argument("--iterations", type=int, default=5, help="default %(default)s")
     parser.add_argument("--service", default=f"{labinfo.STACK}_web-stress", help="default %(default)s")

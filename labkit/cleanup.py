@@ -16,6 +16,7 @@ from typing import Any
 from sgcommon.engine import EngineError, connect, translate
 from labkit import labinfo
 from labkit.zerodowntime import PROBE_LABEL
+from sgcommon.version import add_version_argument
 
 
 def doomed_services(services: Sequence[dict[str, Any]], stack: str) -> list[str]:
@@ -66,6 +67,7 @@ def prune_stopped(sockets: Sequence[str]) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cleanup", description="Remove SwarmGuard's test services and probes.")
+    add_version_argument(parser)
     parser.add_argument("--docker-host", help="a manager's engine; default: the lab")
     parser.add_argument("--stack", default=labinfo.STACK, help="stack name (default %(default)s)")
     parser.add_argument("--full", action="store_true", help="also remove stopped containers on every lab node")

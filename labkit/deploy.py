@@ -31,6 +31,7 @@ import yaml
 
 from sgcommon.engine import EngineError, NotFound, connect, translate
 from labkit import labinfo
+from sgcommon.version import add_version_argument
 
 OMIT_LABEL = "org.swarmguard.lab"
 APP = "web-stress"
@@ -287,6 +288,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="deploy_web_stress",
         description="Deploy SwarmGuard's stack (web-stress) to the lab, or to any swarm with --docker-host.",
     )
+    add_version_argument(parser)
     parser.add_argument("--docker-host", help="a manager's engine (e.g. ssh://admin@manager); default: the lab")
     parser.add_argument("--lab", action="store_true", help="the lab (the default without --docker-host)")
     parser.add_argument("-c", "--compose-file", action="append", dest="files",

@@ -21,6 +21,7 @@ from typing import Any
 from sgcommon.engine import EngineError, connect
 from labkit import controller_api as api
 from labkit import labinfo
+from sgcommon.version import add_version_argument
 
 SPANS = {  # name: (from, to, label)
     "alert": ("t1", "t2", "alert latency T2-T1"),
@@ -77,6 +78,7 @@ def run_one(scenario: int, lab: labinfo.Lab) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="measure_mttr", description=__doc__.split("\n")[0])
+    add_version_argument(parser)
     parser.add_argument("--scenario", type=int, choices=(1, 2), required=True)
     parser.add_argument("--last", action="store_true",
                         help="do not run the scenario: the controller's newest record of its action")

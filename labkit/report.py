@@ -30,6 +30,7 @@ from controller.model import ActionRecord, Result, Timeline
 from sgcommon.influx import InfluxWriter, open_writer, parse_target
 from sgcommon.lineproto import FieldValue, line
 from sgcommon.secretfile import SecretError, read_secret
+from sgcommon.version import add_version_argument
 
 REACTIVE_MODES = ("crash", "node-loss")
 SCENARIOS = ("scenario1", "scenario2")  # 1: migrate on CPU/memory; 2: scale on traffic
@@ -763,6 +764,7 @@ def write_report(report: Report, out: Path) -> list[Path]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="report", description="Make the test report from saved result JSON.")
+    add_version_argument(parser)
     parser.add_argument("--input", nargs="+", type=Path, required=True, metavar="JSON",
                         help="result files (baseline.py output, records; see docs/report.md)")
     parser.add_argument("--out", type=Path, default=Path("results/report"), help="output folder (default %(default)s)")

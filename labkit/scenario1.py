@@ -33,6 +33,7 @@ from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
 from labkit import deploy, labinfo, mttr
 from labkit.zerodowntime import ProbeRun
+from sgcommon.version import add_version_argument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +183,7 @@ def run_iterations(lab: labinfo.Lab, settings: Settings, iterations: int, *, lab
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     d = Settings()
     parser = argparse.ArgumentParser(prog="stress_scenario1", description=__doc__.split("\n")[0])
+    add_version_argument(parser)
     parser.add_argument("--iterations", type=int, default=1, help="default %(default)s")
     parser.add_argument("--cpu", type=float, default=d.cpu, help="CPU %% of the limit (default %(default)s)")
     parser.add_argument("--memory", type=float, default=d.memory, help="MB (default %(default)s)")

@@ -42,6 +42,7 @@ from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
 from labkit import deploy, labinfo, loadgen
 from labkit.zerodowntime import ProbeRun
+from sgcommon.version import add_version_argument
 
 LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
 GENERATOR_LABEL = "org.swarmguard.loadgen"
@@ -695,6 +696,7 @@ def check_ssh_args(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stress_scenario2", description="Scenario 2 on the lab: traffic -> scale up, "
                                      "then scale down after the traffic stops (docs/load.md).")
+    add_version_argument(parser)
     loadgen.add_schedule_args(parser)
     defaults = Scenario2Options()
     parser.set_defaults(rps=defaults.rps, ramp_time=defaults.ramp, hold_time=defaults.hold,
@@ -748,6 +750,7 @@ def parse_orchestrator_args(argv: Sequence[str] | None = None) -> argparse.Names
                     "containers in the lab's overlay, or real hosts over ssh; the achieved rate each second, then "
                     "the merged summary as JSON (docs/load.md). Ctrl-C or SIGTERM stops every generator early, "
                     "with its summary (exit 130).")
+    add_version_argument(parser)
     loadgen.add_schedule_args(parser)
     parser.add_argument("--generators", type=int, default=2, help="lab: generator containers in the overlay (default %(default)s)")
     add_ssh_args(parser)

@@ -37,6 +37,7 @@ from sgcommon.engine import EngineError, connect, translate
 from labkit import baseline, labinfo, labreset, scenario1
 from labkit import controller_api as api
 from labkit import report as report_mod
+from sgcommon.version import add_version_argument
 
 SINK_URL = "http://10.99.0.1:8428"
 E2E_LABEL = labreset.E2E_LABEL
@@ -360,6 +361,7 @@ class Suite:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_full_test_suite", description=__doc__.split("\n")[0])
+    add_version_argument(parser)
     parser.add_argument("--iterations", type=int, default=5, help="default %(default)s")
     parser.add_argument("--short", action="store_true",
                         help="CI: baseline, scenario 1, scenario 2 once each; no concurrent or node-failure check")

@@ -20,6 +20,7 @@ from typing import Any
 from sgcommon.engine import EngineError, connect, translate
 from labkit import labinfo
 from labkit.probe import Record, summarize
+from sgcommon.version import add_version_argument
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
 PROBE_LABEL = "org.swarmguard.probe"
@@ -128,6 +129,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="validate_zero_downtime",
         description="Probe a service from inside its overlay network; per-request JSON lines and a summary.",
     )
+    add_version_argument(parser)
     parser.add_argument("--target", default="http://web-stress:8080/health", help="default %(default)s")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between requests (default %(default)s)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds (default %(default)s)")

@@ -17,8 +17,8 @@ lines are dropped first and counted, so memory stays bounded and the newest data
 
 `open_writer` posts gzip'd line protocol to `/api/v2/write` through one keep-alive `requests`
 session (InfluxDB 2 and victoria-metrics take it). influxdb-client is not used: it cost the
-exporter about 17 MB of RSS (a third of its budget) for one HTTP POST. Points are line-protocol
-strings in the writer's precision (sgcommon.lineproto), or any object with `to_line_protocol`.
+exporter about 27 MB of RSS (half its budget) for one HTTP POST (docs/exporter.md). Points are
+line-protocol strings in the writer's precision (sgcommon.lineproto).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sgcommon.jsonlog import OnceLogger, event, get_logger
@@ -56,11 +56,7 @@ class SinkUnavailable(Exception):
         self.retry_after = retry_after
 
 
-class LineProtocolPoint(Protocol):
-    def to_line_protocol(self, precision: Any = ...) -> Any: ...
-
-
-Point = LineProtocolPoint | str
+Point = str  # one line of line protocol (sgcommon.lineproto)
 
 
 @dataclass(frozen=True)
@@ -165,9 +161,7 @@ class InfluxWriter:
     def _line(self, point: Point) -> str:
         if isinstance(point, str):
             return point.strip()
-        if hasattr(point, "to_line_protocol"):  # e.g. an influxdb_client Point
-            return str(point.to_line_protocol(precision=self.precision))
-        raise TypeError(f"expected a Point or a line-protocol string, got {type(point).__name__}")
+        raise TypeError(f"expected a line-protocol string, got {type(point).__name__}")
 
     def _run(self) -> None:
         failures = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 _INT = re.compile(r"[0-9]{1,18}")
@@ -35,6 +35,7 @@ class MultiArgs(Protocol):
     """werkzeug's MultiDict (Flask's request.args) and anything else with getlist()."""
 
     def getlist(self, key: str) -> list[str]: ...
+    def __iter__(self) -> Iterator[str]: ...
 
 
 Args = MultiArgs | Mapping[str, str]

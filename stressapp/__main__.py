@@ -14,9 +14,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from sgcommon import jsonlog
     from sgcommon.settings import SettingsError, add_arguments, cli_overrides, describe, load_settings
+    from sgcommon.version import add_version_argument
     from stressapp.settings import ENV_PREFIX, StressSettings, check
 
     parser = argparse.ArgumentParser(prog="swarmguard-stressapp", description="The SwarmGuard web-stress test application.")
+    add_version_argument(parser)
     parser.add_argument("--config", help="YAML file of settings (env STRESS_CONFIG)")
     add_arguments(parser, StressSettings, prefix=ENV_PREFIX)
     args = parser.parse_args(argv)

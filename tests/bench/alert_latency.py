@@ -23,6 +23,7 @@ from controller.model import ContainerMetrics, Decision, ServiceInfo, Submission
 from controller.rules import load_rules
 from sgcommon.alert import Alert, encode_alert
 from tests.controller.test_runtime import TOKEN, FixedRules, make_rig
+from sgcommon.version import add_version_argument
 
 REPLICAS, HISTORY = 10, 10
 NODES, PER_NODE = 100, 50  # set from --nodes/--per-node
@@ -74,6 +75,7 @@ def ms(values: list[float]) -> str:
 
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.alert_latency")
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--per-node", type=int, default=50, help="containers per node (a multiple of 10)")
     parser.add_argument("--cycles", type=int, default=20)

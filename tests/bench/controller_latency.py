@@ -23,6 +23,7 @@ from typing import Any
 from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, compile_condition, load_rules
+from sgcommon.version import add_version_argument
 
 NODES, PER_NODE, REPLICAS, HISTORY = 100, 50, 10, 10
 THRESHOLDS = {"cpu_high": 75.0, "mem_high": 80.0, "net_low": 35.0, "net_high": 65.0}
@@ -156,6 +157,7 @@ def alert_path(alerts: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.controller_latency")
     parser.add_argument("--cycles", type=int, default=200, help="full evaluation cycles to time")
     parser.add_argument("--alerts", type=int, default=2000, help="alert-path evaluations to time")
     parser.add_argument("--calls", type=int, default=20000, help="calls per expression timing")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from exporter.discovery import Inventory
 from sgcommon.engine import connect
 from sgcommon.engine.containers import inspect, list_running, node_name, stats_once
 from tests.support import free_port
+from sgcommon.version import add_version_argument
 
 LABEL = "swarmguard.bench"
 IMAGES = ("10.99.0.1:5000/swarmguard-base:latest", "10.99.0.1:5000/stressapp:latest")
@@ -111,12 +113,17 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_exporter(seconds: float, *, scrape: bool, influx_url: str) -> dict[str, float]:
+def run_exporter(seconds: float, *, scrape: bool, influx_url: str, tree: str | None = None,
+                 pyspy: str | None = None) -> dict[str, float]:
+    """One exporter process over `seconds`; `tree`: run the exporter code of another source tree
+    (before/after comparisons); `pyspy`: record a py-spy profile (raw) to that file instead of timing."""
     port = free_port()
     env = {**os.environ, "EXPORTER_ALERTS": "false", "INFLUXDB_URL": influx_url, "EXPORTER_LOG_LEVEL": "WARNING"}
+    if tree:
+        env["PYTHONPATH"] = tree
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--listen-address", "127.0.0.1", "--port", str(port), "--interval", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tree or None,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -130,6 +137,10 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str) -> dict[str, 
                     sys.exit(f"exporter_overhead: the exporter did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
                 time.sleep(0.2)
         time.sleep(3)  # past start-up (imports, first listing)
+        spy = None
+        if pyspy:
+            spy = subprocess.Popen([shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "-p", str(proc.pid), "-r", "200", "-d", str(int(seconds)), "-f", "raw",
+                                    "-o", pyspy, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         scrapes, scrape_bytes = 0, 0
         while time.monotonic() - t0 < seconds:
@@ -138,6 +149,8 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str) -> dict[str, 
                 scrapes += 1
             time.sleep(1.0)
         cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        if spy is not None:
+            spy.wait(seconds + 30)
         return {
             "cpu_percent_of_core": 100.0 * (cpu1 - cpu0) / (t1 - t0),
             "peak_rss_mb": peak_rss_mb(proc.pid),
@@ -150,13 +163,40 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str) -> dict[str, 
         proc.wait(10)
 
 
+def pyspy_summary(path: str, top: int = 15) -> list[str]:
+    """The functions with the most samples in a py-spy raw (collapsed stacks) profile: own and inclusive."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    with open(path) as fh:
+        for line in fh:
+            stack, _, count_text = line.rstrip("\n").rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack.split(";")
+            total += count
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    rows = [f"    {n * 100 / total:5.1f} % own  {inclusive[f] * 100 / total:5.1f} % incl  {f}"
+            for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]] if total else []
+    return [f"    {total} samples (idle threads excluded)", *rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.exporter_overhead")
     parser.add_argument("--containers", type=int, default=25)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the CPU/RSS measurement (b)")
     parser.add_argument("--repeats", type=int, default=20, help="sweeps timed in (a); the median is reported")
     parser.add_argument("--no-scrape", action="store_true", help="(b) without a /metrics scrape every second")
     parser.add_argument("--influx-url", default="", help="(b) with InfluxDB writes to this URL (e.g. a loopback victoria-metrics)")
+    parser.add_argument("--runs", type=int, default=1, help="(b) this many exporter runs; the median is reported")
+    parser.add_argument("--before", metavar="TREE", help="(b) also run, alternately, the exporter of this source tree "
+                        "(e.g. `git archive <commit>` unpacked): before/after in one session")
+    parser.add_argument("--skip-stats", action="store_true", help="skip (a)'s stats API calls (75 s)")
+    parser.add_argument("--pyspy", metavar="FILE", help="one more run under py-spy, raw profile to FILE (not timed)")
     args = parser.parse_args(argv)
     client = connect(timeout=120)
     image = pick_image(client)
@@ -168,23 +208,44 @@ def main(argv: list[str] | None = None) -> int:
         running = set(list_running(client))
         print(f"containers running on the engine: {len(running)} (the bench's {len(set(ids) & running)})")
         sweeps = sweep_times(ids, client, args.repeats)
-        one_shot = stats_sweep(client, ids, one_shot=True)
-        stream = stats_sweep(client, ids, one_shot=False)
         print("(a) one sweep over the bench containers (median of "
               f"{args.repeats} for the exporter; the stats API sequentially, once):")
         print(f"    exporter, files kept open : {sweeps['steady'] * 1000:9.2f} ms")
         print(f"    exporter, files reopened  : {sweeps['cold'] * 1000:9.2f} ms")
-        print(f"    stats one-shot=true       : {one_shot * 1000:9.2f} ms   ({one_shot / sweeps['steady']:.0f}x the sweep)")
-        print(f"    stats stream=false        : {stream * 1000:9.2f} ms   ({stream / sweeps['steady']:.0f}x the sweep)")
-        result = run_exporter(args.seconds, scrape=not args.no_scrape, influx_url=args.influx_url)
-        print(f"(b) exporter process over {result['seconds']:.0f} s at 1 s, InfluxDB {'on' if args.influx_url else 'off'}, "
-              f"{result['scrapes']} scrapes "
-              f"of {result['scrape_bytes']} bytes: CPU {result['cpu_percent_of_core']:.2f} % of one core, "
-              f"peak RSS {result['peak_rss_mb']:.1f} MB")
+        ratio_ok = True
+        if not args.skip_stats:
+            one_shot = stats_sweep(client, ids, one_shot=True)
+            stream = stats_sweep(client, ids, one_shot=False)
+            print(f"    stats one-shot=true       : {one_shot * 1000:9.2f} ms   ({one_shot / sweeps['steady']:.0f}x the sweep)")
+            print(f"    stats stream=false        : {stream * 1000:9.2f} ms   ({stream / sweeps['steady']:.0f}x the sweep)")
+            ratio_ok = stream / sweeps["steady"] >= 50
+        trees = {"after": None, **({"before": args.before} if args.before else {})}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        for i in range(args.runs):
+            for name, tree in (trees.items() if i % 2 == 0 else reversed(list(trees.items()))):  # alternate the order
+                r = run_exporter(args.seconds, scrape=not args.no_scrape, influx_url=args.influx_url, tree=tree)
+                results[name].append(r)
+                print(f"(b) {name} run {i + 1}: CPU {r['cpu_percent_of_core']:.2f} % of one core, peak RSS "
+                      f"{r['peak_rss_mb']:.1f} MB, {r['scrapes']} scrapes of {r['scrape_bytes']} bytes", flush=True)
+        for name, runs in results.items():
+            cpu = [r["cpu_percent_of_core"] for r in runs]
+            rss = [r["peak_rss_mb"] for r in runs]
+            print(f"(b) {name}: exporter process over {args.seconds:.0f} s at 1 s, InfluxDB "
+                  f"{'on' if args.influx_url else 'off'}, scraped {'every 1 s' if not args.no_scrape else 'never'}: "
+                  f"CPU median {statistics.median(cpu):.2f} % of one core ({min(cpu):.2f}..{max(cpu):.2f}, n={len(cpu)}), "
+                  f"peak RSS median {statistics.median(rss):.1f} MB ({min(rss):.1f}..{max(rss):.1f}), "
+                  f"/metrics {runs[-1]['scrape_bytes']} bytes")
+        if args.pyspy:
+            for name, tree in trees.items():
+                path = args.pyspy if name == "after" else f"{args.pyspy}.{name}"
+                run_exporter(args.seconds, scrape=not args.no_scrape, influx_url=args.influx_url, tree=tree, pyspy=path)
+                print(f"py-spy profile of one more run, {name}: {path}")
+                print("\n".join(pyspy_summary(path)))
+        after = results["after"]
         goals = {
-            "sweep >= 50x faster than stream=false": stream / sweeps["steady"] >= 50,
-            "CPU <= 1 % of a core": result["cpu_percent_of_core"] <= 1.0,
-            "peak RSS <= 50 MB": result["peak_rss_mb"] <= 50.0,
+            "sweep >= 50x faster than stream=false": ratio_ok,
+            "CPU <= 1 % of a core": statistics.median(r["cpu_percent_of_core"] for r in after) <= 1.0,
+            "peak RSS <= 50 MB": statistics.median(r["peak_rss_mb"] for r in after) <= 50.0,
         }
         for goal, met in goals.items():
             print(f"    goal {goal}: {'met' if met else 'NOT met'}")

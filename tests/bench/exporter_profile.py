@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import io
 import pstats
 import statistics
@@ -22,10 +23,12 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from exporter.collect import Collector, NodeLink
+from exporter import metrics as exporter_metrics
 from exporter.lineproto import sweep_lines
 from exporter.metrics import SelfMetrics, SweepCollector
 from exporter.sample import Sweep
 from tests.exporter.conftest import FakeHost, container
+from sgcommon.version import add_version_argument
 
 
 def build(root: Path, n: int) -> tuple[FakeHost, dict[str, object]]:
@@ -41,26 +44,31 @@ def build(root: Path, n: int) -> tuple[FakeHost, dict[str, object]]:
 
 
 def exposition_func() -> Callable[[Sweep], bytes]:
-    """How the running exporter renders /metrics: its own renderer when it has one."""
-    try:
-        from exporter.service import render_metrics  # type: ignore[attr-defined]
-    except ImportError:
-        render_metrics = None
+    """How the running exporter renders /metrics: the sweep written directly as text (when this tree
+    has SweepText) plus its own figures, else prometheus_client's generate_latest over everything."""
     metrics = SelfMetrics()
+    text_renderer = getattr(exporter_metrics, "SweepText", None)
+    if text_renderer is not None:
+        renderer = text_renderer()
+
+        def render(sweep: Sweep) -> bytes:
+            fresh = dataclasses.replace(sweep)  # a new sweep object, as every tick makes: no cached body
+            return bytes(renderer.render(fresh)) + generate_latest(metrics.registry)
+
+        return render
     latest: list[Sweep | None] = [None]
     metrics.registry.register(SweepCollector(lambda: latest[0]))
 
-    def render(sweep: Sweep) -> bytes:
+    def render_generic(sweep: Sweep) -> bytes:
         latest[0] = sweep
-        if render_metrics is not None:
-            return bytes(render_metrics(metrics.registry))
         return generate_latest(metrics.registry)
 
-    return render
+    return render_generic
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.exporter_profile")
     parser.add_argument("--containers", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--top", type=int, default=12, help="functions shown per part")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from stressapp import cgroup
 from tests.stressapp.helpers import AppProcess, CountingSink, machine_idle_seconds
+from sgcommon.version import add_version_argument
 
 CPU_TARGETS = (25.0, 50.0, 80.0)
 NETWORK_TARGETS = (10.0, 50.0)
@@ -120,6 +121,7 @@ def within(kind: str, target: float, mean: float) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser, "python -m tests.bench.stress_accuracy")
     parser.add_argument("--hold", type=float, default=8.0, help="seconds measured per target (after ramp)")
     parser.add_argument("--repeat", type=int, default=1, help="run the whole table this many times")
     parser.add_argument("--nice", type=int, default=0, help="run the app at this nice increment (negative needs root)")

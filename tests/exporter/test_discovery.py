@@ -1,6 +1,7 @@
 """Discovery lists the engine's containers once, then follows its events, and outlives engine errors."""
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ import pytest
 
 from exporter.discovery import Discovery, Inventory
 from sgcommon.engine import connect
+from sgcommon.engine import containers as containers_module
 from sgcommon.engine.containers import EventStream, LocalContainer, inspect, list_running, node_name, parse_inspect
 from tests.fakes.engine import EngineProfile, FakeEngine
 
@@ -132,3 +134,37 @@ def test_the_event_stream_yields_only_watched_container_actions(fake: FakeEngine
             break
     stream.close()
     assert seen == [("start", cid), ("die", cid), ("destroy", cid)]
+
+
+def test_the_exporter_only_ever_reads_from_the_engine(fake: FakeEngine, discover: Callable[..., Discovery]) -> None:
+    first = fake.add_container(name="web.1.a", labels=SWARM, pid=100)
+    d = discover()
+    assert d.ready.wait(5)
+    fake.stop_container(first)
+    fake.start_container(first, pid=101)
+    second = fake.add_container(name="web.2.b", labels=SWARM, pid=200)
+    fake.remove_container(second)
+    assert eventually(lambda: set(d.inventory.snapshot()) == {first} and d.inventory.snapshot()[first].pid == 101)
+    d.stop()
+    assert fake.requests and {method for method, _ in fake.requests} == {"GET"}, fake.requests
+    paths = {re.sub(r"/containers/[0-9a-f]{64}/", "/containers/ID/", path.split("?")[0]) for _, path in fake.requests}
+    assert {re.sub(r"^/v[0-9.]+", "", p) for p in paths} <= {"/_ping", "/version", "/info", "/containers/json",
+                                                              "/containers/ID/json", "/events"}, paths
+
+
+def test_an_inspect_answer_that_cannot_be_read_skips_that_container_only(fake: FakeEngine, discover: Callable[..., Discovery],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = fake.add_container(name="web.1.bad", labels=SWARM, pid=100)
+    good = fake.add_container(name="web.2.good", labels=SWARM, pid=200)
+    real_parse = containers_module.parse_inspect
+
+    def parse(doc: dict) -> LocalContainer:
+        if doc["Id"] == bad:
+            doc = {**doc, "HostConfig": {"NanoCpus": "lots"}}  # a string where a number belongs
+        return real_parse(doc)
+
+    monkeypatch.setattr(containers_module, "parse_inspect", parse)
+    errors: Counter = Counter()
+    d = discover(on_error=lambda kind: errors.update([kind]))
+    assert d.ready.wait(5)
+    assert set(d.inventory.snapshot()) == {good} and errors == Counter(engine=1)

@@ -156,3 +156,30 @@ def test_memory_above_the_containers_limit_is_refused(make_client, settings: Str
 
 def test_only_get_is_served(client: FlaskClient) -> None:
     assert client.post("/stress/stop").status_code == 405
+
+
+LENIENT_BUT_WRONG = [
+    ("/stress/cpu?target=%C2%B2", "target", "must be a number"),  # "²": isdigit() but not a number
+    ("/stress/cpu?target=%D9%A1%D9%A2", "target", "must be a number"),  # Arabic-Indic 12: float() takes it
+    ("/stress/cpu?target=1_0", "target", "must be a number"),  # float() takes underscores
+    ("/stress/cpu?target=%2010", "target", "must be a number"),  # leading space
+    ("/stress/cpu?target=50&target=60", "target", "given 2 times"),
+    ("/stress/cpu?target=50&duration=10&duration=20", "duration", "given 2 times"),
+    ("/stress/combined?cpu=10&cpu=20", "cpu", "given 2 times"),
+    ("/stress/cpu?target=" + "9" * 300, "target", "at most 100"),
+    ("/stress/cpu?target=" + "9" * 400, "target", "finite"),
+    ("/stress/cpu?target=50&duration=1e3", "duration", "at most 600"),
+]
+
+
+@pytest.mark.parametrize(("path", "parameter", "message"), LENIENT_BUT_WRONG, ids=[p for p, _, _ in LENIENT_BUT_WRONG])
+def test_values_python_would_accept_leniently_are_400(client: FlaskClient, path: str, parameter: str, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    assert response.get_json()["parameter"] == parameter and message in response.get_json()["error"]
+    assert client.get("/metrics").get_json()["active_stress"] == []
+
+
+def test_a_plus_sign_and_an_exponent_are_plain_numbers(client: FlaskClient) -> None:
+    assert client.get("/stress/cpu?target=%2B5&duration=1e1").get_json() == {"status": "started", "target_cpu": 5}
+    client.get("/stress/stop")
