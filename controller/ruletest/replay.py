@@ -20,6 +20,7 @@ the test, with `_` until it starts).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
 from dataclasses import dataclass, replace
 
 from controller.cache import MetricsCache
@@ -114,59 +115,54 @@ def replay(test: RuleTest, *, watch: Watch | None = None, cache: MetricsCache | 
 
 
 def _samples(spec: ContainerSpec, interval: float) -> Iterator[ContainerMetrics | None]:
-    """The container's sample (or None) at each step, built as the series are walked."""
-    fixed, walks = _split(spec.series, spec.length, CONTAINER_KEYS)
-    for index in range(spec.length):
-        figures = dict(fixed)
-        present = True
-        for key, walk in walks:
-            point = next(walk)
-            if isinstance(point, float):
-                figures[key] = point
-            else:
-                present = False
-        if not present:  # the reader checked that every series has its gaps at the same places
+    """The container's sample (or None) at each step, built as its series are walked."""
+    for index, row in enumerate(_rows(spec.series, spec.length, CONTAINER_KEYS)):
+        if not isinstance(row, list):  # the reader checked that every series has its gaps at the same places
             yield None
             continue
+        cpu, mem, mem_mb, net, net_rx, net_tx = row
         yield ContainerMetrics(node=spec.node, service=spec.service, container_id=spec.id, task_id=f"task-{spec.id}",
-                               ts=BASE + index * interval, cpu=figures["cpu"], mem=figures["mem"],
-                               mem_mb=figures["mem_mb"], net=figures["net"], net_rx=figures["net_rx"],
-                               net_tx=figures["net_tx"])
+                               ts=BASE + index * interval, cpu=cpu, mem=mem, mem_mb=mem_mb, net=net, net_rx=net_rx,
+                               net_tx=net_tx)
 
 
 def _node_points(spec: NodeSpec, interval: float) -> Iterator[NodeMetrics | Stale | None]:
-    fixed, walks = _split(spec.series, spec.length, NODE_KEYS)
-    for index in range(spec.length):
-        figures = dict(fixed)
-        gap: Stale | None = None
-        present = True
-        for key, walk in walks:
-            point = next(walk)
-            if isinstance(point, float):
-                figures[key] = point
-            else:
-                present = False
-                gap = point
-        if present:
-            yield NodeMetrics(spec.name, BASE + index * interval, cpu=figures["cpu"], mem=figures["mem"],
-                              net=figures["net"])
+    for index, row in enumerate(_rows(spec.series, spec.length, NODE_KEYS)):
+        if isinstance(row, list):
+            cpu, mem, net = row
+            yield NodeMetrics(spec.name, BASE + index * interval, cpu=cpu, mem=mem, net=net)
         else:
-            yield gap
+            yield row
 
 
-def _split(series: Mapping[str, Series], length: int,
-           keys: tuple[str, ...]) -> tuple[dict[str, float], list[tuple[str, Iterator[Point]]]]:
-    """The figures that stay the same in every sample (a one-value series; 0 without a series), and
-    the series to walk."""
-    fixed = dict.fromkeys(keys, 0.0)
-    walks = []
+def _rows(series: Mapping[str, Series], length: int, keys: tuple[str, ...]) -> Iterator[list[float] | Stale | None]:
+    """At each of `length` steps, the figures in the order of `keys`, or the gap (None, or the stale marker).
+
+    A one-value series holds its value in every sample; a key without a series is 0.
+    """
+    fixed = [0.0] * len(keys)
+    walked: list[Iterator[Point]] = []
+    places: list[int] = []
     for key, one in series.items():
         value = one.constant
         if value is not None and length > 1:
-            fixed[key] = value
+            fixed[keys.index(key)] = value
         else:
-            walks.append((key, iter(one)))
-    return fixed, walks
+            walked.append(iter(one))
+            places.append(keys.index(key))
+    if not walked:
+        for _ in range(length):
+            yield list(fixed)
+        return
+    for points in islice(zip(*walked), length):
+        row = fixed.copy()
+        gap: Point = 0.0
+        for place, point in zip(places, points):
+            if not isinstance(point, float):
+                gap = point
+                break
+            row[place] = point
+        yield row if isinstance(gap, float) else gap
 
 
 def _apply(decisions: list[Decision], services: dict[str, ServiceInfo]) -> bool:
