@@ -356,9 +356,10 @@ class _Reader:
 
 
     def ruleset(self, paths: list[str], overrides: dict[str, float], cache: dict[_RulesKey, RuleSet | None], *,
-                line: int, where: str) -> RuleSet | None:
-        """The rule files with `overrides`, loaded once per set of overrides; problems reported at `line`
-        the first time (a set that failed makes every test that uses it broken, silently after that)."""
+                line: int, overrides_line: int, where: str) -> RuleSet | None:
+        """The rule files with `overrides`, loaded once per set of overrides. Problems are reported the
+        first time, at `line` (at `overrides_line` for a bad override); a set that failed makes every
+        test that uses it broken, silently after that."""
         key = tuple(sorted(overrides.items()))
         if key in cache:
             if cache[key] is None:
@@ -369,7 +370,8 @@ class _Reader:
         except RuleError as exc:
             cache[key] = None
             for message in exc.errors:
-                self.error(line, where, f"the rule files do not load: {message}")
+                at = overrides_line if message.startswith("threshold override") else line
+                self.error(at, where, f"the rule files do not load: {message}")
         return cache[key]
 
     def error_silently(self) -> None:
@@ -405,8 +407,9 @@ class _FileReader(_Reader):
         interval = self.interval(root, "", 1.0)
         rulesets: dict[_RulesKey, RuleSet | None] = {}
         if rule_paths is not None and thresholds is not None:  # reported here even if no test loads them
-            line = root["thresholds"].line if thresholds else root["rule_files"].line
-            self.ruleset(rule_paths, thresholds, rulesets, line=line, where="rule_files: " if not thresholds else "")
+            line = root["rule_files"].line
+            self.ruleset(rule_paths, thresholds, rulesets, line=line,
+                         overrides_line=root["thresholds"].line if "thresholds" in root else line, where="rule_files: ")
         tests: list[RuleTest] = []
         names: dict[str, int] = {}
         work = 0
@@ -480,8 +483,8 @@ class _TestReader(_Reader):
         own = self.thresholds(fields, self.where)
         rules = None
         if rule_paths is not None and thresholds is not None and own is not None:
-            rules = self.ruleset(rule_paths, {**thresholds, **own}, rulesets, where=self.where,
-                                 line=fields["thresholds"].line if own else line)
+            rules = self.ruleset(rule_paths, {**thresholds, **own}, rulesets, where=self.where, line=line,
+                                 overrides_line=fields["thresholds"].line if "thresholds" in fields else line)
         services = self.services(fields)
         containers = self.containers(fields, services)
         nodes = self.nodes(fields, containers)
@@ -622,7 +625,7 @@ class _TestReader(_Reader):
         if count is None:
             count = len(nodes) if info.replicas is None else info.replicas
         if count > MAX_CONTAINERS:
-            self.error(spec["containers"].line if "containers" in spec else spec["replicas"].line, where,
+            self.error((spec.get("containers") or spec.get("replicas") or spec["series"]).line, where,
                        f"{count} containers, at most {MAX_CONTAINERS} in a test")
             return []
         series = self.series(spec, where, CONTAINER_KEYS, stale=False)
