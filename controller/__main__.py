@@ -1,4 +1,4 @@
-"""Entry point of `swarmguard-controller`: `run` the controller, or `check-rules` offline.
+"""Entry point of `swarmguard-controller`: `run` the controller, or `check-rules` / `test-rules` offline.
 
 `run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
 token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
@@ -21,6 +21,7 @@ from controller.app import create_app
 from controller.check_rules import check as check_rules
 from controller.httpserver import HttpServer
 from controller.rules import RuleError, merge_overrides
+from controller.ruletest import command as test_rules
 from controller.runtime import build
 from controller.settings import PREFIX, ControllerSettings
 from sgcommon.jsonlog import configure, event, get_logger
@@ -50,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", help="rule files or directories")
     check.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                        help="check with a threshold overridden, as `run` would (also SWARMGUARD_THRESHOLD_<NAME>)")
+    test_rules.add_parser(commands)
     return top
 
 
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     args = parser().parse_args(argv)
     if args.command == "check-rules":
         return _check_rules(args, env=env, out=out)
+    if args.command == "test-rules":
+        return test_rules.run(args.paths, out=out, verbose=args.verbose)
     return _run(args, env=env, err=err)
 
 

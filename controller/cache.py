@@ -14,6 +14,7 @@ reads a history.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import threading
@@ -30,6 +31,10 @@ MAX_CLOCK_SKEW = 60.0
 
 
 Row = tuple[float, float, float, float, float, float, float]  # ts, cpu, mem, mem_mb, net, net_rx, net_tx
+
+
+def _row_ts(row: Row) -> float:
+    return row[0]
 
 
 def _row(sample: ContainerMetrics) -> Row:
@@ -173,7 +178,9 @@ class MetricsCache:
                 del self._history[cid]
             for cid, history in self._history.items():
                 if history[0][0] < cutoff:
-                    self._history[cid] = tuple(r for r in history if r[0] >= cutoff) or history[-1:]
+                    # rows are in time order (_add keeps only newer samples): a binary search finds the cut,
+                    # not a Python loop over every row of every container on every round
+                    self._history[cid] = history[bisect.bisect_left(history, cutoff, key=_row_ts):] or history[-1:]
             for node in [n for n, s in self._nodes.items() if s.ts < forget]:
                 del self._nodes[node]
             return len(gone)

@@ -144,3 +144,16 @@ def test_history_rows_are_left_alone_by_the_cycle_collector_and_read_back_as_sam
     history = cache.snapshot(3.0).history["c1"]
     assert history[-2:] == (sample(ts=2.0, cpu=20.0), sample(ts=3.0, cpu=30.0))
     assert history[0] == sample(ts=1.0, cpu=10.0) and len(history) == 3
+
+
+def test_prune_cuts_every_history_exactly_at_the_window_edge() -> None:
+    cache = MetricsCache(window=10.0, max_samples=1000, forget_after=1000.0)
+    times = {"dense": [t * 0.5 for t in range(100)], "sparse": [0.0, 7.0, 30.0, 39.5, 40.0, 49.0],
+             "edge": [10.0, 20.0, 39.0, 40.0]}
+    for cid, stamps in times.items():
+        for ts in stamps:
+            cache.add_container(sample(cid, ts=ts))
+    cache.prune(now=50.0)  # keeps ts >= 40.0, the sample exactly at the edge included
+    history = cache.snapshot(50.0).history
+    assert {cid: [s.ts for s in history[cid]] for cid in times} == {
+        cid: [ts for ts in stamps if ts >= 40.0] for cid, stamps in times.items()}
