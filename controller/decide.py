@@ -24,8 +24,9 @@ Semantics (docs/rules.md has the operator's view):
   its run, so it fires on the first evaluation after the spacing if its condition still holds.
 - Rules go in priority order and a service gets at most one decision per call; a rule
   whose decision is held back keeps its run and may fire on a later call.
-- Stale containers are never counted or acted on; a service-scope rule waits while any of
-  the service's containers is stale. Containers of services missing from the snapshot are
+- Stale containers are never counted or acted on, and a stale sample breaks the container's run
+  (`for: N` means N samples in a row, not N samples around a gap); a service-scope rule waits while
+  any of the service's containers is stale, and starts counting again once all report. Containers of services missing from the snapshot are
   ignored. A rule whose action is not feasible on the service (its plugin says why: a global
   service, scale_up at max_replicas, scale_down at min_replicas) is held back the same way.
 """
@@ -161,7 +162,10 @@ class _Cycle:
             one = self.snapshot.containers.get(container_id)
             samples = () if one is None else (one,)
         for sample in samples:
-            if sample.stale:
+            if sample.stale:  # a gap in the data breaks a run: `for: N` means N samples in a row
+                stale_run = runs.get(sample.container_id)
+                if stale_run is not None:
+                    stale_run.count, stale_run.start = 0, None
                 continue
             name = sample.service
             mode = modes.get(name)
@@ -204,6 +208,8 @@ class _Cycle:
         groups, has_stale = self._service_groups()
         for name, service in self.snapshot.services.items():
             samples = groups.get(name)
+            if name in has_stale and name in runs:  # a gap in the data breaks a run (as above)
+                runs[name].count, runs[name].start = 0, None
             if not samples or name in has_stale or not rule.covers(service):
                 continue
             ts = max(s.ts for s in samples)

@@ -194,6 +194,18 @@ def test_stale_containers_are_never_counted_or_acted_on(world: World, state: Rul
     assert len(run(DEFAULT, world, 104.1, state)) == 1
 
 
+def test_a_gap_in_the_data_breaks_a_breaching_run(world: World, state: RuleState) -> None:
+    world.sample("c1", 100.0, PROBLEM)
+    assert run(DEFAULT, world, 100.1, state) == []  # one breaching sample of the two `for` needs
+    world.sample("c1", 100.0, PROBLEM, stale=True)  # its exporter stopped answering
+    assert run(DEFAULT, world, 105.0, state) == []
+    world.sample("c1", 112.0, PROBLEM)  # back, 12 s later: not the second sample in a row
+    assert run(DEFAULT, world, 112.1, state) == []
+    world.sample("c1", 113.0, PROBLEM)
+    [decision] = run(DEFAULT, world, 113.1, state)
+    assert decision.t0 == 112.0
+
+
 def test_services_that_do_not_opt_in_by_label_are_left_alone(world: World, state: RuleState) -> None:
     world.service("influxdb", replicas=1, labels={})
     world.service("other", replicas=1, labels={"swarmguard.enable": "false"})
@@ -342,6 +354,18 @@ def test_a_stale_container_pauses_service_rules(world: World, state: RuleState) 
         advance(world, 100.0 + step)
         world.sample("c0", 100.0 + step, IDLE, stale=True, node="worker-0")
         assert run(DEFAULT, world, 100.5 + step, state) == []
+
+
+def test_a_stale_container_breaks_a_service_rules_run(world: World, state: RuleState) -> None:
+    scale_down_world(world, 3, IDLE)
+    for step in range(0, 170, 10):  # most of the 180 s the scale-down rule needs
+        advance(world, 100.0 + step)
+        assert run(DEFAULT, world, 100.5 + step, state) == []
+    world.sample("c0", 260.0, IDLE, stale=True, node="worker-0")
+    assert run(DEFAULT, world, 270.5, state) == []
+    for step in range(0, 170, 10):  # counting starts again once every replica reports
+        advance(world, 280.0 + step)
+        assert run(DEFAULT, world, 280.5 + step, state) == []
 
 
 def test_scope_service_evaluates_only_service_rules(world: World, state: RuleState) -> None:
