@@ -71,13 +71,27 @@ def remove_strays(lab: labinfo.Lab, client: Any) -> list[str]:
     return notes
 
 
-def stop_stress(lab: labinfo.Lab, client: Any) -> list[str]:
-    """Stops any stress running in web-stress's tasks (a stress outlives a redeploy that keeps the task)."""
+def stop_stress(lab: labinfo.Lab, client: Any, *, strict: bool = True) -> list[str]:
+    """Stops any stress running in web-stress's tasks (a stress outlives a redeploy that keeps the task).
+
+    Not strict (before the deploy), a task that cannot be asked is passed over: the deploy may
+    replace it, and the stop after the deploy and the final check still see any stress left."""
     notes: list[str] = []
-    names = api.node_names(client)
-    for task in api.running_tasks(client, api.APP_SERVICE):
+    try:
+        names = api.node_names(client)
+        tasks = api.running_tasks(client, api.APP_SERVICE)
+    except EngineError:  # no stack yet
+        if strict:
+            raise
+        return notes
+    for task in tasks:
         node = names.get(task["NodeID"], "?")
-        answer = api.app_get(lab, task, node, "/stress/stop")
+        try:
+            answer = api.app_get(lab, task, node, "/stress/stop")
+        except EngineError:
+            if strict:
+                raise
+            continue
         stopped = answer.get("stopped_tests") or []
         if stopped:
             notes.append(f"stopped the {', '.join(stopped)} stress in web-stress on {node}")
@@ -111,6 +125,7 @@ def reset(lab: labinfo.Lab, *, say: Callable[[str], None] = print, wait: float =
     try:
         notes = [f"reset {what}" for what in survey(client)]
         notes += remove_strays(lab, client)
+        notes += stop_stress(lab, client, strict=False)  # first: the deploy may replace a stressed task
         if deploy.main(["--lab", "--wait", f"{wait:g}"]) != 0:
             raise LabStateError("the stack could not be deployed as its files define it (see the deploy's output above)")
         notes += stop_stress(lab, client)
