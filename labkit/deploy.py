@@ -151,10 +151,26 @@ def ensure_network(client: Any, name: str) -> bool:
     return True
 
 
+def escape_interpolation(value: Any) -> Any:
+    """`value` with every `$` doubled in its strings.
+
+    `docker stack config` prints the stack already interpolated, and `docker stack deploy -c -`
+    interpolates it again: a literal `$` that the stack file wrote as `$$` (a health probe's shell
+    variable, Grafana's entrypoint) would be taken for a variable the second time, emptied or refused.
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_interpolation(v) for v in value]
+    return value
+
+
 def stack_deploy(stack: dict[str, Any], name: str, *, docker_host: str, resolve: str) -> None:
     args = ["docker", "stack", "deploy", "--resolve-image", resolve, "-c", "-", name]
     done = subprocess.run(
-        args, input=yaml.safe_dump(stack, sort_keys=False), env=_docker_env(docker_host),
+        args, input=yaml.safe_dump(escape_interpolation(stack), sort_keys=False), env=_docker_env(docker_host),
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:

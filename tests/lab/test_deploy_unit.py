@@ -178,3 +178,12 @@ def test_a_rollout_that_never_ends_is_a_clear_failure() -> None:
     ticks = iter(range(100))
     with pytest.raises(SystemExit, match=r"0/1 running tasks of its current spec \(1 meant to run\)"):
         deploy.wait_running(client, "web", 1, timeout=5, clock=lambda: float(next(ticks)), sleep=lambda s: None)
+
+
+def test_a_literal_dollar_survives_the_second_interpolation_of_the_deploy() -> None:
+    stack = {"services": {"a": {"healthcheck": {"test": ["CMD", "bash", "-c", '[ "$code" = 200 ]']},
+                                "entrypoint": ["sh", "-c", "X=$(cat f) exec run"], "replicas": 2}}}
+    escaped = deploy.escape_interpolation(stack)
+    assert escaped["services"]["a"]["healthcheck"]["test"][3] == '[ "$$code" = 200 ]'
+    assert escaped["services"]["a"]["entrypoint"][2] == "X=$$(cat f) exec run"
+    assert escaped["services"]["a"]["replicas"] == 2 and stack["services"]["a"]["entrypoint"][2] == "X=$(cat f) exec run"
