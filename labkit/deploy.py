@@ -22,11 +22,16 @@ from typing import Any
 
 import yaml
 
-from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine import EngineError, connect, translate, versions
 from labkit import labinfo
 
 OMIT_LABEL = "org.swarmguard.lab"
 APP = "web-stress"
+# A service's healthcheck for engines with start_interval (docs/fast-recovery.md): merged into its
+# healthcheck there, dropped elsewhere. Compose's start_interval needs file format 3.12 (docker CLI 25+).
+START_INTERVAL_KEY = "x-healthcheck-with-start-interval"
+START_INTERVAL_SINCE = next(f.since for f in versions.SERVICE_SPEC_FIELDS if f.path[-1] == "StartInterval")
+START_INTERVAL_FORMAT = "3.12"
 
 
 def _labels(service: dict[str, Any]) -> dict[str, str]:
@@ -91,6 +96,23 @@ def shape_stack(
             if not stack[key]:
                 del stack[key]
     return stack, notes
+
+
+def use_start_interval(stack: dict[str, Any], *, api_version: str) -> list[str]:
+    """On an engine that has the health check's start interval (API 1.44+), merges each service's
+    START_INTERVAL_KEY into its healthcheck (a task is probed often only while it starts) and
+    raises the file format to 3.12; on an older engine the key is dropped and the stack file's
+    short interval stays. One note per service changed."""
+    notes: list[str] = []
+    newer = versions.at_least(api_version, START_INTERVAL_SINCE)
+    for name, service in (stack.get("services") or {}).items():
+        extra = service.pop(START_INTERVAL_KEY, None)
+        if not extra or not newer or not service.get("healthcheck"):
+            continue
+        service["healthcheck"].update(extra)
+        stack["version"] = START_INTERVAL_FORMAT
+        notes.append(f"{name}: healthcheck {', '.join(f'{k} {v}' for k, v in extra.items())} (API {api_version})")
+    return notes
 
 
 def name_configs_by_content(stack: dict[str, Any]) -> list[str]:
@@ -260,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             merged_config(args.files, docker_host=docker_host),
             lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
         )
+        notes += use_start_interval(stack, api_version=client.api_version)
         notes += name_configs_by_content(stack)
         if args.lab:
             notes += ensure_lab_secrets(client, stack)
