@@ -20,7 +20,7 @@ class ActionSettings:
     scale_down_cooldown: float = setting(180.0, "seconds after a scale-up of a service during which it is not scaled down")
     max_replicas: int = setting(10, "scale-up ceiling when the rule names none")
     min_replicas: int = setting(1, "scale-down floor when the rule names none")
-    poll_interval: float = setting(0.25, "seconds between task-state polls while an action waits")
+    poll_interval: float = setting(0.1, "seconds between task-state polls while an action waits")
     workers: int = setting(4, "actions that may run at once (on different services)")
 
     def __post_init__(self) -> None:
