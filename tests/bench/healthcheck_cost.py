@@ -11,6 +11,8 @@ stack), waits until it is healthy, then measures over an idle `--seconds`:
   shim reaped (utime + stime + cutime + cstime from /proc);
 - probes: the engine's exec_die events for the container in that window.
 
+"probe 0.1s" is swarm/health-probe as the image ships it (it must be in the image: `swarm/lab build`).
+
 The option "none" (no health check) is the baseline; each option's cost is its excess over it, in %
 of one core and in ms of CPU per probe. "start->healthy" is the container's start event to its
 first healthy event, once per option (the probe interval bounds it from below).
@@ -38,15 +40,18 @@ BASH = ("exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /health HTTP/1.0\\r\\n\\
         "&& read -r _ code _ <&3 && [ \"$code\" = 200 ]")
 CURL = ["curl", "-fsS", "-o", "/dev/null", "-m", "1", "http://127.0.0.1:8080/health"]
 PYTHON = ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=1)"]
-OPTIONS: dict[str, tuple[list[str], float]] = {  # name: (Healthcheck.Test, interval in s)
-    "none": (["NONE"], 0.0),
-    "true 1s": (["CMD", "true"], 1.0),
-    "python3 1s": (["CMD", *PYTHON], 1.0),
-    "curl 1s": (["CMD", *CURL], 1.0),
-    "curl 0.25s": (["CMD", *CURL], 0.25),
-    "bash 1s": (["CMD", "bash", "-c", BASH], 1.0),
-    "bash 0.25s": (["CMD", "bash", "-c", BASH], 0.25),
-    "bash 0.1s": (["CMD", "bash", "-c", BASH], 0.1),
+# swarm/health-probe, as the image ships it: fast while the app starts, a 2 s sleep per probe after
+PROBE = ["CMD", "health-probe", "8080", "/health"]
+OPTIONS: dict[str, tuple[list[str], float, float]] = {  # name: (Healthcheck.Test, interval, timeout in s)
+    "none": (["NONE"], 0.0, 0.0),
+    "true 1s": (["CMD", "true"], 1.0, 1.0),
+    "python3 1s": (["CMD", *PYTHON], 1.0, 1.0),
+    "curl 1s": (["CMD", *CURL], 1.0, 1.0),
+    "curl 0.25s": (["CMD", *CURL], 0.25, 1.0),
+    "bash 1s": (["CMD", "bash", "-c", BASH], 1.0, 1.0),
+    "bash 0.25s": (["CMD", "bash", "-c", BASH], 0.25, 1.0),
+    "bash 0.1s": (["CMD", "bash", "-c", BASH], 0.1, 1.0),
+    "probe 0.1s": (PROBE, 0.1, 3.0),
 }
 
 
@@ -122,10 +127,10 @@ class ExecCounter:
 
 
 def measure(client: Any, socket: str, option: str, *, seconds: float, warmup: float) -> Sample:
-    test, interval = OPTIONS[option]
+    test, interval, timeout = OPTIONS[option]
     health: dict[str, Any] = {"test": test}
     if interval:
-        health.update(interval=int(interval * 1e9), timeout=int(1e9), retries=3, start_period=int(10e9))
+        health.update(interval=int(interval * 1e9), timeout=int(timeout * 1e9), retries=3, start_period=int(10e9))
     name = f"sghc-{option.replace(' ', '-').replace('.', '')}-{os.getpid()}"
     with translate(f"run {name}"):
         host = client.create_host_config(nano_cpus=500_000_000, mem_limit="512m")
