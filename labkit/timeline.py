@@ -10,7 +10,9 @@ all run on one machine, so their clocks agree, and the spans below add up to T4-
 |---|---|---|
 | schedule | T4 -> create | the update call, Swarm's orchestrator, scheduler and dispatcher, the worker's prepare |
 | start | create -> start | the container start (namespaces, overlay attach) |
-| health | start -> healthy | the app's boot and the first passing health probe |
+| health | start -> healthy | the app's boot and the first passing health probe, that is: |
+| boot | start -> serving | the app's own "serving" log line (the stress app's; absent for other apps) |
+| probe | serving -> healthy | until a probe passes: the interval, the exec, the check |
 | seen_up | healthy -> T5 | the worker's report to the manager and the controller's next poll |
 | to_sigterm | T5 -> kill | the updater stops the old task; its worker takes it out of the balancer and sleeps 2 s for gossip |
 | exit | kill -> die | the app's graceful stop after SIGTERM |
@@ -20,6 +22,7 @@ Engines keep only their last 256 events, so the events are read right after a ru
 """
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -32,6 +35,8 @@ PARTS = (  # name, from, to
     ("schedule", "t4", "new.create"),
     ("start", "new.create", "new.start"),
     ("health", "new.start", "new.healthy"),
+    ("boot", "new.start", "new.serving"),
+    ("probe", "new.serving", "new.healthy"),
     ("seen_up", "new.healthy", "t5"),
     ("to_sigterm", "t5", "old.kill"),
     ("exit", "old.kill", "old.die"),
@@ -61,6 +66,38 @@ def container_events(socket: str, container_id: str, *, since: float, until: flo
                                       filters={"type": "container", "container": container_id}))
     finally:
         client.close()
+
+
+def serving_time(log: str) -> float | None:
+    """The `ts` of the app's first "serving" JSON log line (the stress app logs one when it listens)."""
+    for line in log.splitlines():
+        if '"serving"' not in line:
+            continue
+        try:
+            doc = json.loads(line[line.index("{"):])
+        except ValueError:
+            continue
+        if doc.get("msg") == "serving" and isinstance(doc.get("ts"), (int, float)):
+            return float(doc["ts"])
+    return None
+
+
+def container_log(socket: str, container_id: str) -> str:
+    client = connect(socket, timeout=30)
+    try:
+        with translate(f"log of {container_id[:12]}"):
+            return bytes(client.logs(container_id, stdout=True, stderr=True)).decode(errors="replace")
+    finally:
+        client.close()
+
+
+def _serving(socket: str, container_id: str) -> float | None:
+    """`serving_time` of the container's log; None when the log cannot be read (the split of
+    `health` into boot and probe is a bonus: no error for it)."""
+    try:
+        return serving_time(container_log(socket, container_id))
+    except EngineError:
+        return None
 
 
 def marks(record: Mapping[str, Any], new: Mapping[str, float], old: Mapping[str, float]) -> dict[str, float | None]:
@@ -98,6 +135,8 @@ def engine_breakdown(sockets: Mapping[str, str], record: Mapping[str, Any], *, n
             times[side] = first_times(container_events(sockets[node], cid, since=since - 1, until=until), wanted)
         except EngineError as exc:
             errors.append(f"{side} container's events on {node}: {exc}")
+        if side == "new" and (serving := _serving(sockets[node], cid)) is not None:
+            times[side]["serving"] = serving
     return {"parts": breakdown(marks(record, times["new"], times["old"])), "errors": errors}
 
 
@@ -110,7 +149,7 @@ def summary(rows: Sequence[Mapping[str, float | None]], names: Sequence[str]) ->
     return out
 
 
-COLUMNS = [name for name, _, _ in SPANS[:3]] + ["schedule", "start", "health", "seen_up", "T5->T6",
+COLUMNS = [name for name, _, _ in SPANS[:3]] + ["schedule", "start", "health", "boot", "probe", "seen_up", "T5->T6",
                                                "to_sigterm", "exit", "seen_down", "failed"]
 
 

@@ -20,11 +20,19 @@ def test_the_first_event_of_each_wanted_action_is_taken_at_its_nanosecond_time()
     assert timeline.first_times(events, timeline.NEW_EVENTS) == {"start": 101.9, "healthy": 102.6}
 
 
+def test_the_apps_serving_line_is_found_in_its_log_and_other_lines_are_ignored() -> None:
+    log = ('not json at all\n{"ts":102.2,"msg":"starting"}\n2026-12-01T16:00:00Z {"ts":102.4,"level":"info",'
+           '"msg":"serving","port":8080}\n{"ts":103.0,"msg":"serving"}\n')
+    assert timeline.serving_time(log) == 102.4
+    assert timeline.serving_time('{"ts":1,"msg":"stopped","note":"serving"}') is None
+
+
 def test_the_parts_add_up_to_t4_t5_and_t5_t6_and_an_unknown_end_gives_none() -> None:
-    points = timeline.marks(RECORD, {"create": 101.5, "start": 102.0, "healthy": 102.8},
+    points = timeline.marks(RECORD, {"create": 101.5, "start": 102.0, "serving": 102.45, "healthy": 102.8},
                             {"kill": 105.1, "die": 105.2})
     parts = timeline.breakdown(points)
     assert parts["T4->T5"] == round(sum(parts[p] for p in ("schedule", "start", "health", "seen_up")), 3)  # type: ignore[misc]
+    assert parts["health"] == round(parts["boot"] + parts["probe"], 3)  # type: ignore[operator]
     assert parts["T5->T6"] == round(sum(parts[p] for p in ("to_sigterm", "exit", "seen_down")), 3)  # type: ignore[misc]
     assert (parts["T0->T1"], parts["exit"]) == (1.0, 0.1)
     without_old = timeline.breakdown(timeline.marks(RECORD, {}, {}))
