@@ -29,7 +29,7 @@ EXPOSE 8080 8081
 # the app has never answered, one exec retries every 50 ms; once it has, each probe first sleeps
 # 2 s (swarm/health-probe, docs/fast-recovery.md). Shell form, for the port in STRESS_PORT.
 COPY swarm/health-probe /usr/local/bin/health-probe
-HEALTHCHECK --interval=100ms --timeout=3s --retries=3 --start-period=10s \
+HEALTHCHECK --interval=100ms --timeout=5s --retries=3 --start-period=10s \
   CMD health-probe "$STRESS_PORT" /health
 
 # Exec form: the app is PID 1 and gets SIGTERM itself (it installs a handler, stops every stress,

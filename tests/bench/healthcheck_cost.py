@@ -51,7 +51,7 @@ OPTIONS: dict[str, tuple[list[str], float, float]] = {  # name: (Healthcheck.Tes
     "bash 1s": (["CMD", "bash", "-c", BASH], 1.0, 1.0),
     "bash 0.25s": (["CMD", "bash", "-c", BASH], 0.25, 1.0),
     "bash 0.1s": (["CMD", "bash", "-c", BASH], 0.1, 1.0),
-    "probe 0.1s": (PROBE, 0.1, 3.0),
+    "probe 0.1s": (PROBE, 0.1, 5.0),
 }
 
 

@@ -50,5 +50,5 @@ def test_the_deployed_web_stress_probes_with_health_probe_every_100_ms(lab: labi
     finally:
         client.close()
     assert health["Test"] == ["CMD", "health-probe", "8080", "/health"]
-    assert (health["Interval"], health["Timeout"], health["StartPeriod"]) == (100_000_000, 3_000_000_000, 10_000_000_000)
+    assert (health["Interval"], health["Timeout"], health["StartPeriod"]) == (100_000_000, 5_000_000_000, 10_000_000_000)
     assert "StartInterval" not in health  # Engine 20.10 (API 1.41): the deploy keeps the short interval
