@@ -1,10 +1,11 @@
 """labkit/timeline.py: a migration's T4->T5 and T5->T6 split by the nodes' container events."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from labkit import timeline
-from tests.fakes.engine import FakeEngine
+from tests.fakes.engine import EngineProfile, FakeEngine
 
 RECORD = {"t0": 100.0, "t1": 101.0, "t2": 101.003, "t3": 101.0033, "t4": 101.004, "t5": 103.0, "t6": 106.9}
 
@@ -39,9 +40,9 @@ def test_the_parts_add_up_to_t4_t5_and_t5_t6_and_an_unknown_end_gives_none() -> 
     assert without_old["exit"] is None and without_old["T5->T6"] == 3.9
 
 
-def test_the_parts_are_read_from_the_two_nodes_engines_and_a_dead_engine_is_named(engine_mode) -> None:
+def test_the_parts_are_read_from_the_two_nodes_engines_and_a_dead_engine_is_named(engine_mode: EngineProfile) -> None:
     with FakeEngine("worker-1", profile=engine_mode) as old_node, FakeEngine("worker-2", profile=engine_mode) as new_node:
-        now = __import__("time").time()
+        now = time.time()
         record = {**RECORD, "t4": now - 3.0, "t5": now - 1.5, "t6": now - 0.2}
         for action, at in (("create", now - 2.6), ("start", now - 2.3), ("health_status: healthy", now - 1.7)):
             new_node.emit_event(container_event(action, "new1", at))
