@@ -29,12 +29,17 @@ from typing import Any
 
 import yaml
 
-from sgcommon.engine import EngineError, NotFound, connect, translate
+from sgcommon.engine import EngineError, NotFound, connect, translate, versions
 from labkit import labinfo
 from sgcommon.version import add_version_argument
 
 OMIT_LABEL = "org.swarmguard.lab"
 APP = "web-stress"
+# A service's healthcheck for engines with start_interval (docs/fast-recovery.md): merged into its
+# healthcheck there, dropped elsewhere. Compose's start_interval needs file format 3.12 (docker CLI 25+).
+START_INTERVAL_KEY = "x-healthcheck-with-start-interval"
+START_INTERVAL_SINCE = next(f.since for f in versions.SERVICE_SPEC_FIELDS if f.path[-1] == "StartInterval")
+START_INTERVAL_FORMAT = "3.12"
 
 
 def _labels(service: dict[str, Any]) -> dict[str, str]:
@@ -101,6 +106,23 @@ def shape_stack(
     return stack, notes
 
 
+def use_start_interval(stack: dict[str, Any], *, api_version: str) -> list[str]:
+    """On an engine that has the health check's start interval (API 1.44+), merges each service's
+    START_INTERVAL_KEY into its healthcheck (a task is probed often only while it starts) and
+    raises the file format to 3.12; on an older engine the key is dropped and the stack file's
+    short interval stays. One note per service changed."""
+    notes: list[str] = []
+    newer = versions.at_least(api_version, START_INTERVAL_SINCE)
+    for name, service in (stack.get("services") or {}).items():
+        extra = service.pop(START_INTERVAL_KEY, None)
+        if not extra or not newer or not service.get("healthcheck"):
+            continue
+        service["healthcheck"].update(extra)
+        stack["version"] = START_INTERVAL_FORMAT
+        notes.append(f"{name}: healthcheck {', '.join(f'{k} {v}' for k, v in extra.items())} (API {api_version})")
+    return notes
+
+
 def name_configs_by_content(stack: dict[str, Any]) -> list[str]:
     """Names each file-backed config after a hash of its content, so a changed file rolls out.
 
@@ -160,10 +182,26 @@ def ensure_network(client: Any, name: str) -> bool:
     return True
 
 
+def escape_interpolation(value: Any) -> Any:
+    """`value` with every `$` doubled in its strings.
+
+    `docker stack config` prints the stack already interpolated, and `docker stack deploy -c -`
+    interpolates it again: a literal `$` that the stack file wrote as `$$` (a health probe's shell
+    variable, Grafana's entrypoint) would be taken for a variable the second time, emptied or refused.
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_interpolation(v) for v in value]
+    return value
+
+
 def stack_deploy(stack: dict[str, Any], name: str, *, docker_host: str, resolve: str) -> None:
     args = ["docker", "stack", "deploy", "--resolve-image", resolve, "-c", "-", name]
     done = subprocess.run(
-        args, input=yaml.safe_dump(stack, sort_keys=False), env=_docker_env(docker_host),
+        args, input=yaml.safe_dump(escape_interpolation(stack), sort_keys=False), env=_docker_env(docker_host),
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
@@ -325,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             merged_config(args.files, docker_host=docker_host),
             lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
         )
+        notes += use_start_interval(stack, api_version=client.api_version)
         notes += name_configs_by_content(stack)
         if args.lab:
             notes += ensure_lab_secrets(client, stack)

@@ -31,7 +31,7 @@ from controller.actions.ownership import EXCLUSIONS_LABEL, exclusion_constraint,
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
-from labkit import deploy, labinfo, mttr
+from labkit import deploy, labinfo, mttr, timeline
 from labkit.zerodowntime import ProbeRun
 from sgcommon.version import add_version_argument
 
@@ -146,6 +146,9 @@ class Scenario1:
         node_after = names.get(after[0]["NodeID"]) if len(after) == 1 else None
         run = result_record(record, summary, node_before=node, node_after=node_after)
         run["stress_started"] = started
+        new_cid = after[0]["Status"].get("ContainerStatus", {}).get("ContainerID") if len(after) == 1 else None
+        run["engine"] = timeline.engine_breakdown(self.lab.node_sockets, record, new=(node_after, new_cid),
+                                                  old=(node, task["Status"]["ContainerStatus"]["ContainerID"]))
         return run
 
 
@@ -162,6 +165,15 @@ def format_table(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def parts_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run: the spans and the engine-measured parts of T4->T5 and T5->T6, and the failed requests."""
+    rows = []
+    for run in runs:
+        parts = (run.get("engine") or {}).get("parts") or timeline.breakdown(timeline.marks(run["actions"][0], {}, {}))
+        rows.append({**parts, "failed": run["probe"]["failures"]})
+    return rows
+
+
 def run_iterations(lab: labinfo.Lab, settings: Settings, iterations: int, *, label: str = "scenario 1") -> list[dict[str, Any]]:
     scenario = Scenario1(lab, settings)
     runs: list[dict[str, Any]] = []
@@ -174,6 +186,10 @@ def run_iterations(lab: labinfo.Lab, settings: Settings, iterations: int, *, lab
               f"{mttr.cell(d['t0_t5']).strip()} s, T0->T6 {mttr.cell(d['t0_t6']).strip()} s, "
               f"{run['probe']['failures']}/{run['probe']['requests']} failed, "
               f"down {run['probe']['total_downtime']} s", flush=True)
+        engine = run.get("engine") or {}
+        print("    " + ", ".join(f"{k} {v}" for k, v in (engine.get("parts") or {}).items() if v is not None), flush=True)
+        for error in engine.get("errors") or []:
+            print(f"    no engine times: {error}", flush=True)
         if i < iterations:
             print(f"    settling {settings.settle:g} s", flush=True)
             time.sleep(settings.settle)
@@ -228,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stress_scenario1: {exc}", file=sys.stderr)
         return 1
     print(format_table(runs))
+    print("\nwhere the time went, seconds (docs/fast-recovery.md; parts from the nodes' engine events):")
+    print(timeline.format_parts(parts_rows(runs)))
     save(args.output, runs)
     print(f"==> results: {args.output}")
     failed = [r for r in runs if r["probe"]["failures"] or r["actions"][0]["result"] != "success"]

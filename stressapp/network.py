@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from sgcommon.jsonlog import OnceLogger, event, get_logger
+from stressapp.acceptloop import AcceptLoop
 
 log = get_logger("swarmguard.stressapp.network")
 
@@ -77,15 +78,15 @@ class Sink:
         self._server = _SinkServer((host, port), _SinkHandler)
         self._server.counters = counters  # type: ignore[attr-defined]
         self.address: tuple[str, int] = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="sink", daemon=True)
+        self._loop = AcceptLoop(self._server, name="sink")
 
     def start(self) -> Sink:
-        self._thread.start()
+        self._loop.start()
         event(log, "traffic sink listening", host=self.address[0], port=self.address[1])
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
+        self._loop.stop()
         self._server.server_close()
 
 

@@ -30,8 +30,10 @@ ENV EXPORTER_CGROUP_ROOT=/host/sys/fs/cgroup \
     EXPORTER_PORT=9101
 EXPOSE 9101
 
+# bash's /dev/tcp: the cheapest probe to exec here (one process, no library to load). Every probe
+# costs the node ~70 ms of CPU in the engine's exec alone; curl added ~35 ms (docs/fast-recovery.md).
 HEALTHCHECK --interval=10s --timeout=2s --retries=3 --start-period=5s \
-  CMD curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:${EXPORTER_PORT}/healthz" || exit 1
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${EXPORTER_PORT} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r _ code _ <&3 && [ \"$code\" = 200 ]"]
 
 # Exec form: the exporter is PID 1 and gets SIGTERM itself (stops its threads, flushes InfluxDB).
 STOPSIGNAL SIGTERM

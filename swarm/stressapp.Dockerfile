@@ -23,10 +23,14 @@ ENV STRESS_HOST=0.0.0.0 \
     STRESS_SINK_PORT=8081
 EXPOSE 8080 8081
 
-# Probe once a second with curl: a python probe every second costs ~7 % of a core (lab.md).
-# Engine 20.10 has no --start-interval, so the interval itself is 1 s.
-HEALTHCHECK --interval=1s --timeout=1s --retries=3 \
-  CMD curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${STRESS_PORT}/health" || exit 1
+# A new replica serves (and a migration's T5 comes) only once healthy, and the first probe runs one
+# interval after the start: engine 20.10 has no --start-interval, so the interval itself is short.
+# Every probe is an exec that costs the node ~70 ms of CPU, so health-probe keeps that cheap: while
+# the app has never answered, one exec retries every 50 ms; once it has, each probe first sleeps
+# 2 s (swarm/health-probe, docs/fast-recovery.md). Shell form, for the port in STRESS_PORT.
+COPY swarm/health-probe /usr/local/bin/health-probe
+HEALTHCHECK --interval=100ms --timeout=5s --retries=3 --start-period=10s \
+  CMD health-probe "$STRESS_PORT" /health
 
 # Exec form: the app is PID 1 and gets SIGTERM itself (it installs a handler, stops every stress,
 # finishes the requests in flight and exits 0).

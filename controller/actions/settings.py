@@ -23,7 +23,7 @@ class ActionSettings:
     max_moving_total: int = setting(3, "disruption budget: tasks in transition because of SwarmGuard, all services together")
     migrate_timeout: float = setting(60.0, "seconds a migration may take before it is recorded as timed out")
     scale_timeout: float = setting(60.0, "seconds a scale action may take before it is recorded as timed out")
-    poll_interval: float = setting(0.25, "seconds between task-state polls while an action waits")
+    poll_interval: float = setting(0.1, "seconds between task-state polls while an action waits")
     workers: int = setting(4, "actions that may run at once (on different services)")
     exclusion_ttl: float = setting(EXCLUSION_TTL.default, f"{EXCLUSION_TTL.help} (migrate rules that name none)")
     after_scale_up: float = setting(AFTER_SCALE_UP.default, f"{AFTER_SCALE_UP.help} (scale_down rules that name none)")

@@ -88,7 +88,8 @@ def test_the_production_stack_keeps_what_zero_downtime_and_the_small_machine_nee
     stack = yaml.safe_load((labinfo.REPO / "swarm" / "stack.yml").read_text())
     app = stack["services"]["web-stress"]
     assert app["deploy"]["update_config"]["order"] == "start-first"
-    assert app["healthcheck"]["interval"] == "1s"
+    assert app["healthcheck"]["interval"] == "100ms" and app["healthcheck"]["start_period"] == "10s"
+    assert stack["version"] == "3.8"  # deployable by a docker CLI as old as the engine (20.10)
     assert app["deploy"]["resources"]["limits"] == {"cpus": "0.5", "memory": "512M"}
     assert app["ports"][0]["published"] == 8080
     assert "endpoint_mode" not in app["deploy"]  # VIP and the routing mesh on a real cluster
@@ -274,3 +275,65 @@ def test_the_stack_publishes_the_exporter_in_host_mode_and_not_the_controller_in
     shaped, _ = deploy.shape_stack({"services": merged}, lab=True)
     assert shaped["services"]["exporter"]["ports"][0]["mode"] == "host"  # kept on a dnsrr service
     assert "prometheus" not in shaped["services"] and "ports" not in shaped["services"]["web-stress"]
+
+
+def with_start_interval() -> dict[str, Any]:
+    stack = merged()
+    stack["services"]["web-stress"]["healthcheck"] = {"test": ["CMD", "true"], "interval": "250ms", "start_period": "10s"}
+    stack["services"]["web-stress"][deploy.START_INTERVAL_KEY] = {"interval": "5s", "start_interval": "100ms"}
+    stack["services"]["influxdb"][deploy.START_INTERVAL_KEY] = {"start_interval": "1s"}  # no healthcheck of its own
+    return stack
+
+
+def test_an_engine_with_a_start_interval_gets_it_and_the_compose_format_that_carries_it() -> None:
+    stack = with_start_interval()
+    notes = deploy.use_start_interval(stack, api_version="1.44")
+    assert stack["services"]["web-stress"]["healthcheck"] == {
+        "test": ["CMD", "true"], "interval": "5s", "start_period": "10s", "start_interval": "100ms"}
+    assert stack["version"] == "3.12" and len(notes) == 1 and "web-stress" in notes[0]
+    assert not any(deploy.START_INTERVAL_KEY in service for service in stack["services"].values())
+    assert "healthcheck" not in stack["services"]["influxdb"]
+
+
+def test_engine_20_10_keeps_the_short_interval_and_the_old_format() -> None:
+    stack = with_start_interval()
+    assert deploy.use_start_interval(stack, api_version="1.41") == []
+    assert stack["services"]["web-stress"]["healthcheck"]["interval"] == "250ms"
+    assert "start_interval" not in stack["services"]["web-stress"]["healthcheck"] and stack["version"] == "3.8"
+    assert deploy.START_INTERVAL_KEY not in stack["services"]["web-stress"]
+
+
+def test_the_docker_cli_turns_the_production_stack_into_a_start_interval_on_a_new_engine() -> None:
+    import os
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from labkit import labinfo
+
+    if not shutil.which("docker"):
+        pytest.skip("no docker CLI here")
+    offline = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}  # the CLI deploy.py runs; no engine
+    config = subprocess.run(["docker", "stack", "config", "-c", str(labinfo.REPO / "swarm" / "stack.yml")],
+                            capture_output=True, text=True, env=offline, check=True).stdout
+    stack = yaml.safe_load(config)
+    deploy.use_start_interval(stack, api_version="1.45")
+    again = subprocess.run(["docker", "stack", "config", "-c", "-"], input=yaml.safe_dump(deploy.escape_interpolation(stack)),
+                           capture_output=True,
+                           text=True, env=offline, check=False)
+    if "unsupported Compose file version" in again.stderr:
+        pytest.skip(f"this docker CLI predates compose format 3.12: {again.stderr.strip()}")
+    assert again.returncode == 0, again.stderr
+    health = yaml.safe_load(again.stdout)["services"]["web-stress"]["healthcheck"]
+    assert (health["start_interval"], health["interval"], health["start_period"]) == ("100ms", "5s", "10s")
+    assert health["test"] == stack["services"]["web-stress"]["healthcheck"]["test"]  # its $code survived
+
+
+def test_a_literal_dollar_survives_the_second_interpolation_of_the_deploy() -> None:
+    stack = {"services": {"a": {"healthcheck": {"test": ["CMD", "bash", "-c", '[ "$code" = 200 ]']},
+                                "entrypoint": ["sh", "-c", "X=$(cat f) exec run"], "replicas": 2}}}
+    escaped = deploy.escape_interpolation(stack)
+    assert escaped["services"]["a"]["healthcheck"]["test"][3] == '[ "$$code" = 200 ]'
+    assert escaped["services"]["a"]["entrypoint"][2] == "X=$$(cat f) exec run"
+    assert escaped["services"]["a"]["replicas"] == 2 and stack["services"]["a"]["entrypoint"][2] == "X=$(cat f) exec run"
