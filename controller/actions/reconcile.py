@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.actions.context import Swarm
+from controller.actions.registry import PLUGINS
 from controller.actions.ownership import (
     ACTION_LABEL,
     EXCLUSIONS_LABEL,
@@ -101,18 +102,15 @@ def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict[str, An
 
 
 def _converged(swarm: Swarm, service: ServiceView, marker: dict[str, Any]) -> tuple[bool, str]:
+    """Asks the action's plugin (`ActionPlugin.interrupted`); without one, converged when the
+    replica count runs."""
+    plugin = PLUGINS.get(str(marker.get("action")))
     try:
+        if plugin is not None and plugin.interrupted is not None:
+            return plugin.interrupted(swarm, service, marker)
         tasks = swarm.list_tasks(service=service.id)
     except EngineError as exc:
         return False, f"tasks unreadable ({exc})"
-    if marker.get("action") == "migrate":
-        old = next((t for t in tasks if t.id == marker.get("task")), None)
-        elsewhere = [t for t in tasks if t.state == "running" and t.desired_state == "running"
-                     and t.node_hostname != marker.get("node")]
-        old_gone = old is None or old.stopped
-        if old_gone and elsewhere:
-            return True, f"the task left {marker.get('node')}; now on {elsewhere[0].node_hostname}"
-        return False, f"old task gone: {old_gone}, running elsewhere: {len(elsewhere)}; Swarm continues the rollout"
     running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
     if running == service.replicas:
         return True, f"{running} replicas running as requested"
