@@ -60,6 +60,7 @@ node, id, name), /tasks/{id}.
 A scheduler thread (every `tick` seconds) places tasks on ready/active nodes that satisfy
 the placement constraints (judged by sgcommon.engine.placement, the matcher the controller uses,
 which the lab test checks against a real engine), spreads replicas (fewest tasks of the service first),
+scales down as swarmkit does (the nodes with the most copies of the service lose a task first),
 replaces tasks whose spec changed or whose node no longer satisfies the constraints, one at a
 time, honouring UpdateConfig.Order: start-first (the new task is running, i.e. healthy when the
 service has a HEALTHCHECK, before the old one is told to stop) or stop-first (the default).
