@@ -97,7 +97,10 @@ def rebalance(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Act
     replicas = service.replicas
     tasks = ctx.swarm.list_tasks(service=service.id)
     live = [t for t in tasks if t.desired_state == "running" and not t.stopped]
-    moving = tasks_in_transition(tasks)
+    # A task left on a node that is down still reads "running" until the node reports again: it is
+    # not a rollout, and counting it would hold the move back right when the node returns.
+    reporting = {node.id for node in ctx.swarm.list_nodes() if node.state == "ready"}
+    moving = tasks_in_transition([t for t in tasks if t.node_id is None or t.node_id in reporting])
     if moving:
         raise Rejected(f"{service.name} has {moving} task(s) in transition: no move during a rollout")
     spread = _spread(ctx, service, live)
