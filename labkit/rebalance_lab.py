@@ -181,6 +181,9 @@ def run_once(lab: Lab, node: str, *, watch: float, log: Callable[[str], None]) -
     moves_per_task = Counter({task: 1 + (task in gone) for task in first_seen})
     row["max_moves_per_task"] = max(moves_per_task.values(), default=0)
     row["failed"], row["requests"] = summary["failures"], summary["requests"]
+    # Which phase lost requests: the outage (node-stop until node-start) or the rebalance after it.
+    row["failed_outage"] = sum(1 for r in probe.records if not r["ok"] and r["ts"] < back)
+    row["failed_after_return"] = sum(1 for r in probe.records if not r["ok"] and r["ts"] >= back)
     row["downtime_s"] = summary["total_downtime"]
     return row
 
@@ -196,13 +199,14 @@ def _seconds(value: float | None) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]], goal: float) -> str:
     lines = [f"{'run':>3} {'node':9} {'skew before->after':>18} {'to skew<=1':>10} {'(from Ready)':>12} "
-             f"{'failed':>10} {'moves':>5} {'moves/task':>10} {'moved again':>11} {'watched':>7} {'ok':>3}"]
+             f"{'failed':>10} {'(outage/after)':>14} {'moves':>5} {'moves/task':>10} {'moved again':>11} {'watched':>7} {'ok':>3}"]
     for i, row in enumerate(rows, 1):
         skews = f"{row.get('skew_before')} -> {row.get('skew_after')}"
         lines.append(
             f"{i:>3} {row['node']:9} {skews:>18} {_seconds(row.get('back_to_balanced_s')):>10} "
             f"{_seconds(row.get('ready_to_balanced_s')):>12} "
-            f"{str(row['failed']) + '/' + str(row['requests']):>10} {row['moves']:>5} {row['max_moves_per_task']:>10} "
+            f"{str(row['failed']) + '/' + str(row['requests']):>10} "
+            f"{str(row['failed_outage']) + '/' + str(row['failed_after_return']):>14} {row['moves']:>5} {row['max_moves_per_task']:>10} "
             f"{row['moved_again']:>11} {str(row['watched_s']) + ' s':>7} {'yes' if ok(row, goal) else 'NO':>3}")
     values = sorted(r["back_to_balanced_s"] for r in rows if r.get("back_to_balanced_s") is not None)
     if values:
