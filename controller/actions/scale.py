@@ -42,7 +42,7 @@ MIN_REPLICAS = Param("min_replicas", ParamKind.COUNT, default=1, minimum=1,
 AFTER_SCALE_UP = Param("after_scale_up", ParamKind.DURATION, default=180.0, minimum=0.0,
                        help="seconds after a scale-up of the service during which scale_down does not fire")
 SCALE_TIMEOUT = Param("scale_timeout", ParamKind.DURATION, default=60.0, minimum=0.0, exclusive=True,
-                      help="seconds a scale action may take before it is recorded as timed out")
+                      help="seconds a scale action may take before it is recorded as timed out (rebalance: each of its two waits)")
 
 
 def _global(service: ServiceShape) -> str | None:
