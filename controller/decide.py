@@ -28,8 +28,8 @@ Semantics (docs/rules.md has the operator's view):
   the service's containers is stale. A service-scope condition that reads no sample (only Swarm's
   figures: `replicas`, `task_skew`, `nodes_ready`) counts each read of the service list instead
   (ServiceInfo.observed) and does not wait for stale containers: a node that went down leaves its
-  containers' samples stale for minutes, and those figures do not depend on them. Containers of services missing from the snapshot are
-  ignored. A rule whose action is not feasible on the service (its plugin says why: a global
+  containers' samples stale for minutes, and those figures do not depend on them. Containers of
+  services missing from the snapshot are ignored. A rule whose action is not feasible on the service (its plugin says why: a global
   service, scale_up at max_replicas, scale_down at min_replicas) is held back the same way.
 """
 from __future__ import annotations

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.actions.context import Swarm
-from controller.actions.registry import PLUGINS
 from controller.actions.ownership import (
     ACTION_LABEL,
     EXCLUSIONS_LABEL,
@@ -29,6 +28,7 @@ from controller.actions.ownership import (
     read_exclusions,
     write_exclusions,
 )
+from controller.actions.registry import PLUGINS
 from controller.model import ActionRecord, Result, Timeline
 from sgcommon.engine import EngineError
 from sgcommon.engine.swarm import ServiceView
