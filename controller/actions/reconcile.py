@@ -110,7 +110,7 @@ def _converged(swarm: Swarm, service: ServiceView, marker: dict[str, Any]) -> tu
             return plugin.interrupted(swarm, service, marker)
         tasks = swarm.list_tasks(service=service.id)
     except EngineError as exc:
-        return False, f"tasks unreadable ({exc})"
+        return False, f"the engine could not be asked or told ({exc})"
     running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
     if running == service.replicas:
         return True, f"{running} replicas running as requested"
