@@ -26,8 +26,12 @@ Semantics (docs/rules.md has the operator's view):
   whose decision is held back keeps its run and may fire on a later call.
 - Stale containers are never counted or acted on, and a stale sample breaks the container's run
   (`for: N` means N samples in a row, not N samples around a gap); a service-scope rule waits while
-  any of the service's containers is stale, and starts counting again once all report. Containers of services missing from the snapshot are
-  ignored. A rule whose action is not feasible on the service (its plugin says why: a global
+  any of the service's containers is stale, and starts counting again once all report. A
+  service-scope condition that reads no sample (only Swarm's figures: `replicas`, `task_skew`,
+  `nodes_ready`) counts each read of the service list instead (ServiceInfo.observed) and does not
+  wait for stale containers: a node that went down leaves its containers' samples stale for
+  minutes, and those figures do not depend on them. Containers of services missing from the
+  snapshot are ignored. A rule whose action is not feasible on the service (its plugin says why: a global
   service, scale_up at max_replicas, scale_down at min_replicas) is held back the same way.
 """
 from __future__ import annotations
@@ -207,19 +211,26 @@ class _Cycle:
         runs = self.state.runs.setdefault(rule.name, {})
         groups, has_stale = self._service_groups()
         for name, service in self.snapshot.services.items():
-            samples = groups.get(name)
-            if name in has_stale and name in runs:  # a gap in the data breaks a run (as above)
-                runs[name].count, runs[name].start = 0, None
-            if not samples or name in has_stale or not rule.covers(service):
+            if not rule.covers(service):
                 continue
-            ts = max(s.ts for s in samples)
+            samples = groups.get(name) or []
+            if rule.condition.needs_samples:
+                if name in has_stale and name in runs:  # a gap in the data breaks a run (as above)
+                    runs[name].count, runs[name].start = 0, None
+                if not samples or name in has_stale:
+                    continue
+                ts = max(s.ts for s in samples)
+            elif service.observed is not None:
+                ts = service.observed  # Swarm's figures only: each read of them is a sample
+            else:
+                continue
             run = runs.get(name)
             if run is not None and ts <= run.last_ts + SAME_SAMPLE:
                 continue
             if run is None:
                 run = runs[name] = _Run(ts)
             run.last_ts = ts
-            env = ServiceEnv(samples, service.replicas)
+            env = ServiceEnv(samples, service.replicas, service.tasks_per_node)
             if self._cooling(rule, name) or not rule.condition.holds(env):
                 run.count, run.start = 0, None
                 continue

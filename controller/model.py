@@ -8,7 +8,7 @@ in) and each part can be tested on its own. The actions themselves are plugins
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,26 @@ class ServiceInfo:
     replicas: int | None  # None for a global-mode service (never scaled)
     labels: Mapping[str, str] = field(default_factory=dict)
     has_healthcheck: bool = True
+    # Running tasks per node eligible for the service (Ready, active, its constraints met; 0 where
+    # none runs), from Swarm's task list; None for a global service or when not read.
+    tasks_per_node: Mapping[str, int] | None = None
+    observed: float | None = None  # when these figures were read from Swarm (controller clock)
+
+
+def task_spread(eligible: Iterable[str], task_nodes: Iterable[str | None]) -> dict[str, int]:
+    """Tasks per eligible node (host names; 0 where none runs) from the nodes of a service's live
+    tasks; a task on a node outside `eligible` does not count (nothing can be moved there)."""
+    spread = dict.fromkeys(eligible, 0)
+    for node in task_nodes:
+        if node in spread:
+            spread[node] += 1
+    return spread
+
+
+def task_skew(tasks_per_node: Mapping[str, int]) -> int:
+    """Most minus fewest tasks of a service on one node (ServiceInfo.tasks_per_node); 0 for no node."""
+    counts = tasks_per_node.values()
+    return max(counts) - min(counts) if counts else 0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ healthy, and the in-flight label is cleared; the record says "timeout" and what 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from controller.actions.ownership import (
@@ -40,7 +40,7 @@ from controller.model import ActionRecord, Decision, Result, Timeline
 from sgcommon.jsonlog import event, get_logger
 
 if TYPE_CHECKING:
-    from controller.actions.context import ActionContext
+    from controller.actions.context import ActionContext, Swarm
     from controller.actions.settings import ActionSettings
     from sgcommon.engine.swarm import ServiceView, TaskView
 
@@ -48,6 +48,8 @@ log = get_logger("swarmguard.controller.actions")
 
 EXCLUSION_TTL = Param("exclusion_ttl", ParamKind.DURATION, default=300.0, minimum=1.0,
                       help="seconds the node stays excluded from the service")
+MIGRATE_TIMEOUT = Param("migrate_timeout", ParamKind.DURATION, default=60.0, minimum=0.0, exclusive=True,
+                        help="seconds a migration may take before it is recorded as timed out")
 
 
 def feasible(service: ServiceShape, params: Params) -> str | None:
@@ -62,7 +64,7 @@ def describe(decision: Decision) -> str:
 
 
 def _timeout(settings: ActionSettings) -> float:
-    return settings.migrate_timeout
+    return settings.value(MIGRATE_TIMEOUT)
 
 
 def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> ActionRecord:
@@ -90,7 +92,7 @@ def migrate(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Actio
         ctx.notes.append("no HEALTHCHECK: zero downtime not guaranteed")
     _exclude(ctx, service, node=node, old=old, ttl=float(decision.params[EXCLUSION_TTL.name]))
     load = dict(ctx.node_load())
-    deadline = timeline.t4 + ctx.settings.migrate_timeout
+    deadline = timeline.t4 + _timeout(ctx.settings)
     before = {t.id for t in tasks}
     new = ctx.wait_for("replacement task running on another node",
                        lambda: _replacement(ctx, service.id, before, node), deadline=deadline)
@@ -148,8 +150,21 @@ def _least_loaded(targets: Sequence[str], load: dict[str, float]) -> str:
     return min(known, key=lambda t: load[t]) if known else "unknown"
 
 
+def interrupted(swarm: Swarm, service: ServiceView, marker: Mapping[str, object]) -> tuple[bool, str]:
+    """A migration a restart interrupted: converged when its task left the node and another runs.
+    Nothing is written: the exclusion stays owned and is lifted after its TTL like any other."""
+    tasks = swarm.list_tasks(service=service.id)
+    old = next((t for t in tasks if t.id == marker.get("task")), None)
+    elsewhere = [t for t in tasks if t.state == "running" and t.desired_state == "running"
+                 and t.node_hostname != marker.get("node")]
+    old_gone = old is None or old.stopped
+    if old_gone and elsewhere:
+        return True, f"the task left {marker.get('node')}; now on {elsewhere[0].node_hostname}"
+    return False, f"old task gone: {old_gone}, running elsewhere: {len(elsewhere)}; Swarm continues the rollout"
+
+
 MIGRATE = ActionPlugin(
     name="migrate", help="move the breaching container's task off its node, start-first",
     scopes=("container",), params=(EXCLUSION_TTL,), feasible=feasible, describe=describe, run=migrate,
-    timeout=_timeout,
+    timeout=_timeout, settings=(MIGRATE_TIMEOUT,), interrupted=interrupted,
 )

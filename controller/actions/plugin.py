@@ -7,7 +7,12 @@ registry lists them, and every layer reads the plugin:
 - the rule loader: the name, the scopes, the parameters (kind, default, minimum) and their checks;
 - the rule engine: `feasible` (may it apply to this service now?), `not_after` (spacing from
   another action on the same service) and `plan` (details it adds to the decision);
-- the executor: `run`, `describe` (dry-run), `moving` (the disruption budget), `timeout`.
+- the executor: `run`, `describe` (dry-run), `moving` (the disruption budget), `timeout`;
+- the settings (controller/actions/settings.py): one `actions.<name>` setting per parameter (its
+  default for rules that name none) and per plugin-wide setting (`settings`, e.g. a time-out), with
+  the plugin's own bounds, and `settings_check` for a rule between several of them;
+- reconcile (controller/actions/reconcile.py): `interrupted`, what a restart in the middle of the
+  action left and what to do about it.
 
 The decision side (`feasible`, `plan`, `describe`, `moving`) is pure: the rule engine calls it and
 must stay free of I/O and of the Docker adapter, so this module and the decision halves of the
@@ -23,8 +28,9 @@ from typing import TYPE_CHECKING, Protocol
 from controller.model import ActionRecord, Decision, Timeline
 
 if TYPE_CHECKING:
-    from controller.actions.context import ActionContext
+    from controller.actions.context import ActionContext, Swarm
     from controller.actions.settings import ActionSettings
+    from sgcommon.engine.swarm import ServiceView
 
 ParamValue = int | float
 Params = Mapping[str, ParamValue]
@@ -53,11 +59,14 @@ class Param:
     default: ParamValue
     minimum: ParamValue
     help: str
+    exclusive: bool = False  # the value must be above `minimum`, not just at least it
 
     def problem(self, value: ParamValue) -> str | None:
         """Why `value` is not acceptable, or None (the loader and the settings both ask)."""
         if self.kind is ParamKind.COUNT and (isinstance(value, bool) or not isinstance(value, int)):
             return f"must be a whole number >= {self.minimum}"
+        if self.exclusive and not value > self.minimum:
+            return f"must be > {self.minimum:g}"
         if not value >= self.minimum:
             return f"must be >= {self.minimum:g}"
         return None
@@ -82,6 +91,9 @@ class Spacing:
 
 
 Feasible = Callable[[ServiceShape, Params], str | None]
+# (converged, what was found) for an action a controller restart interrupted; may write to Swarm to
+# finish undoing a temporary change (never to repeat the action).
+Interrupted = Callable[["Swarm", "ServiceView", Mapping[str, object]], tuple[bool, str]]
 Plan = Callable[[ServiceShape, Params], Mapping[str, ParamValue]]
 Describe = Callable[[Decision], str]
 
@@ -109,6 +121,10 @@ class ActionPlugin:
     plan: Plan = _no_plan  # details it adds to the decision
     moving: Callable[[Decision], int] = _one_task  # tasks it has in transition at once (disruption budget)
     not_after: tuple[Spacing, ...] = ()
+    settings: tuple[Param, ...] = ()  # plugin-wide settings (actions.<name>), e.g. its time-out
+    # problems between the `actions.*` values of several parameters, e.g. min_replicas <= max_replicas
+    settings_check: Callable[[Mapping[str, ParamValue]], list[str]] | None = None
+    interrupted: Interrupted | None = None  # None: converged when the replica count runs
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

@@ -28,6 +28,7 @@ from controller.actions.ownership import (
     read_exclusions,
     write_exclusions,
 )
+from controller.actions.registry import PLUGINS
 from controller.model import ActionRecord, Result, Timeline
 from sgcommon.engine import EngineError
 from sgcommon.engine.swarm import ServiceView
@@ -101,18 +102,15 @@ def _interrupted_record(swarm: Swarm, service: ServiceView, marker: dict[str, An
 
 
 def _converged(swarm: Swarm, service: ServiceView, marker: dict[str, Any]) -> tuple[bool, str]:
+    """Asks the action's plugin (`ActionPlugin.interrupted`); without one, converged when the
+    replica count runs."""
+    plugin = PLUGINS.get(str(marker.get("action")))
     try:
+        if plugin is not None and plugin.interrupted is not None:
+            return plugin.interrupted(swarm, service, marker)
         tasks = swarm.list_tasks(service=service.id)
     except EngineError as exc:
-        return False, f"tasks unreadable ({exc})"
-    if marker.get("action") == "migrate":
-        old = next((t for t in tasks if t.id == marker.get("task")), None)
-        elsewhere = [t for t in tasks if t.state == "running" and t.desired_state == "running"
-                     and t.node_hostname != marker.get("node")]
-        old_gone = old is None or old.stopped
-        if old_gone and elsewhere:
-            return True, f"the task left {marker.get('node')}; now on {elsewhere[0].node_hostname}"
-        return False, f"old task gone: {old_gone}, running elsewhere: {len(elsewhere)}; Swarm continues the rollout"
+        return False, f"the engine could not be asked or told ({exc})"
     running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
     if running == service.replicas:
         return True, f"{running} replicas running as requested"

@@ -41,6 +41,8 @@ MIN_REPLICAS = Param("min_replicas", ParamKind.COUNT, default=1, minimum=1,
                      help="scale_down stops at this many replicas")
 AFTER_SCALE_UP = Param("after_scale_up", ParamKind.DURATION, default=180.0, minimum=0.0,
                        help="seconds after a scale-up of the service during which scale_down does not fire")
+SCALE_TIMEOUT = Param("scale_timeout", ParamKind.DURATION, default=60.0, minimum=0.0, exclusive=True,
+                      help="seconds a scale action may take before it is recorded as timed out (rebalance: each of its two waits)")
 
 
 def _global(service: ServiceShape) -> str | None:
@@ -79,7 +81,14 @@ def _describe(step: int, bound: str) -> Describe:
 
 
 def _timeout(settings: ActionSettings) -> float:
-    return settings.scale_timeout
+    return settings.value(SCALE_TIMEOUT)
+
+
+def _bounds_agree(values: Mapping[str, ParamValue]) -> list[str]:
+    """The settings' default floor may not be above their default ceiling."""
+    if values["max_replicas"] < values["min_replicas"]:
+        return ["max_replicas: must be >= min_replicas"]
+    return []
 
 
 def scale_up(ctx: ActionContext, decision: Decision, timeline: Timeline) -> ActionRecord:
@@ -88,7 +97,7 @@ def scale_up(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Acti
     assert service.replicas is not None
     before = {t.id for t in ctx.swarm.list_tasks(service=service.id)}
     _write(ctx, service, service.replicas + 1, action=SCALE_UP.name)
-    deadline = timeline.t4 + ctx.settings.scale_timeout
+    deadline = timeline.t4 + _timeout(ctx.settings)
 
     def new_task_running() -> str | None:
         for task in ctx.swarm.list_tasks(service=service.id, desired_state="running"):
@@ -114,7 +123,7 @@ def scale_down(ctx: ActionContext, decision: Decision, timeline: Timeline) -> Ac
         running = [t for t in ctx.swarm.list_tasks(service=service.id) if t.state in ("running", "starting")]
         return True if len(running) <= target else None
 
-    ctx.wait_for("surplus replica stopped", settled, deadline=timeline.t4 + ctx.settings.scale_timeout)
+    ctx.wait_for("surplus replica stopped", settled, deadline=timeline.t4 + _timeout(ctx.settings))
     timeline.t6 = ctx.clock()
     return ctx.record(decision, timeline, Result.SUCCESS, replicas_before=service.replicas, replicas_after=target)
 
@@ -137,9 +146,11 @@ def _write(ctx: ActionContext, service: ServiceView, replicas: int, *, action: s
 SCALE_UP = ActionPlugin(
     name="scale_up", help="add one replica", scopes=("container", "service"), params=(MAX_REPLICAS,),
     feasible=up_feasible, plan=_plan(+1), describe=_describe(+1, "max_replicas"), run=scale_up, timeout=_timeout,
+    settings=(SCALE_TIMEOUT,),
 )
 SCALE_DOWN = ActionPlugin(
     name="scale_down", help="remove one replica", scopes=("service",), params=(MIN_REPLICAS, AFTER_SCALE_UP),
     feasible=down_feasible, plan=_plan(-1), describe=_describe(-1, "min_replicas"), run=scale_down, timeout=_timeout,
-    not_after=(Spacing(after="scale_up", param="after_scale_up"),),
+    not_after=(Spacing(after="scale_up", param="after_scale_up"),), settings=(SCALE_TIMEOUT,),
+    settings_check=_bounds_agree,
 )

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from controller.model import ContainerMetrics, NodeMetrics
+from controller.model import ContainerMetrics, NodeMetrics, task_skew
 from sgcommon.metricset import CONTAINER_KEYS, NODE_KEYS
 
 MAX_TEXT = 500  # characters in one condition
@@ -40,7 +40,9 @@ CONTAINER_METRICS = CONTAINER_KEYS  # sgcommon.metricset: the figures every comp
 NODE_METRICS = NODE_KEYS
 FUNCTIONS = ("avg", "max", "min", "sum")
 SCOPES = ("container", "service")
-RESERVED = frozenset(CONTAINER_METRICS + NODE_METRICS + FUNCTIONS + ("replicas", "containers"))
+# Service-scope figures read from Swarm's own task list (controller/services.py), not from samples.
+PLACEMENT_FIGURES = ("task_skew", "nodes_ready")
+RESERVED = frozenset(CONTAINER_METRICS + NODE_METRICS + FUNCTIONS + ("replicas", "containers") + PLACEMENT_FIGURES)
 
 
 class NoValue(Exception):
@@ -74,13 +76,16 @@ class ContainerEnv:
 
 
 class ServiceEnv:
-    """What a service-scope condition sees: the latest sample of each of its containers."""
+    """What a service-scope condition sees: the latest sample of each of its containers, and how
+    Swarm spreads its running tasks over the nodes eligible for it (None: not known)."""
 
-    __slots__ = ("samples", "replicas")
+    __slots__ = ("samples", "replicas", "tasks_per_node")
 
-    def __init__(self, samples: Sequence[ContainerMetrics], replicas: int | None) -> None:
+    def __init__(self, samples: Sequence[ContainerMetrics], replicas: int | None,
+                 tasks_per_node: Mapping[str, int] | None = None) -> None:
         self.samples = samples
         self.replicas = replicas
+        self.tasks_per_node = tasks_per_node
 
 
 Fn = Callable[[Any], Any]
@@ -111,6 +116,9 @@ class Condition:
     window: int  # the longest container window a function asks for (1 if none)
     _fn: Fn
     _figures: tuple[tuple[str, Fn], ...]
+    # False when a service-scope condition reads no container sample (only Swarm's figures, e.g.
+    # `task_skew >= 2`): the engine then counts Swarm reads instead of samples (controller/decide.py).
+    needs_samples: bool = True
 
     def holds(self, env: Any) -> bool:
         try:
@@ -211,6 +219,7 @@ class _Compiler:
         self.errors: list[str] = []
         self.window = 1
         self.figures: dict[str, Fn] = {}
+        self.reads_samples = scope == "container"
 
     def run(self, tree: ast.Expression) -> Condition:
         term = self.node(tree.body)
@@ -218,7 +227,8 @@ class _Compiler:
             self.errors.append("condition must be a comparison (e.g. cpu > cpu_high), not a bare number")
         if self.errors:
             raise ExprError(list(dict.fromkeys(self.errors)))
-        return Condition(self.text, self.scope, self.window, term.closure(), tuple(self.figures.items()))
+        return Condition(self.text, self.scope, self.window, term.closure(), tuple(self.figures.items()),
+                         needs_samples=self.reads_samples)
 
     def fail(self, message: str) -> _Term:
         self.errors.append(message)
@@ -285,7 +295,10 @@ class _Compiler:
                 return _node_metric(name[len("node_"):])
             return None
         if name == "containers":
+            self.reads_samples = True
             return _container_count
+        if name in PLACEMENT_FIGURES:
+            return _placement_figure(name)
         if name in CONTAINER_METRICS:
             self.errors.append(
                 f"metric {name!r} needs an aggregate in a service-scope rule, e.g. avg({name}) or sum({name})")
@@ -296,7 +309,7 @@ class _Compiler:
         if self.scope == "container":
             known = CONTAINER_METRICS + NODE_METRICS + ("replicas",)
         else:
-            known = ("replicas", "containers") + tuple(f"{f}(metric)" for f in FUNCTIONS)
+            known = ("replicas", "containers", *PLACEMENT_FIGURES) + tuple(f"{f}(metric)" for f in FUNCTIONS)
         if name in FUNCTIONS:
             return f"{name} is a function: call it, e.g. {name}(cpu{', 3' if self.scope == 'container' else ''})"
         thresholds = ", ".join(sorted(self.thresholds)) or "none defined"
@@ -350,6 +363,7 @@ class _Compiler:
                 f"{func}() in a service-scope rule takes one metric, e.g. {func}(cpu), over the service's containers")
             return None
         metric = self.metric_arg(func, args[0])
+        self.reads_samples = True
         return None if metric is None else _aggregate_fn(func, metric)
 
     # -- operators ------------------------------------------------------------------------
@@ -460,6 +474,17 @@ def _replicas(env: Any) -> float:
 
 def _container_count(env: ServiceEnv) -> float:
     return len(env.samples)
+
+
+def _placement_figure(name: str) -> Fn:
+    """`task_skew`: most minus fewest running tasks of the service on one eligible node;
+    `nodes_ready`: how many nodes are eligible for it (Ready, active, its constraints met)."""
+    def read(env: ServiceEnv) -> float:
+        counts = env.tasks_per_node
+        if not counts:
+            raise NoValue
+        return float(len(counts) if name == "nodes_ready" else task_skew(counts))
+    return read
 
 
 def _node_metric(field: str) -> Fn:

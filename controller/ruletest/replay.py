@@ -102,6 +102,8 @@ def replay(test: RuleTest, *, watch: Watch | None = None, cache: MetricsCache | 
             elif isinstance(point, Stale):
                 cache.set_node_down(name, True, since=now)
         cache.add_containers(batch)
+        if _observe(services, now):
+            cache.set_services(services)
         cache.prune(now)
         snapshot = cache.snapshot(now)
         decisions = evaluate(test.rules, snapshot, now, state)
@@ -112,6 +114,14 @@ def replay(test: RuleTest, *, watch: Watch | None = None, cache: MetricsCache | 
         if watch is not None:
             watch(Step(index, now, snapshot, state, tuple(step)))
     return fired
+
+
+def _observe(services: dict[str, ServiceInfo], now: float) -> bool:
+    """Marks Swarm's figures of each service that has them (tasks_per_node) as read at `now`, as
+    the controller's read of the service list does; True when there was any."""
+    observed = {name: replace(info, observed=now) for name, info in services.items() if info.tasks_per_node is not None}
+    services.update(observed)
+    return bool(observed)
 
 
 def _samples(spec: ContainerSpec, interval: float) -> Iterator[ContainerMetrics | None]:

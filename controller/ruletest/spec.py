@@ -54,10 +54,10 @@ MAX_CONTAINERS = 1000  # per test
 MAX_WORK = 2_000_000  # container samples per test (about a minute of replay)
 MAX_FILE_WORK = 10_000_000  # container samples per file
 VIAS = ("alert", "scrape")
-TOP_KEYS = ("rule_files", "thresholds", "interval", "tests")
+TOP_KEYS = ("rule_files", "enable", "thresholds", "interval", "tests")
 TEST_KEYS = ("name", "interval", "thresholds", "apply_decisions", "services", "containers", "nodes", "expect",
              "never")
-SERVICE_KEYS = ("name", "replicas", "labels", "series", "containers", "nodes", "alerts")
+SERVICE_KEYS = ("name", "replicas", "labels", "tasks_per_node", "series", "containers", "nodes", "alerts")
 CONTAINER_SPEC_KEYS = ("id", "service", "node", "alerts", "series")
 NODE_SPEC_KEYS = ("name", "series")
 EXPECT_KEYS = ("at", "decisions")
@@ -226,9 +226,10 @@ class _Field:
 class _Reader:
     """Reads YAML nodes with their lines; every problem goes to `errors`."""
 
-    def __init__(self, doc: _Doc, errors: list[str]) -> None:
+    def __init__(self, doc: _Doc, errors: list[str], *, enable: frozenset[str] = frozenset()) -> None:
         self.doc = doc
         self.errors = errors
+        self.enable = enable  # rules the file's tests run enabled (`enable:`), whatever their files say
 
     def error(self, line: int, where: str, message: str) -> None:
         self.errors.append(f"{self.doc.path}:{line}: {where}{message}")
@@ -366,12 +367,20 @@ class _Reader:
                 self.error_silently()
             return cache[key]
         try:
-            cache[key] = load_rules(paths, overrides=overrides)
+            cache[key] = loaded = load_rules(paths, overrides=overrides)
         except RuleError as exc:
             cache[key] = None
             for message in exc.errors:
                 at = overrides_line if message.startswith("threshold override") else line
                 self.error(at, where, f"the rule files do not load: {message}")
+            return None
+        unknown = sorted(self.enable - {rule.name for rule in loaded.rules})
+        if unknown:
+            cache[key] = None
+            self.error(line, where, f"enable: no rule named {', '.join(unknown)} in the rule files")
+            return None
+        cache[key] = replace(loaded, rules=tuple(replace(rule, enabled=True) if rule.name in self.enable else rule
+                                                 for rule in loaded.rules))
         return cache[key]
 
     def error_silently(self) -> None:
@@ -403,6 +412,7 @@ class _FileReader(_Reader):
         if root is None:
             return []
         rule_paths = self.rule_paths(root)
+        self.enable = self.enabled_rules(root)
         thresholds = self.thresholds(root, "")
         interval = self.interval(root, "", 1.0)
         rulesets: dict[_RulesKey, RuleSet | None] = {}
@@ -415,7 +425,7 @@ class _FileReader(_Reader):
         work = 0
         nodes = self.sequence(root["tests"], "tests: ", "tests") if "tests" in root else []
         for index, node in enumerate(nodes, start=1):
-            reader = _TestReader(self.doc, self.errors, index=index, interval=interval)
+            reader = _TestReader(self.doc, self.errors, index=index, interval=interval, enable=self.enable)
             test = reader.read(node, rule_paths=rule_paths, thresholds=thresholds, rulesets=rulesets)
             if reader.name is not None:
                 if reader.name in names:
@@ -432,6 +442,20 @@ class _FileReader(_Reader):
         if "tests" in root and not nodes and not self.errors:
             self.error(root["tests"].line, "", "tests: the list is empty")
         return tests
+
+    def enabled_rules(self, root: Mapping[str, _Field]) -> frozenset[str]:
+        """`enable:`, rules shipped off (`enabled: false`) that this file's tests run enabled."""
+        if "enable" not in root:
+            return frozenset()
+        field = root["enable"]
+        value = self.value(field, "enable: ")
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            if value is not _REFUSED:
+                self.error(field.line, "", f"enable must be a list of rule names, got {_show(value)}")
+            return frozenset()
+        return frozenset(value)
 
     def rule_paths(self, root: Mapping[str, _Field]) -> list[str] | None:
         if "rule_files" not in root:
@@ -453,8 +477,9 @@ class _FileReader(_Reader):
 class _TestReader(_Reader):
     """One test: its inputs first (they fix its length), then its checks against that length."""
 
-    def __init__(self, doc: _Doc, errors: list[str], *, index: int, interval: float) -> None:
-        super().__init__(doc, errors)
+    def __init__(self, doc: _Doc, errors: list[str], *, index: int, interval: float,
+                 enable: frozenset[str] = frozenset()) -> None:
+        super().__init__(doc, errors, enable=enable)
         self.name: str | None = None
         self.where = f"test #{index}: "
         self.default_interval = interval
@@ -530,7 +555,8 @@ class _TestReader(_Reader):
                 self.error(self.line(node), where, "declared twice")
                 continue
             replicas = self.replicas(spec, where)
-            services[name] = ServiceInfo(name, replicas, MappingProxyType(self.labels(spec, where)))
+            services[name] = ServiceInfo(name, replicas, MappingProxyType(self.labels(spec, where)),
+                                         tasks_per_node=self.tasks_per_node(spec, where, replicas))
             if "series" in spec:
                 self.service_series.append((name, spec, where))
             else:
@@ -553,6 +579,32 @@ class _TestReader(_Reader):
                            f"replicas must be a whole number from 0 to {MAX_WHOLE} or 'global', got {_show(value)}")
             return 1
         return value
+
+    def tasks_per_node(self, spec: Mapping[str, _Field], where: str, replicas: int | None) -> Mapping[str, int] | None:
+        """Swarm's spread of the service's running tasks over the nodes it may run on (`task_skew`,
+        `nodes_ready`); read afresh at every step of the test, as the controller reads the task list."""
+        if "tasks_per_node" not in spec:
+            return None
+        field = spec["tasks_per_node"]
+        value = self.value(field, f"{where}tasks_per_node: ")
+        if value is _REFUSED:
+            return None
+        if replicas is None:
+            self.error(field.line, where, "tasks_per_node applies to a replicated service, not a global one")
+            return None
+        if not isinstance(value, dict) or not value:
+            self.error(field.line, where, f"tasks_per_node must be a mapping of node: tasks, got {_show(value)}")
+            return None
+        spread: dict[str, int] = {}
+        for node, count in value.items():
+            if not isinstance(node, str) or not node or "\n" in node or len(node) > 255:
+                self.error(field.line, where, f"tasks_per_node: {_show(node)} is not a node name")
+            elif type(count) is not int or not 0 <= count <= MAX_WHOLE:
+                self.error(field.line, where, f"tasks_per_node: {node}: a whole number of tasks from 0 to "
+                           f"{MAX_WHOLE}, got {_show(count)}")
+            else:
+                spread[node] = count
+        return MappingProxyType(spread)
 
     def labels(self, spec: Mapping[str, _Field], where: str) -> dict[str, str]:
         if "labels" not in spec:

@@ -188,7 +188,8 @@ def test_a_bad_value_is_reported_once_under_its_key_and_the_other_fields_still_a
         "(rule files hold plain strings, numbers, true/false, lists and mappings)",
         f"{path}:5: rule r: priority must be a whole number >= 0 (at most 1000000), got -1",
         f"{path}:6: rule r: unknown key 'colour' (allowed: name, description, enabled, scope, services, labels, "
-        "when, for, action, priority, cooldown, exclusion_ttl, max_replicas, min_replicas, after_scale_up)",
+        "when, for, action, priority, cooldown, exclusion_ttl, max_replicas, min_replicas, after_scale_up, "
+        "moved_hold)",
     ]
 
 

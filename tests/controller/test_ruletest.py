@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def test_every_rule_in_the_rule_directory_is_tested_firing_and_not_firing() -> N
 MUTATIONS = [
     ("    for: 2\n    action: migrate", "    for: 1\n    action: migrate",
      "must not flap - noisy CPU around the threshold"),
-    ("cooldown: 30s", "cooldown: 10s", "a lasting problem migrates again once the cooldown is over"),
+    ("priority: 20\n    cooldown: 30s", "priority: 20\n    cooldown: 10s", "a lasting problem migrates again once the cooldown is over"),
     ("net_low: 35", "net_low: 55", "high CPU with traffic between net_low and net_high does nothing"),
     ("cpu > cpu_high and mem > mem_high and net > net_high", "cpu > cpu_high and net > net_high",
      "two high figures out of three do not scale"),
@@ -90,8 +90,10 @@ MUTATIONS = [
     ("max_replicas: 10", "max_replicas: 12", "a service at max_replicas is not scaled up"),
     ("for: 180s", "for: 120s", "an idle service of 3 replicas loses one after 180 s"),
     ("containers >= replicas\n      and ", "", "a replica that does not report yet holds the scale-down back"),
-    ("labels: {swarmguard.enable: \"true\"}\n    scope: service", "scope: service",
+    ("labels: {swarmguard.enable: \"true\"}\n    scope: service\n    when: >-", "scope: service\n    when: >-",
      "services that do not opt in by label are never scaled down"),
+    ("task_skew > max_task_skew", "task_skew >= max_task_skew", "an even spread, or a skew of one task, is left alone"),
+    ("cooldown: 30s            #", "cooldown: 10s            #", "the skew that stays is moved again only after the 30 s cooldown"),
 ]
 
 
@@ -122,6 +124,9 @@ class StepScraper:
         ts = BASE + self.step * self.test.interval
         samples = [s for s in (_sample(c, self.step, ts) for c in self.test.containers) if s is not None]
         self.cache.add_containers(samples)
+        observed = {n: replace(i, observed=ts) for n, i in self.test.services.items() if i.tasks_per_node is not None}
+        if observed:  # Swarm's task spread, read at each step as the controller's service-list job does
+            self.cache.set_services({**self.test.services, **observed})
         for node in self.test.nodes:
             point = _point(node.series, node.length, self.step)
             if isinstance(point, dict):

@@ -6,6 +6,7 @@ also what the HTTP tests (test_app.py, test_alert_fuzz.py) and the latency bench
 runtime with; the real engine and executor are tested by their own modules."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -217,8 +218,9 @@ def test_the_service_list_comes_from_swarm_with_replicas_labels_and_healthcheck(
     refresher = ServiceRefresher(swarm, rig.runtime.cache)
     assert refresher.refresh()
     services = rig.runtime.cache.snapshot(time.time()).services
-    assert services["web"] == ServiceInfo(name="web", replicas=2, labels={"swarmguard.enable": "true"},
-                                          has_healthcheck=True)
+    assert dataclasses.replace(services["web"], tasks_per_node=None, observed=None) == ServiceInfo(
+        name="web", replicas=2, labels={"swarmguard.enable": "true"}, has_healthcheck=True)
+    assert sum((services["web"].tasks_per_node or {}).values()) == 2 and services["web"].observed is not None
     assert services["agent"].replicas is None and not services["agent"].has_healthcheck
 
 

@@ -60,6 +60,7 @@ node, id, name), /tasks/{id}.
 A scheduler thread (every `tick` seconds) places tasks on ready/active nodes that satisfy
 the placement constraints (judged by sgcommon.engine.placement, the matcher the controller uses,
 which the lab test checks against a real engine), spreads replicas (fewest tasks of the service first),
+scales down as swarmkit does (the nodes with the most copies of the service lose a task first),
 replaces tasks whose spec changed or whose node no longer satisfies the constraints, one at a
 time, honouring UpdateConfig.Order: start-first (the new task is running, i.e. healthy when the
 service has a HEALTHCHECK, before the old one is told to stop) or stop-first (the default).
@@ -234,6 +235,7 @@ class _Service:
     updated: float
     timing: Timing
     updating: tuple[str, str | None] | None = None  # (old task id, new task id)
+    slots: set[int] = field(default_factory=set)  # the replica slots the service has (replicated mode)
 
 
 @dataclass
@@ -903,13 +905,18 @@ class FakeEngine:
         stopping_first = None  # a stop-first update empties its slot on purpose
         if svc.updating is not None and svc.updating[1] is None and svc.updating[0] in self._tasks:
             stopping_first = self._tasks[svc.updating[0]].slot
-        for slot in range(1, want + 1):
+        svc.slots |= set(slots)
+        free = (n for n in itertools.count(1) if n not in svc.slots)
+        while len(svc.slots) < want:  # scale-up: the lowest free slot numbers, as swarmkit's addTasks
+            svc.slots.add(next(free))
+        if len(svc.slots) > want:
+            for slot in self._scale_down_order(svc, slots)[want:]:
+                svc.slots.discard(slot)
+                for task in slots.get(slot, ()):
+                    self._set_desired(task, "shutdown")
+        for slot in sorted(svc.slots):  # a new slot, or one whose task ended (orphaned, failed)
             if slot not in slots and slot != stopping_first:
                 self._new_task(svc, slot)
-        for slot, tasks in slots.items():
-            if slot > want:
-                for task in tasks:
-                    self._set_desired(task, "shutdown")
         if svc.updating is not None:
             self._continue_update(svc)
             return
@@ -918,6 +925,25 @@ class FakeEngine:
             if len(tasks) == 1 and tasks[0].state == "running" and self._is_dirty(svc, tasks[0]):
                 self._start_update(svc, tasks[0])
                 return
+
+    def _scale_down_order(self, svc: _Service, slots: Mapping[int, list[_Task]]) -> list[int]:
+        """The service's slots, those to keep first, as swarmkit's replicated orchestrator orders them
+        for a scale-down (manager/orchestrator/replicated/services.go, slot.go): slots with a running
+        task first (then by slot number), each counted as the nth copy of the service on its node;
+        slots without exactly one placed task last. The tail is removed: the nodes with the most
+        copies lose a task first, and a task not placed yet before any."""
+        def running(slot: int) -> bool:
+            return any(t.state == "running" for t in slots.get(slot, ()))
+
+        ordered = sorted(svc.slots, key=lambda slot: (not running(slot), slot))
+        copies: dict[str, int] = {}
+        index: dict[int, int] = {}
+        for slot in ordered:
+            tasks = slots.get(slot, [])
+            if len(tasks) == 1 and tasks[0].node_id:
+                copies[tasks[0].node_id] = copies.get(tasks[0].node_id, 0) + 1
+                index[slot] = copies[tasks[0].node_id]
+        return sorted(ordered, key=lambda slot: (slot not in index, index.get(slot, 0)))
 
     def _start_update(self, svc: _Service, old: _Task) -> None:
         order = (svc.spec.get("UpdateConfig") or {}).get("Order", "stop-first")
