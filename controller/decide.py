@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
@@ -180,7 +181,8 @@ class _Cycle:
                 run.count, run.start = 0, None
                 continue
             service = services[name]
-            history = (sample,) if window <= 1 else self._history(sample, window)
+            # Built only if the condition reads it (controller/rules/expr.py: a false guard first spares it).
+            history = (sample,) if window <= 1 else partial(self._history, sample, window)
             env = ContainerEnv(sample, history, nodes.get(sample.node), service.replicas)
             if not condition.holds(env):
                 run.count, run.start = 0, None
