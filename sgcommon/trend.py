@@ -51,6 +51,26 @@ class Fit:
         return self.newest + self.mean_x + (level - self.mean_y) / self.slope
 
 
+def fit_sums(n: int, *, newest: float, oldest: float, base: float, sx: float, sy: float, sxx: float, sxy: float,
+             syy: float) -> Fit | None:
+    """The line from running sums, for a caller that walks its samples once (the rule engine): x is
+    each sample's time minus `newest`, y its value minus `base` (any value near the samples, e.g.
+    the newest one, so the sums stay small). Equal to fit_line's to rounding; None as fit_line."""
+    if n < MIN_SAMPLES or not newest > oldest:
+        return None
+    mean_x, mean_y = sx / n, sy / n
+    cxx = sxx - sx * mean_x
+    cxy = sxy - sx * mean_y
+    cyy = syy - sy * mean_y
+    if not (cxx > 0 and math.isfinite(cxy) and math.isfinite(cyy)):
+        return None
+    slope = cxy / cxx
+    sse = max(0.0, cyy - slope * cxy)  # cancellation can leave a tiny negative for a perfect line
+    fit = Fit(n=n, newest=newest, span=newest - oldest, mean_x=mean_x, mean_y=base + mean_y, slope=slope, sxx=cxx,
+              sse=sse)
+    return fit if math.isfinite(fit.mean_y) and math.isfinite(sse) else None
+
+
 def fit_line(times: Sequence[float], values: Sequence[float]) -> Fit | None:
     """The least-squares line through (times[i], values[i]); None when there is none to draw.
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from controller.model import ContainerMetrics, NodeMetrics
 from sgcommon.metricset import CONTAINER_KEYS, NODE_KEYS
-from sgcommon.trend import MIN_SAMPLES, Fit, fit_line
+from sgcommon.trend import MIN_SAMPLES, Fit, fit_sums
 
 MAX_TEXT = 500  # characters in one condition
 MAX_DEPTH = 24  # nesting depth of the syntax tree
@@ -96,12 +96,15 @@ class ContainerEnv:
         history: Sequence[ContainerMetrics] | Callable[[], Sequence[ContainerMetrics]],
         node: NodeMetrics | None,
         replicas: int | None,
+        fits: dict[tuple[str, float], Fit | None] | None = None,
     ) -> None:
         self.sample = sample
         self._history = history  # oldest first, ends with `sample`
         self.node = node
         self.replicas = replicas
-        self.fits: dict[tuple[str, float], Fit | None] | None = None  # trend fits made for this call
+        # Trend fits made for this sample, by (metric, window): the engine passes one dict to every rule
+        # of a container in one call, so rules reading the same trend share one fit.
+        self.fits = fits
 
     @property
     def history(self) -> Sequence[ContainerMetrics]:
@@ -648,7 +651,7 @@ def trend_fit(env: ContainerEnv, metric: str, window: float) -> Fit | None:
     fits = env.fits
     if fits is None:
         fits = env.fits = {}
-    key = (metric, window)
+    key = (metric, window)  # the same container's same trend at the same sample, whichever rule asks
     if key in fits:
         return fits[key]
     fits[key] = found = _fit_window(env.history, metric, window)
@@ -656,13 +659,20 @@ def trend_fit(env: ContainerEnv, metric: str, window: float) -> Fit | None:
 
 
 def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float) -> Fit | None:
+    """One pass over the window, newest first, until its start (left-open, as PromQL's ranges): the
+    running sums of sgcommon.trend.fit_sums, times relative to the newest sample, values to its value."""
     if not history:
         return None
-    newest = history[-1].ts
+    last = history[-1]
+    newest = last.ts
+    base = _finite_or_none(getattr(last, metric))
+    if base is None:
+        return None
     start = newest - window
-    times: list[float] = []
-    values: list[float] = []
-    for sample in reversed(history):  # newest first, until the window's start (left-open, as PromQL's ranges)
+    n = 0
+    oldest = newest
+    sx = sy = sxx = sxy = syy = 0.0
+    for sample in reversed(history):
         ts = sample.ts
         if not ts > start:
             break
@@ -671,11 +681,17 @@ def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float)
             value = _finite_or_none(value)
             if value is None:
                 return None
-        times.append(ts)
-        values.append(value)
-    if len(times) < MIN_SAMPLES or not newest - times[-1] >= TREND_COVERAGE * window:
+        x, y = ts - newest, value - base
+        n += 1
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+        syy += y * y
+        oldest = ts
+    if n < MIN_SAMPLES or not newest - oldest >= TREND_COVERAGE * window:
         return None
-    return fit_line(times, values)
+    return fit_sums(n, newest=newest, oldest=oldest, base=base, sx=sx, sy=sy, sxx=sxx, sxy=sxy, syy=syy)
 
 
 def _trend_fn(func: str, metric: str, *, horizon: float, window: float) -> Fn:
@@ -722,7 +738,11 @@ def _all(fns: list[Fn]) -> Fn:
     if len(fns) == 2:
         a, b = fns
         return lambda env: a(env) and b(env)
-    return lambda env: all(fn(env) for fn in fns)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda env: a(env) and b(env) and c(env)
+    a, rest = fns[0], _all(fns[1:])  # the hot loop's closures stay flat: no generator per call
+    return lambda env: a(env) and rest(env)
 
 
 def _compare_one(op: Callable[[Any, Any], bool], left: _Term, right: _Term) -> Fn:
@@ -754,6 +774,14 @@ def _metric_vs_const(op: Callable[[Any, Any], bool], get: Fn, c: float) -> Fn:
 
 
 def _compare_chain(ops: list[Callable[[Any, Any], bool]], fns: list[Fn]) -> Fn:
+    if len(ops) == 2:  # `low < metric < high`, a common guard: one flat closure
+        a, b, c = fns
+        op1, op2 = ops
+
+        def chain2(env: Any) -> bool:
+            x, y, z = a(env), b(env), c(env)  # every operand first: a missing one makes the condition false
+            return op1(x, y) and op2(y, z)
+        return chain2
     pairs = list(zip(ops, fns[1:]))
     first = fns[0]
 
