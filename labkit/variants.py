@@ -1,0 +1,89 @@
+"""The rule variant under test on the lab: the shipped rules, or today's threshold rule alone.
+
+rules/default.yml ships the predictive rules next to the threshold rule `migrate-on-container-problem`;
+every predictive rule starts with the guard `mem > trend_from` or `cpu > trend_from`, and a metric
+never exceeds 100 %, so the threshold override `trend_from=100` switches them all off and leaves the
+threshold rule as it was. The override goes through the controller service's environment
+(`SWARMGUARD_THRESHOLD_TREND_FROM`, labkit/scenario2.py's `controller_thresholds`: the controller
+restarts and the block starts once it scrapes every exporter again) and is put back afterwards;
+nothing on disk changes, and the suite's lab reset (labkit/labreset.py) redeploys the stack as its
+files define it should a run be cut short.
+
+`exporter_env` does the same for the exporters (a global service): e.g. EXPORTER_PREDICT_HORIZON=0
+turns the exporter's predictive alerts off, to measure what the alert path brings.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from labkit import controller_api as api
+from labkit import labinfo
+from sgcommon.engine import translate
+from sgcommon.engine.swarm import SwarmAdapter
+
+VARIANTS = ("threshold", "predictive")
+OFF = {"trend_from": 100.0}  # every predictive rule's guard can never hold
+EXPORTER_SERVICE = f"{labinfo.STACK}_exporter"
+
+
+@contextlib.contextmanager
+def rule_variant(client: Any, variant: str, *, nodes: int, say: Callable[[str], None] = print) -> Iterator[None]:
+    """The block runs with `variant`'s rules: "predictive" = the rule files as they are, "threshold" =
+    the predictive rules switched off by the threshold override."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown rule variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    if variant == "predictive":
+        yield
+        return
+    from labkit import scenario2  # the controller's threshold environment lives there once
+
+    with scenario2.controller_thresholds(client, OFF, nodes=nodes, say=say):
+        yield
+
+
+def _env_of(spec: Mapping[str, Any]) -> list[str]:
+    return list(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Env") or [])
+
+
+@contextlib.contextmanager
+def exporter_env(client: Any, env: Mapping[str, str], *, nodes: int, say: Callable[[str], None] = print,
+                 timeout: float = 120.0) -> Iterator[None]:
+    """The exporters run with `env` set for the block, then with what they had before."""
+    from labkit.scenario2 import env_values
+
+    with translate(f"inspect {EXPORTER_SERVICE}"):
+        before = env_values(_env_of(client.inspect_service(EXPORTER_SERVICE)["Spec"]), env)
+    if all(before.get(k) == v for k, v in env.items()):
+        yield
+        return
+    _set(client, set_=env, unset=(), nodes=nodes, say=say, timeout=timeout)
+    try:
+        yield
+    finally:
+        _set(client, set_={k: v for k, v in before.items() if v is not None},
+             unset=[k for k, v in before.items() if v is None], nodes=nodes, say=say, timeout=timeout)
+
+
+def _set(client: Any, *, set_: Mapping[str, str], unset: tuple[str, ...] | list[str], nodes: int,
+         say: Callable[[str], None], timeout: float) -> None:
+    from labkit.scenario2 import env_edit
+
+    say(f"==> exporter env: set {dict(set_)} unset {list(unset)} (the exporters restart)")
+
+    def edit(spec: dict[str, Any]) -> None:
+        container = spec.setdefault("TaskTemplate", {}).setdefault("ContainerSpec", {})
+        container["Env"] = env_edit(container.get("Env") or [], set_=set_, unset=unset)
+
+    SwarmAdapter(client).update(EXPORTER_SERVICE, edit, what=f"set the environment of {EXPORTER_SERVICE}")
+
+    def rolled_out() -> bool:
+        with translate(f"inspect {EXPORTER_SERVICE}"):
+            service = client.inspect_service(EXPORTER_SERVICE)
+        state = (service.get("UpdateStatus") or {}).get("State")
+        running = api.running_tasks(client, EXPORTER_SERVICE)
+        return state in (None, "completed") and len(running) >= nodes and (api.exporters_up(client) or 0) >= nodes
+
+    api.eventually(rolled_out, timeout=timeout, every=1.0,
+                   what=f"{EXPORTER_SERVICE} rolled out with the new environment, {nodes} exporters up")
