@@ -36,7 +36,7 @@ class ExporterSettings:
                                    "sweep confirms, as the rules' for: 2 did before")
     confirm_margin: float = setting(10.0, "points by which the read confirm_delay after a first breaching sample must "
                                     "exceed its threshold to alert at once; otherwise the next sweep confirms")
-    predict_horizon: float = setting(8.0, "seconds ahead a container's trend is extrapolated for a predictive alert; "
+    predict_horizon: float = setting(10.0, "seconds ahead a container's trend is extrapolated for a predictive alert; "
                                      "0: no predictive alerts (docs/exporter.md)")
     predict_window: float = setting(5.0, "seconds of a container's samples the trend's line goes through")
     predict_limit: float = setting(100.0, "percent the trend must reach within predict_horizon for a predictive alert")

@@ -51,39 +51,67 @@ def _env_of(spec: Mapping[str, Any]) -> list[str]:
 def exporter_env(client: Any, env: Mapping[str, str], *, nodes: int, say: Callable[[str], None] = print,
                  timeout: float = 120.0) -> Iterator[None]:
     """The exporters run with `env` set for the block, then with what they had before."""
+    with service_env(client, EXPORTER_SERVICE, env, nodes=nodes, say=say, timeout=timeout):
+        yield
+
+
+@contextlib.contextmanager
+def controller_env(client: Any, env: Mapping[str, str], *, nodes: int, say: Callable[[str], None] = print,
+                   timeout: float = 120.0) -> Iterator[None]:
+    """The controller runs with `env` set for the block (e.g. CONTROLLER_ACTIONS_DRY_RUN=true), then with
+    what it had before; each change restarts it, and the block starts once it scrapes every exporter."""
+    with service_env(client, api.CONTROLLER_SERVICE, env, nodes=nodes, say=say, timeout=timeout):
+        yield
+
+
+@contextlib.contextmanager
+def service_env(client: Any, service: str, env: Mapping[str, str], *, nodes: int,
+                say: Callable[[str], None] = print, timeout: float = 120.0) -> Iterator[None]:
+    """`service` (the stack's exporter or controller) runs with `env` for the block, then as before.
+    Nothing is written when it already has these values."""
     from labkit.scenario2 import env_values
 
-    with translate(f"inspect {EXPORTER_SERVICE}"):
-        before = env_values(_env_of(client.inspect_service(EXPORTER_SERVICE)["Spec"]), env)
+    with translate(f"inspect {service}"):
+        before = env_values(_env_of(client.inspect_service(service)["Spec"]), env)
     if all(before.get(k) == v for k, v in env.items()):
         yield
         return
-    _set(client, set_=env, unset=(), nodes=nodes, say=say, timeout=timeout)
+    _set(client, service, set_=env, unset=(), nodes=nodes, say=say, timeout=timeout)
     try:
         yield
     finally:
-        _set(client, set_={k: v for k, v in before.items() if v is not None},
+        _set(client, service, set_={k: v for k, v in before.items() if v is not None},
              unset=[k for k, v in before.items() if v is None], nodes=nodes, say=say, timeout=timeout)
 
 
-def _set(client: Any, *, set_: Mapping[str, str], unset: tuple[str, ...] | list[str], nodes: int,
+def _set(client: Any, service: str, *, set_: Mapping[str, str], unset: tuple[str, ...] | list[str], nodes: int,
          say: Callable[[str], None], timeout: float) -> None:
     from labkit.scenario2 import env_edit
 
-    say(f"==> exporter env: set {dict(set_)} unset {list(unset)} (the exporters restart)")
+    say(f"==> {service} env: set {dict(set_)} unset {list(unset)} (it restarts)")
 
     def edit(spec: dict[str, Any]) -> None:
         container = spec.setdefault("TaskTemplate", {}).setdefault("ContainerSpec", {})
         container["Env"] = env_edit(container.get("Env") or [], set_=set_, unset=unset)
 
-    SwarmAdapter(client).update(EXPORTER_SERVICE, edit, what=f"set the environment of {EXPORTER_SERVICE}")
+    SwarmAdapter(client).update(service, edit, what=f"set the environment of {service}")
+    want = env_edit([], set_=set_)
 
     def rolled_out() -> bool:
-        with translate(f"inspect {EXPORTER_SERVICE}"):
-            service = client.inspect_service(EXPORTER_SERVICE)
-        state = (service.get("UpdateStatus") or {}).get("State")
-        running = api.running_tasks(client, EXPORTER_SERVICE)
-        return state in (None, "completed") and len(running) >= nodes and (api.exporters_up(client) or 0) >= nodes
+        with translate(f"inspect {service}"):
+            spec = client.inspect_service(service)
+        state = (spec.get("UpdateStatus") or {}).get("State")
+        if state not in (None, "completed"):
+            return False
+        container = api.controller_container(client)  # the controller scrapes the new exporters / is the new one
+        if not container:
+            return False
+        if service == api.CONTROLLER_SERVICE:
+            with translate("inspect the controller container"):
+                have = client.inspect_container(container)["Config"]["Env"] or []
+            if not all(item in have for item in want) or any(e.partition("=")[0] in unset for e in have):
+                return False
+        return (api.exporters_up(client) or 0) >= nodes
 
     api.eventually(rolled_out, timeout=timeout, every=1.0,
-                   what=f"{EXPORTER_SERVICE} rolled out with the new environment, {nodes} exporters up")
+                   what=f"{service} rolled out with the new environment, {nodes} exporters up")

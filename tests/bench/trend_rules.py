@@ -35,6 +35,7 @@ import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from sgcommon.version import add_version_argument
 
 Series = list[tuple[float, float]]  # (ts, percent)
 SERVICE = ServiceInfo("svc", 1, {"swarmguard.enable": "true"})
-EXPORTER = TrendSettings(horizon=8.0, window=5.0, limit=100.0, confidence=2.0, metrics=("mem", "cpu"))
+EXPORTER = TrendSettings(horizon=10.0, window=5.0, limit=100.0, confidence=2.0, metrics=("mem", "cpu"))
 BREACH = {"cpu": 75.0, "mem": 80.0}  # the exporter's alert thresholds
 START = 1_800_000_000.0
 LIMIT_MB = 256.0
@@ -114,9 +115,10 @@ class Replay:
 
 
 def _sample(metric: str, ts: float, value: float) -> ContainerMetrics:
-    figures = {"cpu": 10.0, "mem": 30.0, "mem_mb": 0.0, "net": 0.2, "net_rx": 0.0, "net_tx": 0.0}
-    figures[metric] = value
-    return ContainerMetrics(node="node-1", service=SERVICE.name, container_id="c1", task_id="t1", ts=ts, **figures)
+    """One sample with `metric` at `value`, the other figures quiet (network low: the migrate rules' case)."""
+    return ContainerMetrics(node="node-1", service=SERVICE.name, container_id="c1", task_id="t1", ts=ts,
+                            cpu=value if metric == "cpu" else 10.0, mem=value if metric == "mem" else 30.0,
+                            mem_mb=0.0, net=0.2, net_rx=0.0, net_tx=0.0)
 
 
 def replay(rules: RuleSet, series: Series, *, metric: str, alerts: bool, seed: int = 0) -> Replay:
@@ -159,9 +161,9 @@ def false_triggers(rules: RuleSet, names: Sequence[str], *, minutes: float, seed
     """Decisions of the rules `names` on each noisy load, summed over the seeds."""
     loads: dict[str, Callable[[int], Series]] = {}
     for metric in ("cpu", "mem"):
-        loads[f"{metric} uniform, step 1 s"] = lambda s, m=metric: noise(s, minutes=minutes, metric=m)
-        loads[f"{metric} uniform, step 0.5 s"] = lambda s, m=metric: noise(s, minutes=minutes, metric=m, step=0.5)
-        loads[f"{metric} normal sd 15, step 1 s"] = lambda s, m=metric: noise(s, minutes=minutes, metric=m, normal=True)
+        loads[f"{metric} uniform, step 1 s"] = partial(noise, minutes=minutes, metric=metric)
+        loads[f"{metric} uniform, step 0.5 s"] = partial(noise, minutes=minutes, metric=metric, step=0.5)
+        loads[f"{metric} normal sd 15, step 1 s"] = partial(noise, minutes=minutes, metric=metric, normal=True)
     counts = {}
     for load, make in loads.items():
         metric = load.split()[0]

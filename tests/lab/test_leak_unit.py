@@ -108,3 +108,23 @@ def test_a_fast_leak_run_passes_only_when_moved_cleanly(result: str, failures: i
     record = {"actions": [{"result": result}], "probe": {"failures": failures}, "leak": {"oom": oom}}
     assert fastleak.passed(record) is ok
     assert fastleak.passed({"actions": [], "probe": {"failures": 0}, "leak": {"oom": False}}) is False
+
+
+def test_the_noisy_loads_are_60_plus_minus_15_percent_of_the_limit() -> None:
+    from labkit import noise
+
+    s = noise.Settings()
+    assert noise.stress_path("cpu", s, limit_mb=512.0, in_use_mb=36.0) == \
+        "/stress/cpu?target=60&noise=15&duration=600&step=1&seed=1"
+    assert noise.stress_path("mem", s, limit_mb=512.0, in_use_mb=36.0) == \
+        "/stress/memory?target=271.2&noise=76.8&duration=600&step=1&seed=1"
+
+
+def test_decisions_are_counted_per_rule_on_the_noisy_services_only() -> None:
+    from labkit import noise
+
+    records = [{"service": "sgi-noise-cpu", "rule": "migrate-before-cpu-threshold"},
+               {"service": "sgi-noise-mem", "rule": "migrate-on-container-problem"},
+               {"service": "swarmguard_web-stress", "rule": "migrate-before-oom"}]
+    assert noise.count(records, list(noise.NAMES.values())) == {"migrate-before-cpu-threshold": 1,
+                                                                "migrate-on-container-problem": 1}
