@@ -38,9 +38,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, RuleSet, ServiceEnv
+from sgcommon.trend import Fit
 from sgcommon.metricset import SAME_SAMPLE
 
 
@@ -101,7 +103,8 @@ def evaluate(
     if scope not in (None, "container", "service"):
         raise ValueError(f"scope must be None, 'container' or 'service', got {scope!r}")
     _sync(state, rules)
-    cycle = _Cycle(snapshot, now, state)
+    longest = max((r.condition.window for r in rules.rules if r.enabled and r.scope == "container"), default=1)
+    cycle = _Cycle(snapshot, now, state, longest_window=longest)
     for rule in rules.rules:
         if not rule.enabled or (scope is not None and rule.scope != scope):
             continue
@@ -141,13 +144,16 @@ def _prune(state: RuleState, snapshot: Snapshot, now: float) -> None:
 class _Cycle:
     """One call of evaluate: the per-call caches and the decisions made so far."""
 
-    def __init__(self, snapshot: Snapshot, now: float, state: RuleState) -> None:
+    def __init__(self, snapshot: Snapshot, now: float, state: RuleState, *, longest_window: int = 1) -> None:
         self.snapshot = snapshot
         self.now = now
         self.state = state
         self.decisions: list[Decision] = []
         self.decided: set[str] = set()
         self._groups: tuple[dict[str, list[ContainerMetrics]], set[str]] | None = None
+        self._histories: dict[str, tuple[ContainerMetrics, ...]] = {}  # container -> its longest history this call
+        self._longest_window = longest_window  # the longest sample window of the container rules evaluated
+        self._fits: dict[str, dict[tuple[str, float], Fit | None]] = {}  # container -> its trend fits this call
 
     # -- container scope ------------------------------------------------------------------
 
@@ -188,8 +194,11 @@ class _Cycle:
                 run.count, run.start = 0, None
                 continue
             service = services[name]
-            history = (sample,) if window <= 1 else self._history(sample, window)
-            env = ContainerEnv(sample, history, nodes.get(sample.node), service.replicas)
+            # Built only if the condition reads it (controller/rules/expr.py: a false guard first spares it),
+            # and once per container, window and call; trend fits likewise, whichever rule reads them.
+            history = (sample,) if window <= 1 else partial(self._history, sample, window)
+            env = ContainerEnv(sample, history, nodes.get(sample.node), service.replicas,
+                               self._fits.setdefault(cid, {}))
             if not condition.holds(env):
                 run.count, run.start = 0, None
                 continue
@@ -202,8 +211,19 @@ class _Cycle:
         return _COOLING if self._cooling(rule, service.name) else _LIVE
 
     def _history(self, sample: ContainerMetrics, window: int) -> tuple[ContainerMetrics, ...]:
-        kept = tuple(s for s in self.snapshot.history.get(sample.container_id, ())[-window:] if s.ts < sample.ts)
-        return (kept + (sample,))[-window:]
+        """The container's last `window` samples ending with `sample`. Fetched once per container and
+        call for the longest window any rule asks for (the cache builds each sample it hands out), and
+        cut for shorter ones."""
+        cid = sample.container_id
+        longest = self._histories.get(cid)
+        if longest is None:
+            size = max(window, self._longest_window)
+            kept = self.snapshot.history.get(cid, ())[-size:]
+            cut = len(kept)
+            while cut and kept[cut - 1].ts >= sample.ts:  # the sample itself (an alert's, or the newest scrape)
+                cut -= 1
+            longest = self._histories[cid] = (tuple(kept[:cut]) + (sample,))[-size:]
+        return longest[-window:]
 
     # -- service scope --------------------------------------------------------------------
 

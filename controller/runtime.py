@@ -27,7 +27,7 @@ from controller.rules import RuleSet
 from controller.scrape import Scraper, StaticTargets, SwarmTargets
 from controller.services import ServiceRefresher
 from controller.settings import ControllerSettings
-from sgcommon.alert import Alert
+from sgcommon.alert import Alert, Prediction
 from sgcommon.influx import open_writer, parse_target
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 from sgcommon.version import register_build_info
@@ -136,7 +136,8 @@ class Runtime:
         """Caches the alert's sample and evaluates that container's rules now; returns what was submitted."""
         self.metrics.alert_latency.observe(max(0.0, received - alert.t1))
         self.cache.add_container(alert_sample(alert))
-        outcomes = self._decide(received, kind="alert", t1=alert.t1, container_id=alert.container_id)
+        outcomes = self._decide(received, kind="alert", t1=alert.t1, container_id=alert.container_id,
+                                predicted=alert.predicted)
         self.metrics.alerts.labels(outcome="action" if outcomes else "no_action").inc()
         return outcomes
 
@@ -145,8 +146,9 @@ class Runtime:
         self.metrics.alerts.labels(outcome=outcome).inc()
 
     def _decide(self, received: float, *, kind: str, t1: float | None = None, container_id: str | None = None,
-                scope: str | None = None) -> list[Outcome]:
-        """Evaluates under the lock; `kind` (alert, cycle, service) labels the evaluation time metric."""
+                scope: str | None = None, predicted: Prediction | None = None) -> list[Outcome]:
+        """Evaluates under the lock; `kind` (alert, cycle, service) labels the evaluation time metric;
+        `predicted`: a predictive alert's figure and crossing time, logged with its decisions."""
         with self._lock:
             began = time.perf_counter()
             snapshot = self.cache.snapshot(received)
@@ -156,9 +158,10 @@ class Runtime:
             self.metrics.evaluation.labels(kind=kind).observe(time.perf_counter() - began)
             if kind == "alert":
                 self.metrics.decision_latency.observe(max(0.0, decided - received))
-            return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided)) for d in decisions]
+            return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided), predicted=predicted)
+                    for d in decisions]
 
-    def _submit(self, decision: Decision, timeline: Timeline) -> Outcome:
+    def _submit(self, decision: Decision, timeline: Timeline, *, predicted: Prediction | None = None) -> Outcome:
         """Hands one decision to the executor; called under the lock."""
         submission = self._executor.submit(decision, timeline)
         if not submission.verdict.taken:
@@ -166,7 +169,8 @@ class Runtime:
         event(log, "decision", rule=decision.rule, action=decision.action.name, service=decision.service,
               container_id=decision.container_id, node=decision.node, reason=decision.reason,
               submit=submission.verdict.value, submit_reason=submission.reason or None,
-              t0=timeline.t0, t1=timeline.t1, t2=timeline.t2, t3=timeline.t3)
+              t0=timeline.t0, t1=timeline.t1, t2=timeline.t2, t3=timeline.t3,
+              **_prediction_fields(predicted))
         return Outcome(decision, submission)
 
     # --- background jobs ------------------------------------------------------------------------
@@ -271,6 +275,11 @@ class Runtime:
             "moving": self._executor.moving(),
             "cache": self.cache.stats(),
         }
+
+
+def _prediction_fields(predicted: Prediction | None) -> dict[str, Any]:
+    """A predictive alert's figure and crossing time for the decision log line (nothing without one)."""
+    return {} if predicted is None else {"predicted_metric": predicted.metric, "predicted_crossing": predicted.at}
 
 
 def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:

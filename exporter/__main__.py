@@ -16,6 +16,7 @@ from exporter.alerts import AlertSender, Thresholds
 from exporter.collect import Collector, log_link, resolve_link
 from exporter.discovery import Discovery, Inventory
 from exporter.metrics import SelfMetrics
+from exporter.predict import TrendSettings
 from exporter.service import Exporter, make_http_server
 from exporter.settings import PREFIX, ExporterSettings
 from sgcommon import jsonlog
@@ -82,7 +83,9 @@ def run(s: ExporterSettings, stop: threading.Event) -> int:
         metrics = SelfMetrics()
         collector = Collector(cgroup_root=s.cgroup_root, proc_root=s.proc_root, link=link, on_error=metrics.error)
         exporter = Exporter(collector, inventory, interval=s.interval, alerts=alerts, writer=writer, self_metrics=metrics,
-                            confirm_delay=s.effective_confirm_delay, confirm_margin=s.confirm_margin)
+                            confirm_delay=s.effective_confirm_delay, confirm_margin=s.confirm_margin,
+                            trend=TrendSettings(horizon=s.predict_horizon, window=s.predict_window, limit=s.predict_limit,
+                                                confidence=s.predict_confidence, metrics=tuple(s.predict_metrics)))
         server = make_http_server(exporter, s.listen_address, s.port)
         discovery = Discovery(inventory, base_url=s.docker_host or None, node_name=s.node_name, on_error=exporter.self_metrics.error)
         discovery.start()

@@ -5,6 +5,10 @@ puts a breaching sample on a small bounded queue: it never waits on the network.
 thread POSTs `{controller}/alert` over one keep-alive session (fact 20) with a 1 s timeout
 and one retry after 100 ms, stamping T1 at each attempt; T0 is the breaching sample's time.
 At most one alert per container per interval; a full queue drops the new alert and counts it.
+A predictive alert (exporter/predict.py) is a sample below every threshold that is offered with
+its Prediction; it goes out the same way, with the optional "p" field (sgcommon/alert.py). A
+controller that predates the field answers 400 "unknown field(s) p": the alert is sent again at
+once without it, and so is every later one (logged once).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import requests
 
 from exporter.sample import ContainerSample
-from sgcommon.alert import Alert, encode_alert
+from sgcommon.alert import Alert, Prediction, encode_alert
 from sgcommon.jsonlog import OnceLogger, event, get_logger
 
 log = get_logger("swarmguard.exporter.alerts")
@@ -36,8 +40,9 @@ class Thresholds:
         return s.cpu_percent > self.cpu or s.memory_percent > self.memory or s.network_percent > self.network
 
 
-def to_alert(s: ContainerSample, *, t1: float) -> Alert:
+def to_alert(s: ContainerSample, *, t1: float, predicted: Prediction | None = None) -> Alert:
     return Alert(
+        predicted=predicted,
         t0=s.ts,
         t1=t1,
         node=s.node,
@@ -61,6 +66,7 @@ class AlertStats:
     sent: int = 0  # alerts the controller accepted (2xx)
     failed: int = 0  # alerts given up after the retry
     dropped: int = 0  # alerts not queued: queue full or closing
+    predicted: int = 0  # predictive alerts queued (below every threshold, sent for a trend)
     last_delay: float = 0.0  # T1 - T0 of the last accepted alert, seconds
 
 
@@ -97,25 +103,29 @@ class AlertSender:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._last_t0: dict[str, float] = {}
         self._once = OnceLogger(log)
+        self._with_prediction = True  # False once the controller refused the "p" field (an older one)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="alert-sender", daemon=True)
         self._thread.start()
 
-    def offer(self, s: ContainerSample) -> bool:
-        """Queues an alert if `s` breaches a threshold and its container had none this interval."""
-        if self._closed or not self.thresholds.breached(s):
+    def offer(self, s: ContainerSample, *, predicted: Prediction | None = None) -> bool:
+        """Queues an alert if `s` breaches a threshold (or comes with a prediction) and its container
+        had none this interval."""
+        if self._closed or (predicted is None and not self.thresholds.breached(s)):
             return False
         self.stats.offered += 1
         last = self._last_t0.get(s.meta.id)
         if last is not None and s.ts - last < self._min_gap:
             return False
         try:
-            self._queue.put_nowait(s)
+            self._queue.put_nowait((s, predicted))
         except queue.Full:
             self.stats.dropped += 1
             self._once.warn("alert-queue", "alert queue full, alert dropped", container_id=s.meta.id)
             return False
         self._last_t0[s.meta.id] = s.ts
+        if predicted is not None:
+            self.stats.predicted += 1
         if len(self._last_t0) > 4096:
             self._forget_old(s.ts)
         return True
@@ -140,19 +150,23 @@ class AlertSender:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, ContainerSample)
+            assert isinstance(item, tuple)
             try:
-                self._deliver(item)
+                self._deliver(*item)
             except Exception as exc:  # a bug must not kill the only sender thread
                 self.stats.failed += 1
                 event(log, "alert sender error", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
-    def _deliver(self, s: ContainerSample) -> None:
+    def _deliver(self, s: ContainerSample, predicted: Prediction | None = None) -> None:
         error = ""
-        for attempt in (1, 2):
+        attempt = 0
+        while attempt < 2:
+            attempt += 1
             t1 = self._clock()
+            with_prediction = predicted is not None and self._with_prediction
+            body = encode_alert(to_alert(s, t1=t1, predicted=predicted), with_prediction=with_prediction)
             try:
-                response = self._session.post(self.url, data=encode_alert(to_alert(s, t1=t1)), timeout=self._timeout)
+                response = self._session.post(self.url, data=body, timeout=self._timeout)
             except requests.RequestException as exc:
                 error = type(exc).__name__
             else:
@@ -160,6 +174,12 @@ class AlertSender:
                     self._accepted(s, t1)
                     return
                 error = f"HTTP {response.status_code}: {response.text[:120]}"
+                if with_prediction and _refuses_prediction(response):
+                    self._with_prediction = False  # an older controller: the same alert again, without "p"
+                    self._once.warn("prediction-field", "the controller does not take the predicted-crossing "
+                                    "field (an older version): alerts go without it", url=self.url)
+                    attempt -= 1
+                    continue
                 if response.status_code < 500:  # a bad token or payload: retrying cannot help
                     break
             if attempt == 1:
@@ -173,3 +193,8 @@ class AlertSender:
         self._once.clear("controller", "alerts delivered again", url=self.url)
         event(log, "alert sent", level=logging.DEBUG, container_id=s.meta.id, service=s.meta.service, t0=s.ts, t1=t1,
               cpu=round(s.cpu_percent, 1), mem=round(s.memory_percent, 1), net=round(s.network_percent, 1))
+
+
+def _refuses_prediction(response: requests.Response) -> bool:
+    """The 400 a controller from before the "p" field gives an alert that has it."""
+    return response.status_code == 400 and "unknown field" in response.text and " p" in response.text

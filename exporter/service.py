@@ -2,7 +2,8 @@
 
 One thread ticks every `interval` on a fixed schedule (a late tick skips to the next slot and
 counts an "overrun" rather than drifting). Each tick reads one sweep, then hands it, in order
-of urgency, to the alert path (exporter.confirm, then the sender's queue), the latest-sweep slot
+of urgency, to the alert path (exporter.predict's trends, exporter.confirm, then the sender's
+queue), the latest-sweep slot
 that /metrics reads, and the InfluxDB buffer (queue only): nothing in the loop waits on the
 network. Between ticks the same thread takes the confirming samples that are due.
 """
@@ -23,6 +24,7 @@ from exporter.confirm import Confirmer
 from exporter.discovery import Inventory
 from exporter.lineproto import sweep_lines
 from exporter.metrics import CONTENT_TYPE, SelfMetrics, StatsCollector, SweepText
+from exporter.predict import TrendAlerts, TrendSettings
 from exporter.sample import Sweep
 from sgcommon.influx import InfluxWriter
 from sgcommon.jsonlog import event, get_logger
@@ -45,6 +47,7 @@ class Exporter:
         self_metrics: SelfMetrics | None = None,
         confirm_delay: float = 0.0,
         confirm_margin: float = 10.0,
+        trend: TrendSettings | None = None,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.collector = collector
@@ -52,6 +55,8 @@ class Exporter:
         self.interval = interval
         self.alerts = alerts
         self.confirmer = Confirmer(alerts, delay=confirm_delay, margin=confirm_margin) if alerts is not None else None
+        self.trends = (TrendAlerts(alerts, trend) if alerts is not None and trend is not None and trend.horizon > 0
+                       and trend.metrics else None)
         self.writer = writer
         self.self_metrics = self_metrics or SelfMetrics()
         self.registry = self.self_metrics.registry  # the exporter's own figures; the sweep is rendered apart
@@ -66,6 +71,8 @@ class Exporter:
 
     def tick(self) -> Sweep:
         sweep = self.collector.sweep(self.inventory.snapshot(), self.inventory.node)
+        if self.trends is not None:
+            self.trends.on_sweep(sweep)
         if self.confirmer is not None:
             self.confirmer.on_sweep(sweep, self._mono())
         self.latest = sweep
@@ -133,6 +140,7 @@ class Exporter:
                 "swarmguard_exporter_alerts_failed": ("counter", "Alerts given up after one retry.", a.failed),
                 "swarmguard_exporter_alerts_dropped": ("counter", "Alerts dropped: the send queue was full.", a.dropped),
                 "swarmguard_exporter_alert_delay_seconds": ("gauge", "T1 - T0 of the last accepted alert.", a.last_delay),
+                "swarmguard_exporter_alerts_predicted": ("counter", "Predictive alerts queued: a trend heading for the limit.", a.predicted),
             })
         if self.confirmer is not None and self.confirmer.delay > 0:
             c = self.confirmer.stats

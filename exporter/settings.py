@@ -36,6 +36,12 @@ class ExporterSettings:
                                    "sweep confirms, as the rules' for: 2 did before")
     confirm_margin: float = setting(10.0, "points by which the read confirm_delay after a first breaching sample must "
                                     "exceed its threshold to alert at once; otherwise the next sweep confirms")
+    predict_horizon: float = setting(10.0, "seconds ahead a container's trend is extrapolated for a predictive alert; "
+                                     "0: no predictive alerts (docs/exporter.md)")
+    predict_window: float = setting(5.0, "seconds of a container's samples the trend's line goes through")
+    predict_limit: float = setting(100.0, "percent the trend must reach within predict_horizon for a predictive alert")
+    predict_confidence: float = setting(2.0, "standard errors below the trend's line that must still reach the limit")
+    predict_metrics: list[str] = setting(["mem"], "figures whose trend is watched: mem, cpu")
     alert_timeout: float = setting(1.0, "seconds before an alert POST is given up (one retry after 100 ms)")
     alert_queue_size: int = setting(64, "alerts waiting to be sent; beyond that new ones are dropped and counted")
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
@@ -60,6 +66,17 @@ class ExporterSettings:
             errors.append(f"confirm_delay: expected 0..60 seconds, got {self.confirm_delay}")
         if not 0 <= self.confirm_margin <= 100:
             errors.append(f"confirm_margin: expected 0..100 points, got {self.confirm_margin}")
+        if not 0 <= self.predict_horizon <= 300:
+            errors.append(f"predict_horizon: expected 0..300 seconds, got {self.predict_horizon}")
+        if not 2 <= self.predict_window <= 120:
+            errors.append(f"predict_window: expected 2..120 seconds, got {self.predict_window}")
+        if not 0 < self.predict_limit <= 100:
+            errors.append(f"predict_limit: expected more than 0 and at most 100 percent, got {self.predict_limit}")
+        if not 0 <= self.predict_confidence <= 100:
+            errors.append(f"predict_confidence: expected 0..100 standard errors, got {self.predict_confidence}")
+        unknown = [m for m in self.predict_metrics if m not in ("mem", "cpu")]
+        if unknown:
+            errors.append(f"predict_metrics: expected mem and/or cpu, got {', '.join(unknown)}")
         if self.alert_timeout <= 0 or self.alert_queue_size < 1 or self.influx_buffer_size < 1 or self.influx_flush_interval <= 0:
             errors.append("alert_timeout and influx_flush_interval must be > 0, queue and buffer sizes >= 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -33,11 +33,19 @@ from sgcommon.secretfile import SecretError, read_secret
 from sgcommon.version import add_version_argument
 
 REACTIVE_MODES = ("crash", "node-loss")
-SCENARIOS = ("scenario1", "scenario2")  # 1: migrate on CPU/memory; 2: scale on traffic
+# 1: migrate on CPU/memory; 2: scale on traffic; 3: a slow leak with the threshold rule alone and with
+# the predictive rules (labkit/scenario3.py); the fast leak of a user's service (labkit/fastleak.py)
+SCENARIOS = ("scenario1", "scenario2", "scenario3-threshold", "scenario3-predictive", "fastleak")
+LEAK_SCENARIOS = ("scenario3-threshold", "scenario3-predictive", "fastleak")
 CHECKS = ("concurrent", "node_failure")
-PRIMARY_ACTION = {"scenario1": "migrate", "scenario2": "scale_up"}
+PRIMARY_ACTION = {"scenario1": "migrate", "scenario2": "scale_up", "scenario3-threshold": "migrate",
+                  "scenario3-predictive": "migrate", "fastleak": "migrate"}
 LABELS = {"reactive-crash": "Reactive: crash", "reactive-node-loss": "Reactive: node loss",
-          "scenario1": "Scenario 1: migrate", "scenario2": "Scenario 2: scale up"}
+          "scenario1": "Scenario 1: migrate", "scenario2": "Scenario 2: scale up",
+          "scenario3-threshold": "Scenario 3: slow leak, threshold rule",
+          "scenario3-predictive": "Scenario 3: slow leak, predictive rules",
+          "fastleak": "Fast leak (30 MiB/s): shipped rules"}
+LEAD_SHARE_TARGET = 0.8  # scenario 3: lead time >= 0 in at least 4 of 5 predictive runs
 MEASUREMENT = "test_results"
 MTTR_TARGET_S = 10.0  # the target median MTTR of a proactive action
 MTTR_RATIO_TARGET = 0.5  # ... and at least 50% below the reactive baseline's
@@ -211,6 +219,57 @@ def action_from_dict(doc: Mapping[str, Any], where: str = "action") -> ActionRec
     )
 
 
+def _signed(doc: Mapping[str, Any], key: str, where: str) -> float | None:
+    """An optional finite number of either sign (a lead time)."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecordError(f"{where}: {key}: expected a number, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakTimeline:
+    """A leak's timeline (labkit/leak.py): Unix seconds, the crossing observed or extrapolated."""
+
+    metric: str  # mem | cpu
+    level: float  # the threshold (or the limit, 100) T_cross is taken at
+    started: float  # the climb's start
+    t_cross: float | None
+    t_cross_observed: bool
+    predicted_crossing: float | None  # where the rule's line reached the level when it decided
+    t0: float | None
+    t3: float | None
+    t5: float | None
+    t6: float | None
+    lead_time: float | None  # t_cross - t5
+    peak: float | None
+    limit_reached: bool
+    oom: bool
+    oom_at: float | None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "leak") -> LeakTimeline:
+        doc = _mapping(doc, where)
+        flags = {}
+        for key in ("t_cross_observed", "limit_reached", "oom"):
+            if not isinstance(doc.get(key, False), bool):
+                raise RecordError(f"{where}: {key}: expected true or false, got {doc.get(key)!r}")
+            flags[key] = bool(doc.get(key, False))
+        return cls(metric=_text(doc, "metric", where, choices=("mem", "cpu")) or "",
+                   level=_number(doc, "level", where) or 0.0, started=_number(doc, "started", where) or 0.0,
+                   t_cross=_number(doc, "t_cross", where, optional=True),
+                   predicted_crossing=_number(doc, "predicted_crossing", where, optional=True),
+                   t0=_number(doc, "t0", where, optional=True), t3=_number(doc, "t3", where, optional=True),
+                   t5=_number(doc, "t5", where, optional=True), t6=_number(doc, "t6", where, optional=True),
+                   lead_time=_signed(doc, "lead_time", where), peak=_number(doc, "peak", where, optional=True),
+                   oom_at=_number(doc, "oom_at", where, optional=True), **flags)
+
+    def after_start(self, value: float | None) -> float | None:
+        return None if value is None else value - self.started
+
+
 @dataclasses.dataclass(frozen=True)
 class ProactiveRun:
     """One run of scenario 1 or 2 with the controller running: its actions and what the probe saw."""
@@ -223,6 +282,7 @@ class ProactiveRun:
     replicas_before: int | None = None
     replicas_after: int | None = None  # after the whole run (scenario 2: after the load stopped)
     steps: tuple[ScaleStep, ...] = ()
+    leak: LeakTimeline | None = None  # scenario 3 and the fast leak
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], where: str = "proactive run") -> ProactiveRun:
@@ -238,13 +298,17 @@ class ProactiveRun:
             node_after=_text(doc, "node_after", where, optional=True),
             replicas_before=_count(doc, "replicas_before", where, optional=True),
             replicas_after=_count(doc, "replicas_after", where, optional=True), steps=steps,
+            leak=LeakTimeline.from_dict(doc["leak"], f"{where}: leak") if doc.get("leak") is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "proactive", "scenario": self.scenario, "actions": [a.as_dict() for a in self.actions],
-                "probe": dataclasses.asdict(self.probe), "node_before": self.node_before, "node_after": self.node_after,
-                "replicas_before": self.replicas_before, "replicas_after": self.replicas_after,
-                "steps": [s.to_dict() for s in self.steps]}
+        doc = {"kind": "proactive", "scenario": self.scenario, "actions": [a.as_dict() for a in self.actions],
+               "probe": dataclasses.asdict(self.probe), "node_before": self.node_before, "node_after": self.node_after,
+               "replicas_before": self.replicas_before, "replicas_after": self.replicas_after,
+               "steps": [s.to_dict() for s in self.steps]}
+        if self.leak is not None:
+            doc["leak"] = dataclasses.asdict(self.leak)
+        return doc
 
     @property
     def primary(self) -> ActionRecord | None:
@@ -532,7 +596,31 @@ def criteria(runs: Sequence[Run], ratios: Sequence[Ratio], *, alert: Percentiles
                "scaled up", not_run=not_run),
         _check("node_failure", checks, "Node-failure test: a worker's engine stopped, the controller sees its "
                "exporter gone and keeps answering, Swarm reschedules web-stress", not_run=not_run),
-    ]
+    ] + leak_criteria(runs)
+
+
+def _lead_ok(run: ProactiveRun) -> bool:
+    return run.leak is not None and run.leak.lead_time is not None and run.leak.lead_time >= 0
+
+
+def leak_criteria(runs: Sequence[Run]) -> list[Criterion]:
+    """Scenario 3 and the fast leak, judged only when they ran (older inputs have neither)."""
+    found: list[Criterion] = []
+    predictive = _proactive(runs, "scenario3-predictive")
+    if predictive:
+        good = sum(_lead_ok(r) for r in predictive)
+        name = (f"Scenario 3, predictive rules: the replacement serves before the threshold is crossed "
+                f"(lead time >= 0) in at least {LEAD_SHARE_TARGET:.0%} of the runs")
+        found.append(Criterion(name, "pass" if good >= LEAD_SHARE_TARGET * len(predictive) else "fail",
+                               f"{good} of {len(predictive)} runs"))
+        found.append(_every(predictive, lambda r: r.probe.failures == 0,
+                            "Scenario 3, predictive rules: 0 failed probe requests in every run"))
+    fast = _proactive(runs, "fastleak")
+    if fast:
+        found.append(_every(fast, lambda r: r.probe.failures == 0 and r.leak is not None and not r.leak.oom
+                            and r.primary is not None and r.primary.result == "success",
+                            "Fast leak: moved with 0 failed requests and no OOM kill in every run"))
+    return found
 
 
 def _even_split(step: ScaleStep) -> bool:
@@ -674,12 +762,39 @@ def to_markdown(report: Report) -> str:
         if scenario == "scenario2" and any(r.steps for r in runs):
             out += ["", "## Scenario 2: load split after each step (CPU %)", ""]
             out += _table(["Run", "Step", "Replicas", "Per replica", "Mean", "Max deviation"], _step_rows(runs))
+    out += _leak_tables(report)
     checks = [r for r in report.runs if isinstance(r, CheckOutcome)]
     if checks:
         out += ["", "## Concurrent and node-failure tests", ""]
         out += _table(["Test", "Result", "Details"],
                       ([c.test, "pass" if c.passed else "FAIL", c.details.replace("|", "/") or "-"] for c in checks))
     return "\n".join(out) + "\n"
+
+
+def _leak_tables(report: Report) -> list[str]:
+    """Scenario 3 and the fast leak: each run's timeline in seconds after the climb's start."""
+    out: list[str] = []
+    for scenario in LEAK_SCENARIOS:
+        runs = [r for r in report.runs if isinstance(r, ProactiveRun) and r.scenario == scenario and r.leak]
+        if not runs:
+            continue
+        out += ["", f"## {LABELS[scenario]}: timeline (s after the climb's start)", ""]
+        out += ["T_cross: the figure reaches the level (ext.: extrapolated from the climb, the old container was",
+                "stopped first); predicted: where the rule's line reached it at the decision; lead = T_cross - T5.", ""]
+        rows = []
+        for i, run in enumerate(runs, 1):
+            t = run.leak
+            assert t is not None
+            cross = _s(t.after_start(t.t_cross)) + ("" if t.t_cross_observed or t.t_cross is None else " (ext.)")
+            rows.append([str(i), run.primary.rule if run.primary else "no migration", f"{t.metric} {t.level:g} %", cross,
+                         _s(t.after_start(t.predicted_crossing)), _s(t.after_start(t.t0)), _s(t.after_start(t.t3)),
+                         _s(t.after_start(t.t5)), _s(t.after_start(t.t6)),
+                         "-" if t.lead_time is None else f"{t.lead_time:+.2f}", _s(t.peak, 1),
+                         f"yes, {_s(t.after_start(t.oom_at))}" if t.oom else "no",
+                         f"{run.probe.failures}/{run.probe.requests}", _s(run.probe.total_downtime, 3)])
+        out += _table(["Run", "Rule", "Level", "T_cross", "Predicted", "T0", "T3", "T5", "T6", "Lead", "Peak %",
+                       "OOM kill", "Failed/requests", "Downtime"], rows)
+    return out
 
 
 def to_json(report: Report) -> dict[str, Any]:

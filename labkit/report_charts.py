@@ -1,4 +1,5 @@
-"""PNG charts of the test report: MTTR and downtime, proactive vs reactive, and one migration's T0-T6.
+"""PNG charts of the test report: MTTR and downtime, proactive vs reactive, one migration's T0-T6, and
+the leak runs' timelines (scenario 3 and the fast leak: crossing, predicted crossing, T3, T5, T6, OOM).
 
 Split from labkit/report.py so matplotlib (the `report` extra) is loaded only when charts are
 drawn. The Agg backend draws to files and needs no display.
@@ -16,7 +17,7 @@ from matplotlib.axes import Axes  # noqa: E402
 
 from controller.events import mttr_seconds  # noqa: E402
 from controller.model import ActionRecord  # noqa: E402
-from labkit.report import ProactiveRun, Report, ScenarioSummary, Spread  # noqa: E402
+from labkit.report import LEAK_SCENARIOS, ProactiveRun, Report, ScenarioSummary, Spread  # noqa: E402
 
 COLORS = {"reactive": "#c0504d", "proactive": "#4f81bd"}
 STAGES = (  # (from, to, what happens in between)
@@ -102,10 +103,61 @@ def timeline_chart(action: ActionRecord, path: Path) -> Path:
     return path
 
 
+SHORT = {"scenario3-threshold": "slow leak, threshold rule", "scenario3-predictive": "slow leak, predictive rules",
+         "fastleak": "fast leak"}
+LEAK_MARKS = (  # (timeline field, label, marker, colour)
+    ("predicted_crossing", "predicted crossing (rule's line at T3)", "^", "#f79646"),
+    ("t3", "T3 decision", "|", "#7f7f7f"),
+    ("t5", "T5 replacement serving", "o", "#9bbb59"),
+    ("t6", "T6 old task gone", "s", "#4f81bd"),
+    ("t_cross", "T_cross (threshold / limit reached)", "X", "#c0504d"),
+    ("oom_at", "OOM kill", "*", "#000000"),
+)
+
+
+def leak_chart(runs: list[ProactiveRun], path: Path) -> Path:
+    """One row per leak run, its times in seconds after the climb's start; a hollow T_cross was
+    extrapolated (the old container was stopped before it got there)."""
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.42 * len(runs)), layout="constrained")
+    labels = []
+    for row, run in enumerate(runs):
+        t = run.leak
+        assert t is not None
+        labels.append(f"{SHORT.get(run.scenario, run.scenario)} #{row + 1}")
+        for field, label, marker, color in LEAK_MARKS:
+            x = t.after_start(getattr(t, field))
+            if x is None:
+                continue
+            if marker == "|":  # a line marker has no face: colour it directly
+                ax.scatter([x], [row], marker=marker, s=120, label=label, zorder=3, color=color)
+                continue
+            hollow = field == "t_cross" and not t.t_cross_observed
+            ax.scatter([x], [row], marker=marker, s=70, label=label, zorder=3,
+                       facecolors="none" if hollow else color, edgecolors=color)
+        if t.t5 is not None and t.t_cross is not None:
+            ax.plot([t.t5 - t.started, t.t_cross - t.started], [row, row], color="#9bbb59" if (t.lead_time or 0) >= 0
+                    else "#c0504d", lw=2, alpha=0.5, zorder=2)
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    ax.legend(unique.values(), unique.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8,
+              frameon=False)
+    ax.set_yticks(range(len(runs)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds after the climb's start (line: T5 -> T_cross, green when the replacement served first)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Leak runs: predicted and actual crossing, and when the replacement served")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def draw_charts(report: Report, out: Path) -> list[Path]:
-    """The comparison chart, and the timeline of the median migration when there is one."""
+    """The comparison chart, the timeline of the median migration when there is one, and the leak runs."""
     paths = [comparison_chart(report, out / "mttr_downtime.png")] if report.scenarios else []
     action = typical_migration(report)
     if action is not None:
         paths.append(timeline_chart(action, out / "migration_timeline.png"))
+    leaks = [r for r in report.runs if isinstance(r, ProactiveRun) and r.scenario in LEAK_SCENARIOS and r.leak]
+    if leaks:
+        paths.append(leak_chart(leaks, out / "leak_timeline.png"))
     return paths

@@ -2,13 +2,15 @@
 
 First the lab is put in a known state (labkit/labreset.py: the stack as its files define it, no
 stress, no stray test service or container), and what had to change is printed. In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
-scenario 1 x N (labkit/scenario1.py), scenario 2 x N (J's labkit/scenario2.py), the
+scenario 1 x N (labkit/scenario1.py), scenario 2 x N (J's labkit/scenario2.py), scenario 3 x N
+with each rule variant (labkit/scenario3.py), the fast leak x N (labkit/fastleak.py), the
 concurrent test, the node-failure test, then the report (labkit/report.py: Markdown, JSON,
 charts) and `test_results` written to the lab's sink. Every part saves its JSON into one folder
 results/suite-<time>/ as it ends, so a part that fails loses nothing of the others; a part that
 fails is recorded (concurrent/node-failure as failed checks) and the suite goes on.
-`--short` is CI's version: baseline once, scenario 1 once, scenario 2 once; the concurrent and
-node-failure checks are not run (the report shows them as not run).
+`--short` is CI's version: baseline once, scenario 1 once, scenario 2 once; scenario 3, the fast
+leak and the concurrent and node-failure checks are not run (the report shows the checks as not
+run; tests/e2e/test_leak_on_lab.py runs one predictive scenario 3 run and one fast leak instead).
 
 The concurrent test deploys three extra services from web-stress's own spec (same image,
 healthcheck, limits, start-first; own names and DNS aliases; label swarmguard.enable=true) and one
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sgcommon.engine import EngineError, connect, translate
-from labkit import baseline, labinfo, labreset, scenario1
+from labkit import baseline, fastleak, labinfo, labreset, scenario1, scenario3
 from labkit import controller_api as api
 from labkit import report as report_mod
 from sgcommon.version import add_version_argument
@@ -325,6 +327,21 @@ class Suite:
         for r in runs:
             say(f"    scenario 2: {len(r.get('actions', []))} actions, probe {r.get('probe')}")
 
+    def scenario3(self) -> None:
+        runs: list[dict[str, Any]] = []
+        try:
+            scenario3.run_variants(self.lab, scenario3.Settings(), self.iterations, say=say, into=runs)
+        finally:
+            if runs:
+                self.save("scenario3", {"records": runs})
+        say(f"    scenario 3: {scenario3.lead_goal(runs)[1]}")
+
+    def fastleak(self) -> None:
+        runs = fastleak.run_many(self.lab, fastleak.Settings(), self.iterations, say=say)
+        self.save("fastleak", {"records": runs})
+        say(f"    fast leak: {sum(fastleak.passed(r) for r in runs)} of {len(runs)} moved with 0 failed requests "
+            "and no OOM kill")
+
     def check(self, fn: Callable[[labinfo.Lab], dict[str, Any]], name: str) -> None:
         result = fn(self.lab)
         say(f"    {name}: {'PASS' if result['passed'] else 'FAIL'}: {result['details']}")
@@ -338,6 +355,8 @@ class Suite:
         self.part("scenario1", self.scenario1)
         self.part("scenario2", self.scenario2)
         if not self.short:
+            self.part("scenario3", self.scenario3)
+            self.part("fastleak", self.fastleak)
             self.part("concurrent", lambda: self.check(concurrent_test, "concurrent"))
             self.part("node_failure", lambda: self.check(node_failure_test, "node_failure"))
         return self.report()

@@ -10,6 +10,12 @@ t0: time of the breaching sample (exporter clock, Unix seconds); t1: send time.
 n node host name, c container id, s Swarm service name, k Swarm task id.
 m: cpu = cpu_percent, mem = memory_percent, mem_mb = working set in MiB,
 net = network_percent, net_rx / net_tx in Mbit/s (docs/metrics.md defines each).
+
+Optional, from a predictive alert (exporter/predict.py): "p":{"m":"mem","t":1700000004.5}, the
+figure whose trend sends the sample before any threshold is crossed, and when that trend's line
+reaches the exporter's predict limit (Unix seconds, exporter clock). An alert without "p" is what
+every exporter sent before; a controller from before "p" refuses it as an unknown field, and the
+exporter then sends its alerts without it (exporter/alerts.py).
 """
 from __future__ import annotations
 
@@ -25,12 +31,22 @@ MAX_DEPTH = 4  # an alert nests 2 levels ({"m": {...}}); deeper input is refused
 METRIC_KEYS = CONTAINER_KEYS  # docs/metrics.md defines each
 PERCENT_KEYS = frozenset(("cpu", "mem", "net"))  # 0-100 by definition (docs/metrics.md)
 _TOP_KEYS = {"t0", "t1", "n", "c", "s", "k", "m"}
+_OPTIONAL_KEYS = {"p"}
+_PREDICTION_KEYS = {"m", "t"}
 _MAX_STR = 128
 _BOM = b"\xef\xbb\xbf"
 
 
 class AlertError(ValueError):
     """A malformed alert; the message names the offending field."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Why a predictive alert was sent: `metric`'s trend reaches the exporter's limit at `at`."""
+
+    metric: str  # one of METRIC_KEYS
+    at: float  # Unix seconds (exporter clock)
 
 
 @dataclass(frozen=True)
@@ -42,10 +58,12 @@ class Alert:
     service: str
     task_id: str
     metrics: dict[str, float]
+    predicted: Prediction | None = None
 
 
-def encode_alert(alert: Alert) -> bytes:
-    doc = {
+def encode_alert(alert: Alert, *, with_prediction: bool = True) -> bytes:
+    """The wire form; `with_prediction=False` leaves out "p" (for a controller that predates it)."""
+    doc: dict[str, Any] = {
         "t0": round(alert.t0, 4),
         "t1": round(alert.t1, 4),
         "n": alert.node,
@@ -54,6 +72,8 @@ def encode_alert(alert: Alert) -> bytes:
         "k": alert.task_id,
         "m": {k: round(float(alert.metrics[k]), 2) for k in METRIC_KEYS},
     }
+    if alert.predicted is not None and with_prediction:
+        doc["p"] = {"m": alert.predicted.metric, "t": round(alert.predicted.at, 4)}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -141,7 +161,7 @@ def decode_alert(body: bytes) -> Alert:
     missing = sorted(_TOP_KEYS - doc.keys())
     if missing:
         raise AlertError(f"body: missing field(s) {', '.join(missing)}")
-    unknown = sorted(doc.keys() - _TOP_KEYS)
+    unknown = sorted(doc.keys() - _TOP_KEYS - _OPTIONAL_KEYS)
     if unknown:
         raise AlertError(f"body: unknown field(s) {', '.join(repr(k[:40]) if not k.isidentifier() else k for k in unknown[:5])}")
     metrics = doc["m"]
@@ -159,4 +179,19 @@ def decode_alert(body: bytes) -> Alert:
         service=_string(doc["s"], "s"),
         task_id=_string(doc["k"], "k", required=False),
         metrics={k: _number(metrics[k], f"m.{k}", high=100.0 if k in PERCENT_KEYS else math.inf) for k in METRIC_KEYS},
+        predicted=_prediction(doc["p"]) if "p" in doc else None,
     )
+
+
+def _prediction(value: Any) -> Prediction:
+    if not isinstance(value, dict):
+        raise AlertError("p: expected an object {\"m\": metric, \"t\": time}")
+    bad = sorted(set(value) ^ _PREDICTION_KEYS)
+    if bad:
+        shown = ", ".join(k if k.isidentifier() else repr(k[:40]) for k in bad[:4])
+        raise AlertError(f"p: expected exactly the keys m, t; wrong: {shown}")
+    metric = value["m"]
+    if not isinstance(metric, str) or metric not in METRIC_KEYS:
+        shown = repr(metric[:40]) if isinstance(metric, str) else type(metric).__name__
+        raise AlertError(f"p.m: expected one of {', '.join(METRIC_KEYS)}, got {shown}")
+    return Prediction(metric=metric, at=_number(value["t"], "p.t"))

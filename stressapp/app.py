@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, request
 
 from stressapp.core import StressCore
 from stressapp.settings import StressSettings
-from stressapp.validation import ParamError, combined_plans, single_plan
+from stressapp.validation import ParamError, combined_plans, leak_plan, single_plan
 
 EXTENSION = "stressapp"
 
@@ -110,6 +110,13 @@ def create_app(config: StressSettings, *, core: StressCore | None = None) -> Fla
     @app.get("/stress/network")
     def stress_network() -> Response:
         return start_single("network")
+
+    @app.get("/stress/leak")
+    def stress_leak() -> Response:
+        plan = leak_plan(request.args, core.limits())
+        core.start({"leak": plan})
+        return jsonify(status="started", leak_mb_per_s=_plain(round((plan.target - plan.start) / plan.ramp, 6)),
+                       start_mb=_plain(plan.start), duration=_plain(plan.ramp))
 
     @app.get("/stress/combined")
     def stress_combined() -> Response:

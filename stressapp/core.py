@@ -21,7 +21,8 @@ from stressapp.validation import Limits
 
 log = get_logger("swarmguard.stressapp.core")
 
-KINDS = ("cpu", "memory", "network")
+KINDS = ("cpu", "memory", "network", "leak")
+LEAK_CHUNK_BYTES = MB  # a leak grows smoothly: 1 MB pieces (memory stress ramps in 10 MB chunks)
 
 
 class StressCore:
@@ -39,10 +40,12 @@ class StressCore:
         self.sink = Sink(settings.host, settings.sink_port, self.counters).start()
         self.peer = peer or ("127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host, self.sink.address[1])
         self._memory = MemoryActuator()
+        self._leak = MemoryActuator(chunk_bytes=LEAK_CHUNK_BYTES)
         self.runners = {
             "cpu": StressRunner("cpu", CpuActuator(self.capacity, cgroup.workers_for(self.capacity))),
             "memory": StressRunner("memory", self._memory),
             "network": StressRunner("network", NetworkActuator(self.peer, self.counters)),
+            "leak": StressRunner("leak", self._leak),
         }
         memory_base = self.memory_limit or procfs.mem_total_bytes(settings.proc_root)
         self.meter = Meter(self._sample, capacity_cores=self.capacity, memory_limit_bytes=memory_base)
@@ -64,8 +67,8 @@ class StressCore:
         settings = self.settings
         max_memory, reason = settings.max_memory_mb, "the configured maximum"
         if self.memory_limit is not None:
-            # Memory held by a running memory stress does not count: a new one replaces it.
-            in_use = procfs.tree_rss_bytes(settings.proc_root, self.pid) - self._memory.held_bytes
+            # Memory held by a running memory stress or leak does not count: a new one replaces it.
+            in_use = procfs.tree_rss_bytes(settings.proc_root, self.pid) - self._memory.held_bytes - self._leak.held_bytes
             headroom = (self.memory_limit - in_use) / MB
             if headroom < max_memory:
                 max_memory = max(0.0, headroom)

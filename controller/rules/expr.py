@@ -18,12 +18,21 @@ a NaN and `not` cannot turn one into true. `and`, `or` and chained comparisons e
 their operands, so a missing figure anywhere makes the whole condition false, in any order.
 Constant parts that overflow are refused when the rule is loaded. `Condition.holds` and
 `explain` never raise.
+
+`predict(metric, horizon[, window])` and `predict_se(...)` read a container's trend: the
+least-squares line through its samples of the last `window` seconds (sgcommon/trend.py), at
+`horizon` seconds after the newest sample, and that value's standard error. Durations (`10s`,
+`500ms`, `2m`) are written as in the rest of a rule file; they are allowed only there and become
+constants before the text is parsed. A fit is made at most once per container and call, and
+only when the condition needs it: the parts of a top-level `and` run left to right and stop at the
+first false one (the result cannot change: false), so a cheap guard first spares the fit.
 """
 from __future__ import annotations
 
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -31,18 +40,36 @@ from typing import Any
 
 from controller.model import ContainerMetrics, NodeMetrics, task_skew
 from sgcommon.metricset import CONTAINER_KEYS, NODE_KEYS
+from sgcommon.trend import MIN_SAMPLES, Fit, fit_sums
 
 MAX_TEXT = 500  # characters in one condition
 MAX_DEPTH = 24  # nesting depth of the syntax tree
 MAX_WINDOW = 60  # samples in a container-scope window function
 
+# predict() and predict_se(): a window in seconds, read from at most SAMPLES_PER_SECOND samples per
+# second of it (the exporter samples every second; alerts add a confirming read and little more).
+MAX_HORIZON = 300.0  # seconds ahead of the newest sample
+MIN_TREND_WINDOW = 2.0
+MAX_TREND_WINDOW = 120.0  # the controller keeps 300 s of samples (cache_window)
+DEFAULT_WINDOW_FACTOR = 3.0  # no window given: 3 x the horizon, within the bounds (at least 10 s)
+DEFAULT_MIN_WINDOW = 10.0
+SAMPLES_PER_SECOND = 2
+TREND_COVERAGE = 0.5  # the samples in the window must span at least half of it
+
+# Durations as the rest of a rule file writes them (controller/rules/loader.py uses this table too).
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# A number glued to a unit (or one space apart): never valid Python, so nothing else can match.
+_DURATION_TOKEN = re.compile(r"(?<![\w.])([0-9]+(?:\.[0-9]+)?)([ \t]?)(ms|s|m|h)(?![\w.])")
+
 CONTAINER_METRICS = CONTAINER_KEYS  # sgcommon.metricset: the figures every component shares
 NODE_METRICS = NODE_KEYS
 FUNCTIONS = ("avg", "max", "min", "sum")
+TREND_FUNCTIONS = ("predict", "predict_se")
 SCOPES = ("container", "service")
 # Service-scope figures read from Swarm's own task list (controller/services.py), not from samples.
 PLACEMENT_FIGURES = ("task_skew", "nodes_ready")
-RESERVED = frozenset(CONTAINER_METRICS + NODE_METRICS + FUNCTIONS + ("replicas", "containers") + PLACEMENT_FIGURES)
+RESERVED = frozenset(CONTAINER_METRICS + NODE_METRICS + FUNCTIONS + TREND_FUNCTIONS + ("replicas", "containers")
+                     + PLACEMENT_FIGURES)
 
 
 class NoValue(Exception):
@@ -58,21 +85,36 @@ class ExprError(ValueError):
 
 
 class ContainerEnv:
-    """What a container-scope condition sees: one sample, its window, its node and service."""
+    """What a container-scope condition sees: one sample, its window, its node and service.
 
-    __slots__ = ("sample", "history", "node", "replicas")
+    `history` may be given as a function that returns it: it is then called the first time a
+    condition reads it (a top-level `and` stopped by a cheap guard never does), and once only.
+    """
+
+    __slots__ = ("sample", "_history", "node", "replicas", "fits")
 
     def __init__(
         self,
         sample: ContainerMetrics,
-        history: Sequence[ContainerMetrics],
+        history: Sequence[ContainerMetrics] | Callable[[], Sequence[ContainerMetrics]],
         node: NodeMetrics | None,
         replicas: int | None,
+        fits: dict[tuple[str, float], Fit | None] | None = None,
     ) -> None:
         self.sample = sample
-        self.history = history  # oldest first, ends with `sample`
+        self._history = history  # oldest first, ends with `sample`
         self.node = node
         self.replicas = replicas
+        # Trend fits made for this sample, by (metric, window): the engine passes one dict to every rule
+        # of a container in one call, so rules reading the same trend share one fit.
+        self.fits = fits
+
+    @property
+    def history(self) -> Sequence[ContainerMetrics]:
+        history = self._history
+        if callable(history):
+            history = self._history = history()
+        return history
 
 
 class ServiceEnv:
@@ -200,29 +242,56 @@ def compile_condition(text: Any, *, scope: str, thresholds: Mapping[str, float])
         raise ExprError(["condition is empty"])
     if len(text) > MAX_TEXT:
         raise ExprError([f"condition is too long ({len(text)} characters, at most {MAX_TEXT})"])
+    stripped = text.strip()
+    source, durations = _durations(stripped)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExprError([f"syntax error: {exc.msg} (column {exc.offset})"]) from None
     except (ValueError, RecursionError, MemoryError):
         raise ExprError(["condition cannot be parsed"]) from None
     if _depth(tree) > MAX_DEPTH:
         raise ExprError([f"condition is nested too deeply (at most {MAX_DEPTH} levels)"])
-    return _Compiler(text.strip(), scope, thresholds).run(tree)
+    return _Compiler(stripped, scope, thresholds, durations).run(tree)
+
+
+def _durations(text: str) -> tuple[str, dict[tuple[int, int], tuple[float, str]]]:
+    """`text` with every duration's unit blanked out (`10s` -> `10 `, same length, so every column
+    stays where it was), and the durations by (line, UTF-8 column) as Python's parser reports them."""
+    found: dict[tuple[int, int], tuple[float, str]] = {}
+
+    def blank(match: re.Match[str]) -> str:
+        start = match.start()
+        line_start = text.rfind("\n", 0, start) + 1
+        where = (text.count("\n", 0, start) + 1, len(text[line_start:start].encode()))
+        found[where] = (float(match.group(1)) * DURATION_UNITS[match.group(3)], match.group(0))
+        return match.group(1) + " " * (len(match.group(2)) + len(match.group(3)))
+
+    return _DURATION_TOKEN.sub(blank, text), found
 
 
 class _Compiler:
-    def __init__(self, text: str, scope: str, thresholds: Mapping[str, float]) -> None:
+    def __init__(self, text: str, scope: str, thresholds: Mapping[str, float],
+                 durations: Mapping[tuple[int, int], tuple[float, str]]) -> None:
         self.text = text
         self.scope = scope
         self.thresholds = thresholds
+        self.durations = durations
         self.errors: list[str] = []
         self.window = 1
         self.figures: dict[str, Fn] = {}
         self.reads_samples = scope == "container"
+        self.conjunction: set[int] = set()  # ids of the `and` nodes whose falsity makes the whole condition false
 
     def run(self, tree: ast.Expression) -> Condition:
-        term = self.node(tree.body)
+        top: ast.AST = tree.body
+        stack = [top]
+        while stack:  # the root `and` and any `and` directly inside it
+            node = stack.pop()
+            if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+                self.conjunction.add(id(node))
+                stack.extend(node.values)
+        term = self.node(top)
         if not self.errors and term.kind not in ("bool", "any"):
             self.errors.append("condition must be a comparison (e.g. cpu > cpu_high), not a bare number")
         if self.errors:
@@ -253,6 +322,10 @@ class _Compiler:
     # -- leaves ---------------------------------------------------------------------------
 
     def on_Constant(self, node: ast.Constant) -> _Term:
+        duration = self.duration_at(node)
+        if duration is not None:
+            return self.fail(f"a duration ({duration[1]}) is allowed only as the horizon or window of "
+                             f"{' or '.join(f'{f}()' for f in TREND_FUNCTIONS)}; elsewhere write plain numbers")
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if isinstance(value, (str, bytes)):
@@ -262,6 +335,12 @@ class _Compiler:
         if number is None:
             return self.fail(f"number {self.segment(node)} is out of range")
         return _Term("num", const=number)
+
+    def duration_at(self, node: ast.AST) -> tuple[float, str] | None:
+        """The duration written at `node` (seconds, as written), None for anything else."""
+        if not isinstance(node, ast.Constant):
+            return None
+        return self.durations.get((node.lineno, node.col_offset))
 
     def segment(self, node: ast.AST) -> str:
         """The source text of `node`, shortened for a message."""
@@ -312,22 +391,26 @@ class _Compiler:
             known = ("replicas", "containers", *PLACEMENT_FIGURES) + tuple(f"{f}(metric)" for f in FUNCTIONS)
         if name in FUNCTIONS:
             return f"{name} is a function: call it, e.g. {name}(cpu{', 3' if self.scope == 'container' else ''})"
+        if name in TREND_FUNCTIONS:
+            return f"{name} is a function: call it, e.g. {name}(mem, 10s, 30s)"
         thresholds = ", ".join(sorted(self.thresholds)) or "none defined"
         return f"unknown name {name!r} (known: {', '.join(known)}; thresholds: {thresholds})"
 
     # -- functions ------------------------------------------------------------------------
 
     def on_Call(self, node: ast.Call) -> _Term:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS + TREND_FUNCTIONS:
             shown = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-            return self.fail(f"call to {shown!r} is not allowed; functions are {', '.join(FUNCTIONS)}")
+            return self.fail(f"call to {shown!r} is not allowed; functions are {', '.join(FUNCTIONS + TREND_FUNCTIONS)}")
         func = node.func.id
         if node.keywords:
             return self.fail(f"{func}() takes no keyword arguments")
         if any(isinstance(arg, ast.Starred) for arg in node.args):
             return self.fail("starred arguments (*) are not allowed")
         label = ast.get_source_segment(self.text, node) or ast.unparse(node)
-        if self.scope == "container":
+        if func in TREND_FUNCTIONS:
+            fn = self.trend_call(func, node.args)
+        elif self.scope == "container":
             fn = self.window_call(func, node.args)
         else:
             fn = self.aggregate_call(func, node.args)
@@ -349,6 +432,9 @@ class _Compiler:
             return None
         metric = self.metric_arg(func, args[0])
         size = args[1]
+        if self.duration_at(size) is not None:
+            self.errors.append(f"{func}(): the window is a number of samples (e.g. {func}(cpu, 3)), not a duration")
+            return None
         if not (isinstance(size, ast.Constant) and type(size.value) is int and 1 <= size.value <= MAX_WINDOW):
             self.errors.append(f"{func}(): the window must be a whole number of samples from 1 to {MAX_WINDOW}")
             return None
@@ -356,6 +442,38 @@ class _Compiler:
             return None
         self.window = max(self.window, size.value)
         return _window_fn(func, metric, size.value)
+
+    def trend_call(self, func: str, args: list[ast.expr]) -> Fn | None:
+        """predict(metric, horizon[, window]) and predict_se(...): checked here, fitted at run time."""
+        usage = f"{func}(metric, horizon[, window]), e.g. {func}(mem, 10s, 30s)"
+        if self.scope != "container":
+            self.errors.append(f"{func}() reads one container's history: it works in container-scope rules only")
+            return None
+        if len(args) not in (2, 3):
+            self.errors.append(f"{func}() takes a metric, a horizon and optionally a window: {usage}")
+            return None
+        metric = self.metric_arg(func, args[0])
+        horizon = self.duration_arg(func, "horizon", args[1], low=0.0, high=MAX_HORIZON)
+        if len(args) == 3:
+            window = self.duration_arg(func, "window", args[2], low=MIN_TREND_WINDOW, high=MAX_TREND_WINDOW)
+        else:
+            window = None if horizon is None else min(MAX_TREND_WINDOW, max(DEFAULT_MIN_WINDOW, DEFAULT_WINDOW_FACTOR * horizon))
+        if metric is None or horizon is None or window is None:
+            return None
+        self.window = max(self.window, trend_samples(window))
+        return _trend_fn(func, metric, horizon=horizon, window=window)
+
+    def duration_arg(self, func: str, what: str, arg: ast.AST, *, low: float, high: float) -> float | None:
+        duration = self.duration_at(arg)
+        if duration is None:
+            hint = " (a plain number is not: write its unit)" if isinstance(arg, ast.Constant) else ""
+            self.errors.append(f"{func}(): the {what} must be a duration such as 10s, 500ms or 2m{hint}")
+            return None
+        seconds, written = duration
+        if not low <= seconds <= high:
+            self.errors.append(f"{func}(): the {what} {written} is out of range ({low:g} s to {high:g} s)")
+            return None
+        return seconds
 
     def aggregate_call(self, func: str, args: list[ast.expr]) -> Fn | None:
         if len(args) != 1:
@@ -374,6 +492,8 @@ class _Compiler:
         for term in terms:
             self.expect(term, "bool", f"'{word}'")
         fns = [term.closure() for term in terms]
+        if id(node) in self.conjunction:  # false anywhere is false overall: stop at the first false part
+            return _Term("bool", fn=_all(fns))
         fn = fns[0]
         for nxt in fns[1:]:
             fn = _and(fn, nxt) if word == "and" else _or(fn, nxt)
@@ -545,6 +665,83 @@ def _window_fn(func: str, metric: str, size: int) -> Fn:
     return lambda env: _reduce(func, [get(s) for s in env.history[-size:]])
 
 
+def trend_samples(window: float) -> int:
+    """How many of a container's newest samples a trend window of `window` seconds may read."""
+    return math.ceil(window * SAMPLES_PER_SECOND) + 1
+
+
+def trend_fit(env: ContainerEnv, metric: str, window: float) -> Fit | None:
+    """The line through `metric` over the container's samples of the last `window` seconds (made once per
+    env); None when there are fewer than MIN_SAMPLES, they span less than TREND_COVERAGE of the window,
+    or one of them is not a finite number."""
+    fits = env.fits
+    if fits is None:
+        fits = env.fits = {}
+    key = (metric, window)  # the same container's same trend at the same sample, whichever rule asks
+    if key in fits:
+        return fits[key]
+    fits[key] = found = _fit_window(env.history, metric, window)
+    return found
+
+
+def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float) -> Fit | None:
+    """One pass over the window, newest first, until its start (left-open, as PromQL's ranges): the
+    running sums of sgcommon.trend.fit_sums, times relative to the newest sample, values to its value."""
+    if not history:
+        return None
+    last = history[-1]
+    newest = last.ts
+    base = _finite_or_none(getattr(last, metric))
+    if base is None:
+        return None
+    start = newest - window
+    n = 0
+    oldest = newest
+    sx = sy = sxx = sxy = syy = 0.0
+    for sample in reversed(history):
+        ts = sample.ts
+        if not ts > start:
+            break
+        value = getattr(sample, metric)
+        if not (value.__class__ is float and value - value == 0.0):
+            value = _finite_or_none(value)
+            if value is None:
+                return None
+        x, y = ts - newest, value - base
+        n += 1
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+        syy += y * y
+        oldest = ts
+    if n < MIN_SAMPLES or not newest - oldest >= TREND_COVERAGE * window:
+        return None
+    return fit_sums(n, newest=newest, oldest=oldest, base=base, sx=sx, sy=sy, sxx=sxx, sxy=sxy, syy=syy)
+
+
+def _trend_fn(func: str, metric: str, *, horizon: float, window: float) -> Fn:
+    def predict(env: ContainerEnv) -> float:
+        fit = trend_fit(env, metric, window)
+        if fit is None:
+            raise NoValue
+        value = fit.value(horizon)
+        if value - value == 0.0:
+            return value
+        raise NoValue
+
+    def predict_se(env: ContainerEnv) -> float:
+        fit = trend_fit(env, metric, window)
+        if fit is None:
+            raise NoValue
+        value = fit.se(horizon)
+        if value - value == 0.0:
+            return value
+        raise NoValue
+
+    return predict if func == "predict" else predict_se
+
+
 def _aggregate_fn(func: str, metric: str) -> Fn:
     get = attrgetter(metric)
     return lambda env: _reduce(func, [get(s) for s in env.samples])
@@ -559,6 +756,19 @@ def _and(a: Fn, b: Fn) -> Fn:
 
 def _or(a: Fn, b: Fn) -> Fn:
     return lambda env: a(env) | b(env)
+
+
+def _all(fns: list[Fn]) -> Fn:
+    """A top-level `and`: its first false part makes the whole condition false, as a missing figure
+    in a later part would, so the later parts need not run (nor fit a trend)."""
+    if len(fns) == 2:
+        a, b = fns
+        return lambda env: a(env) and b(env)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda env: a(env) and b(env) and c(env)
+    a, rest = fns[0], _all(fns[1:])  # the hot loop's closures stay flat: no generator per call
+    return lambda env: a(env) and rest(env)
 
 
 def _compare_one(op: Callable[[Any, Any], bool], left: _Term, right: _Term) -> Fn:
@@ -590,6 +800,14 @@ def _metric_vs_const(op: Callable[[Any, Any], bool], get: Fn, c: float) -> Fn:
 
 
 def _compare_chain(ops: list[Callable[[Any, Any], bool]], fns: list[Fn]) -> Fn:
+    if len(ops) == 2:  # `low < metric < high`, a common guard: one flat closure
+        a, b, c = fns
+        op1, op2 = ops
+
+        def chain2(env: Any) -> bool:
+            x, y, z = a(env), b(env), c(env)  # every operand first: a missing one makes the condition false
+            return op1(x, y) and op2(y, z)
+        return chain2
     pairs = list(zip(ops, fns[1:]))
     first = fns[0]
 

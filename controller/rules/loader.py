@@ -31,7 +31,7 @@ import yaml
 
 from controller.actions.plugin import ActionPlugin, ParamKind, ParamValue
 from controller.actions.registry import PLUGINS, all_params, param_defaults, takers
-from controller.rules.expr import RESERVED, SCOPES, ExprError, compile_condition
+from controller.rules.expr import DURATION_UNITS, RESERVED, SCOPES, ExprError, compile_condition
 from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import NAME_RE
 
@@ -47,7 +47,7 @@ LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")
 # In any text of a rule file: C0/C1 control characters other than tab and newline, and lone surrogates
 # (they cannot be printed, logged as UTF-8 or typed into a label).
 _BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = DURATION_UNITS  # one table for rule keys and for durations inside conditions
 TOP_KEYS = ("thresholds", "rules")
 # A rule's own keys, then the parameters of every action (controller/actions/registry.py).
 RULE_KEYS = ("name", "description", "enabled", "scope", "services", "labels", "when", "for",

@@ -62,3 +62,39 @@ def test_non_finite_numbers_are_refused() -> None:
     body = encode_alert(GOOD).replace(b'"cpu":85.5', b'"cpu":Infinity')
     with pytest.raises(AlertError, match="m.cpu"):
         decode_alert(body)
+
+
+# ---------------------------------------------------------------- the optional prediction ("p")
+
+def test_a_predictive_alert_round_trips_and_one_without_it_is_what_it_always_was() -> None:
+    from sgcommon.alert import Prediction
+
+    predictive = Alert(**{**GOOD.__dict__, "predicted": Prediction("mem", 1700000004.56789)})
+    body = encode_alert(predictive)
+    assert json.loads(body)["p"] == {"m": "mem", "t": 1700000004.5679} and len(body) < 500
+    assert decode_alert(body).predicted == Prediction("mem", 1700000004.5679)
+    assert b'"p"' not in encode_alert(GOOD) and decode_alert(encode_alert(GOOD)).predicted is None
+    assert b'"p"' not in encode_alert(predictive, with_prediction=False)
+
+
+@pytest.mark.parametrize(("p", "message"), [
+    ([1, 2], 'p: expected an object {"m": metric, "t": time}'),
+    ({"m": "mem"}, "p: expected exactly the keys m, t; wrong: t"),
+    ({"m": "mem", "t": 1.0, "x": 2}, "p: expected exactly the keys m, t; wrong: x"),
+    ({"m": "disk", "t": 1.0}, "p.m: expected one of cpu, mem, mem_mb, net, net_rx, net_tx, got 'disk'"),
+    ({"m": 3, "t": 1.0}, "p.m: expected one of"),
+    ({"m": "mem", "t": "soon"}, "p.t: expected a number"),
+    ({"m": "mem", "t": -5}, "p.t: expected a finite number >= 0"),
+])
+def test_a_malformed_prediction_is_refused_with_its_field_named(p: object, message: str) -> None:
+    doc = json.loads(encode_alert(GOOD))
+    doc["p"] = p
+    with pytest.raises(AlertError) as caught:
+        decode_alert(json.dumps(doc).encode())
+    assert message in str(caught.value)
+
+
+def test_a_non_finite_predicted_time_is_refused() -> None:
+    body = encode_alert(GOOD)[:-1] + b',"p":{"m":"mem","t":NaN}}'
+    with pytest.raises(AlertError, match="p.t: expected a finite number"):
+        decode_alert(body)

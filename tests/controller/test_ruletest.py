@@ -79,9 +79,10 @@ def test_every_rule_in_the_rule_directory_is_tested_firing_and_not_firing() -> N
 
 # (what to change in rules/default.yml, the change, a test that must then fail)
 MUTATIONS = [
-    ("    for: 2\n    action: migrate", "    for: 1\n    action: migrate",
+    ("and net < net_low\n    for: 2", "and net < net_low\n    for: 1",
      "must not flap - noisy CPU around the threshold"),
-    ("priority: 20\n    cooldown: 30s", "priority: 20\n    cooldown: 10s", "a lasting problem migrates again once the cooldown is over"),
+    ("net < net_low\n    for: 2\n    action: migrate\n    priority: 20\n    cooldown: 30s",
+     "net < net_low\n    for: 2\n    action: migrate\n    priority: 20\n    cooldown: 10s", "a lasting problem migrates again once the cooldown is over"),
     ("net_low: 35", "net_low: 55", "high CPU with traffic between net_low and net_high does nothing"),
     ("cpu > cpu_high and mem > mem_high and net > net_high", "cpu > cpu_high and net > net_high",
      "two high figures out of three do not scale"),
@@ -92,6 +93,11 @@ MUTATIONS = [
     ("containers >= replicas\n      and ", "", "a replica that does not report yet holds the scale-down back"),
     ("labels: {swarmguard.enable: \"true\"}\n    scope: service\n    when: >-", "scope: service\n    when: >-",
      "services that do not opt in by label are never scaled down"),
+    ("mem > trend_from and net < net_low and predict", "net < net_low and predict",
+     "below trend_from even a steep climb is a service starting up"),
+    ("8 * predict_se(mem, 10s, 5s)", "0 * predict_se(mem, 10s, 5s)",
+     "memory that jumps around a high level without a trend is not a leak"),
+    ("trend_from < cpu < cpu_high", "cpu < cpu_high", "below trend_from a climb is not watched (trend_from 100 turns the rule off)"),
     ("task_skew > max_task_skew", "task_skew >= max_task_skew", "an even spread, or a skew of one task, is left alone"),
     ("cooldown: 30s            #", "cooldown: 10s            #", "the skew that stays is moved again only after the 30 s cooldown"),
 ]

@@ -66,3 +66,19 @@ def full_set() -> list[dict[str, Any]]:
         {"records": [scenario2(t0=T0 + 1000 + 300 * i, t5=3.0 + i) for i in range(2)]},
         check(), check("node_failure", details="worker-3 unreachable logged; web-stress rescheduled"),
     ]
+
+
+def leak_run(scenario: str = "scenario3-predictive", *, t0: float = T0 + 5000, lead: float = 5.0, oom: bool = False,
+             failures: int = 0, observed: bool = False, metric: str = "mem", level: float = 80.0) -> dict[str, Any]:
+    """A scenario 3 (or fast-leak) run: the climb starts 30 s before T0, the replacement serves at T0 + 3 s,
+    the threshold is crossed `lead` seconds after that."""
+    started = t0 - 30.0
+    act = action(t0=t0, t3=0.05, t5=3.0, t6=6.0, rule="migrate-before-memory-threshold")
+    t5 = t0 + 3.0
+    return {"kind": "proactive", "scenario": scenario, "variant": scenario.rsplit("-", 1)[-1], "actions": [act],
+            "probe": probe(failures), "node_before": "worker-1", "node_after": "worker-2", "replicas_before": 1,
+            "replicas_after": 1,
+            "leak": {"metric": metric, "level": level, "started": started, "t_cross": t5 + lead, "t_cross_observed": observed,
+                     "predicted_crossing": t5 + lead + 0.5, "t0": t0, "t3": t0 + 0.05, "t5": t5, "t6": t0 + 6.0,
+                     "lead_time": lead, "peak": 78.0, "limit_reached": False, "oom": oom,
+                     "oom_at": t0 + 4.0 if oom else None, "rate_mb_s": 5.1}}
