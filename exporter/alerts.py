@@ -1,8 +1,8 @@
-"""Instant alerts to the controller (spec 2.2.1 A, 4.2): the fast path of the whole system.
+"""Instant alerts to the controller (docs/exporter.md, docs/metrics.md): the fast path of the whole system.
 
 The collection loop only calls `AlertSender.offer(sample)`, which checks the thresholds and
 puts a breaching sample on a small bounded queue: it never waits on the network. One sender
-thread POSTs `{controller}/alert` over one keep-alive session (fact 20) with a 1 s timeout
+thread POSTs `{controller}/alert` over one keep-alive session (no TCP handshake per alert) with a 1 s timeout
 and one retry after 100 ms, stamping T1 at each attempt; T0 is the breaching sample's time.
 At most one alert per container per interval; a full queue drops the new alert and counts it.
 A predictive alert (exporter/predict.py) is a sample below every threshold that is offered with

@@ -1,4 +1,4 @@
-"""A sweep as InfluxDB line protocol (spec 4.2): pure functions, tested as exact strings.
+"""A sweep as InfluxDB line protocol (docs/metrics.md): pure functions, tested as exact strings.
 
 Measurements, tags and fields are documented in docs/metrics.md (field names: sgcommon.metricset):
 `container_metrics` (tags node, service_name, container_id, task_id) and `node_metrics`

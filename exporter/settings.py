@@ -1,4 +1,4 @@
-"""The exporter's settings (spec 3.3): defaults < YAML (--config) < environment < command line.
+"""The exporter's settings (docs/exporter.md): defaults < YAML (--config) < environment < command line.
 
 Environment variables are EXPORTER_<FIELD>, except the deployment-wide ones the stack file
 sets by their plain names: NET_IFACE, NETWORK_CAPACITY_MBPS, NODE_NAME, CONTROLLER_URL and
@@ -47,7 +47,7 @@ class ExporterSettings:
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
     influxdb_org: str = setting("swarmguard", "InfluxDB organisation", env="INFLUXDB_ORG")
     influxdb_bucket: str = setting("metrics", "InfluxDB bucket", env="INFLUXDB_BUCKET")
-    influx_flush_interval: float = setting(5.0, "seconds between InfluxDB batches (spec 4.2: 5-10 s)")
+    influx_flush_interval: float = setting(5.0, "seconds between InfluxDB batches (5-10 s keeps the sink's writes few and the dashboards fresh)")
     influx_buffer_size: int = setting(20_000, "lines kept while InfluxDB is unreachable; the oldest are dropped first")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 

@@ -1,12 +1,12 @@
-"""The load generator of scenario 2 (PRD scripts 3 and 4): GET /api/data at a target request rate.
+"""The load generator of scenario 2 (tests/scripts/stress_scenario2, alpine_load_orchestrator): GET /api/data at a target request rate.
 
-The PRD's generators are curl loops on Alpine hosts. This is the same traffic with a rate that
+Classic load generators are curl loops on Alpine hosts. This is the same traffic with a rate that
 is actually controlled: a linear ramp-up from 0 to `--rps`, a hold, a linear ramp-down to 0.
 Requests are sent open-loop (on schedule, whatever the latency) by a bounded pool of threads; a
 request that finds every thread busy is not sent and counts as `missed`, so an overloaded
 generator shows up as a low achieved rate instead of hiding it. Every request resolves the
 service name again and picks one of the answers (dnsrr returns every healthy task, so the load
-spreads over the replicas as they come and go) and uses a new connection, like the PRD's curl.
+spreads over the replicas as they come and go) and uses a new connection, like a curl loop.
 
 Standard library only, and Python 3.8 or later (no builtin generics nor `X | Y` outside
 annotations): it runs as `python3 -c` in a container attached to the overlay network
@@ -274,7 +274,7 @@ def parse_target(target: str) -> tuple[str, int, str]:
 
 
 def add_schedule_args(parser: argparse.ArgumentParser) -> None:
-    """The PRD's options, shared with the scenario-2 scripts."""
+    """The load options, shared with the scenario-2 scripts."""
     parser.add_argument("--target", default="http://web-stress:8080/api/data", help="URL (default %(default)s)")
     parser.add_argument("--rps", type=float, default=50.0, help="target requests per second at the hold (default %(default)s)")
     parser.add_argument("--ramp-time", type=float, default=30.0, help="seconds from 0 to --rps (default %(default)s)")

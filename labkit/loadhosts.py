@@ -1,6 +1,6 @@
 """Load hosts in the lab: real sshd + python3 machines for the load generator's ssh path.
 
-The PRD's load generators run on hosts of their own that the orchestrator drives over ssh
+Scenario 2's load generators run on hosts of their own that the orchestrator drives over ssh
 (`alpine_load_orchestrator --ssh-hosts`). In the lab such a host is a container of the `loadhost`
 image (swarm/loadhost.Dockerfile: Debian's openssh-server and python3) on the manager's engine,
 attached to swarmguard-net, where it reaches web-stress as any client there does (DNS round robin,

@@ -4,7 +4,7 @@ The controller stamps every action's timeline (docs/controller.md): T0 breach sa
 sent, T2 alert received, T3 decision, T4 first API call, T5 new task running (healthy), T6 old task
 stopped. From one ActionRecord (its /events form) this derives alert latency T2-T1, decision
 latency T3-T2, action time T5-T4, MTTR T0->T5 and T0->T6. `--scenario 1` runs scenario 1 once
-(labkit/scenario1.py), `--scenario 2` runs J's `run_scenario2` once (labkit/scenario2.py),
+(labkit/scenario1.py), `--scenario 2` runs `run_scenario2` once (labkit/scenario2.py),
 `--last` only reads the newest matching record from the controller. `tests/scripts/measure_mttr`
 is `main()`.
 """

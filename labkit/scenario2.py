@@ -1,4 +1,4 @@
-"""Scenario 2 on the lab (PRD test case 2, scripts 3 and 4): real traffic scales web-stress up, and
+"""Scenario 2 on the lab (docs/load.md): real traffic scales web-stress up, and
 the controller scales it back down once the traffic has gone.
 
 `run_scenario2()` drives one run and returns a dict that labkit/report.py takes as a
@@ -139,7 +139,7 @@ def window_means(series: Sequence[Series], *, start: float, end: float) -> dict[
 
 
 def load_split(before_total: float | None, cpus: Sequence[float]) -> dict[str, float | None]:
-    """How close each replica is to total/replicas (the PRD's 75 % -> 2 replicas -> ~37.5 % each)."""
+    """How close each replica is to total/replicas (75 % -> 2 replicas -> ~37.5 % each)."""
     if not cpus:
         return {"expected_each": None, "mean": None, "max_deviation": None, "max_over_min": None}
     total = before_total if before_total is not None else sum(cpus)

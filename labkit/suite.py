@@ -2,7 +2,7 @@
 
 First the lab is put in a known state (labkit/labreset.py: the stack as its files define it, no
 stress, no stray test service or container), and what had to change is printed. In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
-scenario 1 x N (labkit/scenario1.py), scenario 2 x N (J's labkit/scenario2.py), scenario 3 x N
+scenario 1 x N (labkit/scenario1.py), scenario 2 x N (labkit/scenario2.py), scenario 3 x N
 with each rule variant (labkit/scenario3.py), the fast leak x N (labkit/fastleak.py), the
 concurrent test, the node-failure test, then the report (labkit/report.py: Markdown, JSON,
 charts) and `test_results` written to the lab's sink. Every part saves its JSON into one folder
@@ -50,12 +50,12 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-# ---------------------------------------------------------------- scenario 2 (J's module)
+# ---------------------------------------------------------------- scenario 2
 
 def scenario2_runs(lab: labinfo.Lab, iterations: int) -> list[dict[str, Any]]:
-    """J's `run_scenario2`, called with what its signature asks for among (lab, iterations); its
+    """`run_scenario2`, called with what its signature asks for among (lab, iterations); its
     result (one record, a list, or {"records": [...]}) as a list of `proactive` records."""
-    from labkit import scenario2  # J's module; imported late so the rest runs without it
+    from labkit import scenario2  # imported late so the rest runs without it
 
     fn: Callable[..., Any] = scenario2.run_scenario2
     params = inspect.signature(fn).parameters
@@ -142,7 +142,7 @@ class ConcurrentSettings:
 def concurrent_test(lab: labinfo.Lab, s: ConcurrentSettings = ConcurrentSettings()) -> dict[str, Any]:
     """The three services at once, under scenario 2's lab network thresholds (docs/load.md: B's
     traffic on this machine could never be 65 % of a 100 Mbit/s link)."""
-    from labkit import scenario2  # J's module: the lab threshold adaptation lives there once
+    from labkit import scenario2  # the lab threshold adaptation lives there once
 
     client = connect(lab.host_socket, timeout=60)
     try:

@@ -1,4 +1,4 @@
-"""The alert wire format between exporter and controller (spec 4.2), in one place.
+"""The alert wire format between exporter and controller (docs/metrics.md), in one place.
 
 An alert is one compact JSON object, well under 500 bytes:
 

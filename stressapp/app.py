@@ -1,6 +1,6 @@
-"""The stress app's HTTP API (PRD 7.3): a Flask factory over a StressCore.
+"""The stress app's HTTP API (docs/stressapp.md): a Flask factory over a StressCore.
 
-Every endpoint is a GET, as the PRD lists them. Bad parameters get HTTP 400 with
+Every endpoint is a GET (docs/stressapp.md). Bad parameters get HTTP 400 with
 {"error": ..., "parameter": ...} and start nothing.
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ def create_app(config: StressSettings, *, core: StressCore | None = None) -> Fla
 
     @app.get("/stats")
     def stats() -> Response:
-        # Kept out of /metrics, which has exactly the PRD's fields.
+        # Kept out of /metrics, whose fields stay as docs/stressapp.md lists them.
         return jsonify(api_data_requests=served.value, uptime=round(core.uptime, 1))
 
     @app.get("/stress/cpu")
@@ -143,5 +143,5 @@ def create_app(config: StressSettings, *, core: StressCore | None = None) -> Fla
 
 
 def _plain(value: float) -> Any:
-    """80.0 -> 80, as the PRD's responses show; 12.5 stays 12.5."""
+    """80.0 -> 80, as docs/stressapp.md's responses show; 12.5 stays 12.5."""
     return int(value) if float(value).is_integer() else value

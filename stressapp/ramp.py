@@ -2,7 +2,7 @@
 
 A plan ramps linearly from `start` (default 0) to its target in steps of 1/STEPS_PER_SECOND s,
 holds the target for `duration` seconds, then ends. The ramp counts towards neither: a 30 s ramp
-and a 120 s duration end 150 s after the start, as the PRD's example reads.
+and a 120 s duration end 150 s after the start.
 
 With `noise` > 0 the hold is a noisy steady load: every `step` seconds the level is redrawn
 uniformly from target +/- noise (never below 0). The draws depend only on the plan's `seed` and

@@ -8,7 +8,7 @@
    bringing a new sample each cycle so every rule really runs (p50/p99 over many cycles).
 3. The alert path: `evaluate(container_id=...)` for one container (p50/p99), for alerts
    that complete a `for: 2` run and decide, and for ones that decide nothing.
-Goals (issue 5): p99 decision <= 5 ms, cycle <= 100 ms.
+Goals (docs/controller.md): p99 decision <= 5 ms, cycle <= 100 ms.
 The default rules' predictive rules fit a trend only for containers above their guard (trend_from,
 50 %): `--busy` puts every container's CPU and memory at 60-70 % with 60 samples of history, so
 every one of them fits its trends each cycle (the worst case).

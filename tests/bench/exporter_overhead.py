@@ -1,4 +1,4 @@
-"""What the exporter costs on a real engine (issue 4's goals), with N idle containers running.
+"""What the exporter costs on a real engine (goals: docs/exporter.md), with N idle containers running.
 
 (a) One sweep over every container, side by side: the exporter's cgroup/proc sweep (steady
     state: files kept open; and cold: every file opened anew), `GET /containers/{id}/stats?

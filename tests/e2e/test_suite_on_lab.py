@@ -1,4 +1,4 @@
-"""CI's short suite on the lab (issue 6): reactive baseline, scenario 1 and scenario 2 once each,
+"""CI's short suite on the lab (docs/scenarios.md): reactive baseline, scenario 1 and scenario 2 once each,
 judged by the issue's criteria from the files the suite saved (about 8 minutes on a warm lab)."""
 from __future__ import annotations
 

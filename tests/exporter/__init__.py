@@ -1,1 +1,1 @@
-"""Tests of the exporter (issue 4)."""
+"""Tests of the exporter."""

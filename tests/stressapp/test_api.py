@@ -1,4 +1,4 @@
-"""The HTTP contract (PRD 7.3) through Flask's test client, and every kind of bad parameter."""
+"""The HTTP contract (docs/stressapp.md) through Flask's test client, and every kind of bad parameter."""
 from __future__ import annotations
 
 import threading
