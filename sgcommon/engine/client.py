@@ -11,6 +11,7 @@ the result is logged once per engine URL and again only when it changes.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -18,10 +19,15 @@ import threading
 import docker
 
 from sgcommon.engine import versions
-from sgcommon.engine.errors import EngineError, translate
+from sgcommon.engine.errors import EngineError, EngineUnavailable, translate
 from sgcommon.jsonlog import event, get_logger
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# docker-py reaches ssh:// engines only through paramiko, which SwarmGuard does not install: an
+# engine's socket forwarded by the system's ssh does the same with nothing more (docs/lab.md).
+SSH_HINT = ("{url}: ssh:// engines need the paramiko package, which SwarmGuard does not install; forward the "
+            "manager's socket instead (ssh -nNT -L /tmp/manager.sock:/var/run/docker.sock USER@MANAGER) and use "
+            "unix:///tmp/manager.sock")
 
 log = get_logger("swarmguard.engine.client")
 _logged: dict[str, str] = {}  # engine URL -> the version last logged for it
@@ -35,6 +41,8 @@ def connect(base_url: str | None = None, *, timeout: float = 10.0) -> docker.API
     range and SwarmGuard's do not overlap (the message names both), EngineError otherwise.
     """
     url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    if url.startswith("ssh://") and importlib.util.find_spec("paramiko") is None:
+        raise EngineUnavailable(SSH_HINT.format(url=url))
     engine = probe(url, timeout=timeout)
     version = versions.negotiate(engine, where=url)
     _log_once(url, engine, version)

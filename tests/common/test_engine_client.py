@@ -112,3 +112,14 @@ def test_fields_newer_than_the_version_are_found_where_they_are_set() -> None:
     assert fields_newer_than(spec, "1.52") == []
     assert fields_newer_than({}, "1.41") == []
     assert VersionedField(("A", "*", "B"), "1.44").name == "A[].B"
+
+
+def test_an_ssh_engine_without_paramiko_is_refused_with_the_socket_forward_to_use_instead() -> None:
+    import importlib.util
+
+    from sgcommon.engine import EngineUnavailable, connect
+
+    if importlib.util.find_spec("paramiko") is not None:
+        pytest.skip("paramiko is installed here: docker-py reaches ssh:// engines itself")
+    with pytest.raises(EngineUnavailable, match=r"ssh://admin@manager: .*paramiko.*ssh -nNT -L /tmp/manager.sock"):
+        connect("ssh://admin@manager", timeout=1)
