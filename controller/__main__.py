@@ -1,4 +1,5 @@
-"""Entry point of `swarmguard-controller`: `run` the controller, or `check-rules` offline.
+"""Entry point of `swarmguard-controller`: `run` the controller, `check-rules` offline, or `rules`
+(apply|status|prune|reset: rule sets on a cluster, controller/rules_command.py).
 
 `run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
 token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from controller import rules_command
 from controller.app import create_app
 from controller.check_rules import check as check_rules
 from controller.httpserver import HttpServer
@@ -48,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", help="rule files or directories")
     check.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                        help="check with a threshold overridden, as `run` would (also SWARMGUARD_THRESHOLD_<NAME>)")
+    rules_command.add_parser(commands)
     return top
 
 
@@ -56,6 +59,8 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     args = parser().parse_args(argv)
     if args.command == "check-rules":
         return _check_rules(args, env=env, out=out)
+    if args.command == "rules":
+        return rules_command.main(args, env=env, out=out, err=err)
     return _run(args, env=env, err=err)
 
 
