@@ -807,8 +807,9 @@ class FakeEngine:
         if not self._swarm or me is None:
             raise ApiError(503, "This node is not part of a swarm")
         if me.role != "manager":
-            raise ApiError(503, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
-                                "to connect this node to swarm and try again.")
+            raise ApiError(503, "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+                                "cluster state. Please run this command on a manager node or promote the current "
+                                "node to a manager.")  # Engine 20.10 on a lab worker, word for word
 
     # ---- swarm: the scheduler ------------------------------------------------------------
     def _schedule_loop(self) -> None:
