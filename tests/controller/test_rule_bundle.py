@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.rules import RuleError, load_rule_texts, load_rules
 from controller.rules.bundle import NAME_RE, RuleBundle, decode, from_paths, name_of
 from sgcommon.engine.configs import MAX_CONFIG_DATA
+from tests.controller.test_rules_fuzz import budget
 
 GOOD = "thresholds:\n  cpu_high: 75\nrules:\n  - name: hot\n    when: cpu > cpu_high\n    action: migrate\n"
 BROKEN = "rules:\n  - name: hot\n    when: cpu >> 1\n    action: migrate\n"
@@ -99,7 +100,7 @@ def test_a_document_larger_than_a_config_is_refused_unread() -> None:
         decode(b" " * (MAX_CONFIG_DATA + 1), where="config c")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(300)
 @given(st.one_of(
     st.binary(max_size=300),
     st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
