@@ -146,6 +146,10 @@ class RuleWatcher:
               was=self._wanted.name if self._wanted else None, in_effect=self._in_effect[1])
         self._wanted = wanted
         self._refused = None  # a set applied again is tried again (and a refusal logged again)
+        if wanted is not None and wanted.id == self._in_effect[2]:
+            # The set in effect applied again (a roll-back after a refused set): taken again, so
+            # its new applied time shows and the refusal before it is no longer the last word.
+            self._in_effect = (self._in_effect[0], self._in_effect[1], "")
         if wanted is None and self._in_effect[0] == CONFIG:
             self._signature = ()  # back to the files: load them whatever they look like
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.reload import RuleWatcher
-from controller.ruleconfigs import ACTIVE_LABEL, SET_LABEL, RuleConfigs
+from controller.ruleconfigs import ACTIVE_LABEL, APPLIED_LABEL, SET_LABEL, RuleConfigs
 from controller.rules import RuleError
 from controller.rules.bundle import RuleBundle, name_of
 from sgcommon.engine import EngineUnavailable
@@ -118,6 +118,25 @@ def test_a_broken_applied_set_is_refused_with_file_and_line_and_the_last_good_ru
     configs.apply(rule_set(91))  # the operator fixes it: taken at once
     assert watcher.check_now() is True and watcher.current().thresholds["cpu_high"] == 91
     assert metric(registry, "swarmguard_rules_last_reload_success") == 1
+
+
+def test_the_set_in_effect_applied_again_after_a_refused_one_is_taken_again_and_reads_as_a_success(
+        rules_dir: Path, configs: RuleConfigs, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture) -> None:
+    watcher = watcher_of(rules_dir, configs, registry)
+    good = configs.apply(rule_set(90)).config
+    assert watcher.check_now() is True
+    configs.apply(RuleBundle((("default.yml", b"rules:\n  - name: bad\n    when: cpu >> 2\n    action: migrate\n"),)))
+    assert watcher.check_now() is False
+    assert metric(registry, "swarmguard_rules_last_reload_success") == 0
+    again = configs.apply(rule_set(90))  # the roll-back: the same content, the same config
+    assert not again.created and again.config.id == good.id
+    with caplog.at_level(logging.INFO, logger="swarmguard.controller.rules"):
+        assert watcher.check_now() is True
+        assert watcher.check_now() is False  # taken once, not at every look
+    assert watcher.source == ("config", good.name) and watcher.current().thresholds["cpu_high"] == 90
+    assert metric(registry, "swarmguard_rules_last_reload_success") == 1
+    [line] = [r.__dict__["fields"] for r in caplog.records if r.getMessage() == "rules reloaded"]
+    assert line["set"] == good.name and line["applied"] == again.config.labels[APPLIED_LABEL]
 
 
 @pytest.mark.parametrize(("data", "labels_name", "message"), [
