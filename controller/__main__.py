@@ -1,4 +1,5 @@
-"""Entry point of `swarmguard-controller`: `run` the controller, or `check-rules` / `test-rules` offline.
+"""Entry point of `swarmguard-controller`: `run` the controller, `check-rules` / `test-rules` offline,
+or `rules` (apply|status|prune|reset: rule sets on a cluster, controller/rules_command.py).
 
 `run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
 token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from controller import rules_command
 from controller.app import create_app
 from controller.check_rules import check as check_rules
 from controller.httpserver import HttpServer
@@ -52,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                        help="check with a threshold overridden, as `run` would (also SWARMGUARD_THRESHOLD_<NAME>)")
     test_rules.add_parser(commands)
+    rules_command.add_parser(commands)
     return top
 
 
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
         return _check_rules(args, env=env, out=out)
     if args.command == "test-rules":
         return test_rules.run(args.paths, out=out, verbose=args.verbose)
+    if args.command == "rules":
+        return rules_command.main(args, env=env, out=out, err=err)
     return _run(args, env=env, err=err)
 
 

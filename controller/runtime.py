@@ -296,7 +296,8 @@ def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:
 
 def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: Mapping[str, float],
           influx_token: str | None = None, swarm: Swarm | None = None) -> tuple[Runtime, AppConfig]:
-    """The real controller from its settings: Docker, rule files with hot reload, executor, InfluxDB.
+    """The real controller from its settings: Docker, rule files with hot reload (or the rule set
+    applied to the cluster), executor, InfluxDB.
 
     Raises controller.rules.RuleError when the rule files are broken at start (nothing to keep).
     """
@@ -304,6 +305,7 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
     from controller.actions.registry import param_defaults
     from controller.decide import evaluate
     from controller.reload import RuleWatcher
+    from controller.ruleconfigs import RuleConfigs
     from sgcommon.engine import connect
     from sgcommon.engine.swarm import SwarmAdapter
 
@@ -318,9 +320,13 @@ def build(settings: ControllerSettings, *, alert_token: str | None, thresholds: 
         sink = writer
         closers.append(writer.close)
     events = EventLog(metrics, keep=settings.events_keep, sink=sink)
-    watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry,
-                          defaults=param_defaults(settings.actions))
     swarm = swarm or SwarmAdapter(lambda: connect(settings.docker_url))  # negotiates at its first call
+    # The rule files, or the set applied with `rules apply` while there is one (docs/rules.md).
+    configs = (RuleConfigs(swarm) if isinstance(swarm, SwarmAdapter) and settings.rules_configs_interval > 0
+               else None)
+    watcher = RuleWatcher(settings.rules, overrides=thresholds, registry=registry,
+                          defaults=param_defaults(settings.actions), configs=configs,
+                          configs_interval=settings.rules_configs_interval)
     cache = MetricsCache(window=settings.cache_window, max_samples=settings.cache_max_samples,
                          max_containers=settings.cache_max_containers, stale_after=settings.stale_after,
                          forget_after=settings.forget_after)

@@ -49,6 +49,9 @@ class ControllerSettings:
     services_interval: float = setting(5.0, "seconds between refreshes of the Swarm service list")
     service_rules_interval: float = setting(15.0, "seconds between evaluations of service rules (scale-down)")
     rules_interval: float = setting(0.5, "seconds between checks of the rule files for changes (hot reload)")
+    rules_configs_interval: float = setting(
+        1.0, "seconds between looks at the rule set applied with `swarmguard-controller rules apply` "
+        "(a Swarm config; needs a manager's Engine API); 0: the rule files only")
     exclusions_interval: float = setting(10.0, "seconds between checks for expired node exclusions")
     cache_window: float = setting(300.0, "seconds of samples kept per container")
     cache_max_samples: int = setting(600, "samples kept per container at most")
@@ -70,6 +73,8 @@ class ControllerSettings:
                      "rules_interval", "cache_window", "stale_after", "forget_after"):
             if not getattr(self, name) > 0:
                 errors.append(f"{name}: must be > 0")
+        if not 0 <= self.rules_configs_interval <= 60:
+            errors.append(f"rules_configs_interval: {self.rules_configs_interval} s is outside 0-60 (0: off)")
         for name in ("scrape_workers", "cache_max_samples", "cache_max_containers", "events_keep", "port"):
             if getattr(self, name) < 1:
                 errors.append(f"{name}: must be >= 1")

@@ -16,8 +16,8 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install /src \
  && rm -rf /src
 
-# The shipped rules; mount a directory or a Swarm config over /etc/swarmguard/rules to change them
-# (edits are picked up within 2 s, a broken file is rejected and the last good rules stay).
+# The shipped rules: what the controller runs while no rule set is applied to the cluster with
+# `swarmguard-controller rules apply` (docs/rules.md). A directory mounted over them is hot-reloaded.
 COPY rules/ /etc/swarmguard/rules/
 
 # Root on purpose: the controller needs the manager's /var/run/docker.sock (root:docker) to update

@@ -4,7 +4,7 @@
 every problem as "file:line: rule NAME: message". docs/rules.md documents the format.
 """
 from controller.rules.expr import Condition, ContainerEnv, ExprError, ServiceEnv, compile_condition
-from controller.rules.loader import load_rules, parse_duration, rule_files
+from controller.rules.loader import load_rule_texts, load_rules, parse_duration, rule_files
 from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import (
     ENV_PREFIX,
@@ -16,6 +16,6 @@ from controller.rules.thresholds import (
 
 __all__ = [
     "Condition", "ContainerEnv", "ENV_PREFIX", "ExprError", "Rule", "RuleError", "RuleSet", "ServiceEnv",
-    "compile_condition", "load_rules", "merge_overrides", "parse_duration", "parse_threshold",
+    "compile_condition", "load_rule_texts", "load_rules", "merge_overrides", "parse_duration", "parse_threshold",
     "parse_threshold_args", "rule_files", "thresholds_from_env",
 ]

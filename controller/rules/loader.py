@@ -192,6 +192,24 @@ def load_rules(paths: Sequence[str], *, overrides: Mapping[str, float] = Mapping
     if not files and not errors:
         where = ", ".join(paths)
         errors.append(f"no rule files (*.yml, *.yaml) in {where}" if where else "no rule files given")
+    return _ruleset(docs, files, errors, overrides=overrides, defaults=defaults)
+
+
+def load_rule_texts(texts: Sequence[tuple[str, bytes]], *, overrides: Mapping[str, float] = MappingProxyType({}),
+                    defaults: Mapping[str, ParamValue] = MappingProxyType({})) -> RuleSet:
+    """`load_rules` for files that are already in memory: (name, bytes) pairs in load order, e.g. the
+    files of a rule set stored as a Swarm config. The same checks, the same messages, with `name`
+    where `load_rules` names the path."""
+    errors: list[str] = []
+    docs = [doc for name, data in texts if (doc := _parse(name, data, errors)) is not None]
+    if not texts:
+        errors.append("no rule files given")
+    return _ruleset(docs, [name for name, _ in texts], errors, overrides=overrides, defaults=defaults)
+
+
+def _ruleset(docs: list[_Doc], files: list[str], errors: list[str], *, overrides: Mapping[str, float],
+             defaults: Mapping[str, ParamValue]) -> RuleSet:
+    """The RuleSet of parsed documents, or RuleError with `errors` and every problem found in them."""
     thresholds, broken = _thresholds(docs, errors)
     _apply_overrides(thresholds, overrides, errors)
     values = {name: value for name, (value, _) in thresholds.items()}
@@ -396,6 +414,11 @@ def _read(path: str, errors: list[str], *, listed: bool) -> _Doc | _Vanished | N
             return _GONE
         errors.append(f"{path}: {exc}")
         return None
+    return _parse(path, data, errors)
+
+
+def _parse(path: str, data: bytes, errors: list[str]) -> _Doc | None:
+    """One rule file's bytes as a document, or None after adding every problem to `errors`."""
     if len(data) > MAX_FILE_BYTES:
         errors.append(f"{path}: file is larger than {MAX_FILE_BYTES} bytes")
         return None

@@ -4,7 +4,8 @@ Why it exists: every write to a service must re-read it right before writing and
 version (a stale version fails "update out of sequence":
 https://github.com/docker/docker-py/issues/1848), should survive a transient
 5xx, and the rest of the controller should see small frozen views instead of engine JSON.
-One method maps to one endpoint family; every call runs inside `errors.translate`.
+One method maps to one endpoint family (configs included: `configs.py`); every call runs inside
+`errors.translate`.
 
 Updates are expressed as a function that edits a fresh copy of the service spec (`update`);
 `scale` and `update_placement` are thin uses of it. An edit that changes nothing is not written
@@ -32,6 +33,7 @@ import docker.errors
 import requests
 
 from sgcommon.engine import versions
+from sgcommon.engine.configs import ConfigView, config_spec, config_view
 from sgcommon.engine.errors import OutOfSequence, ServerError, UnsupportedVersion, translate
 from sgcommon.jsonlog import event, get_logger
 
@@ -310,16 +312,72 @@ class SwarmAdapter:
         client = self._client
         url = f"{client.base_url}/v{client.api_version}/services/{quote(service_id, safe='')}/update"
         response = client.post(url, json=spec, params={"version": version}, timeout=client.timeout)
-        try:
-            response.raise_for_status()
-        except requests.HTTPError as exc:
-            docker.errors.create_api_error_from_http_exception(exc)  # raises the matching APIError
+        _raise_for_status(response)
         try:
             warnings = (response.json() or {}).get("Warnings") or []
         except ValueError:
             warnings = []
         for warning in warnings:
             event(log, "engine warning on service update", level=logging.WARNING, service=spec.get("Name"), warning=warning)
+
+    # ---- configs (sgcommon/engine/configs.py says what the engine guarantees) ------------
+    def list_configs(self, *, label: str | None = None) -> list[ConfigView]:
+        """Every config, or those carrying `label` ("key" or "key=value"), with their Data."""
+        filters = {"label": [label]} if label else None
+        return [config_view(d) for d in self._call("list configs", lambda: self._client.configs(filters=filters))]
+
+    def get_config(self, name_or_id: str) -> ConfigView:
+        """One config by name or id; NotFound when there is none."""
+        return config_view(self._call(f"inspect config {name_or_id}", lambda: self._client.inspect_config(name_or_id)))
+
+    def create_config(self, name: str, data: bytes, *, labels: Mapping[str, str]) -> ConfigView:
+        """Creates a config and returns it as stored. A name in use answers 409 (EngineError with
+        status 409), also when a create retried after a 5xx had landed: the caller reads the name."""
+        client = self._client
+        url = f"{client.base_url}/v{client.api_version}/configs/create"
+
+        def create() -> str:
+            response = client.post(url, json=config_spec(name, data, labels), timeout=client.timeout)
+            _raise_for_status(response)
+            doc = response.json() or {}
+            return str(doc.get("ID") or doc.get("Id") or "")  # engines send "ID"; the reference says "Id"
+
+        config_id = self._call(f"create config {name}", create)
+        return self.get_config(config_id or name)
+
+    def update_config_labels(self, name_or_id: str, labels: Mapping[str, str | None], *,
+                             always: bool = False) -> ConfigView:
+        """Sets (or, for None, removes) labels of a config: the one change the engine allows. Re-reads
+        the config and writes with its version; retries once on "update out of sequence". Nothing
+        is written when nothing changes, unless `always` (the write itself counts: it makes the
+        config the cluster's latest write, `configs.ConfigView.version`)."""
+        what = f"update labels of config {name_or_id}"
+        for attempt in (1, 2):
+            current = self._call(f"inspect config {name_or_id}", lambda: self._client.inspect_config(name_or_id))
+            spec = copy.deepcopy(current["Spec"])
+            _apply_labels(spec, labels)
+            if spec == current["Spec"] and not always:
+                return config_view(current)
+            try:
+                self._call(what, lambda: self._write_config(current["ID"], int(current["Version"]["Index"]), spec))
+            except OutOfSequence:
+                event(log, "config update out of sequence", level=logging.WARNING, config=name_or_id, attempt=attempt)
+                if attempt == 2:
+                    raise
+                continue
+            break
+        return self.get_config(current["ID"])
+
+    def remove_config(self, name_or_id: str) -> None:
+        """Removes a config; NotFound when it is gone already."""
+        self._call(f"remove config {name_or_id}", lambda: self._client.remove_config(name_or_id))
+
+    def _write_config(self, config_id: str, version: int, spec: Mapping[str, Any]) -> None:
+        """`POST /configs/{id}/update?version=N` with the whole spec as read (Data included: the
+        engine accepts unchanged Data and refuses any other change), labels edited."""
+        client = self._client
+        url = f"{client.base_url}/v{client.api_version}/configs/{quote(config_id, safe='')}/update"
+        _raise_for_status(client.post(url, json=spec, params={"version": version}, timeout=client.timeout))
 
     def _inspect(self, name_or_id: str) -> dict[str, Any]:
         return self._call(f"inspect service {name_or_id}", lambda: self._client.inspect_service(name_or_id))
@@ -339,6 +397,14 @@ class SwarmAdapter:
                 event(log, "engine error, backing off", level=logging.WARNING, call=what, status=exc.status, delay=delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _raise_for_status(response: requests.Response) -> None:
+    """An error answer as the docker package's APIError (so `translate` maps it like any other)."""
+    try:
+        response.raise_for_status()
+    except requests.HTTPError as exc:
+        docker.errors.create_api_error_from_http_exception(exc)  # raises the matching APIError
 
 
 def _apply_labels(spec: dict[str, Any], labels: Mapping[str, str | None] | None) -> None:

@@ -55,7 +55,15 @@ Swarm (the engine is a manager of a fake cluster: its own node plus `workers`):
 /nodes, /nodes/{id}, /services, /services/create, /services/{id} (GET, DELETE),
 /services/{id}/update?version=N (a stale version answers 500 "update out of sequence" like
 swarmkit; every accepted write bumps the version), /tasks (filters service, desired-state,
-node, id, name), /tasks/{id}.
+node, id, name), /tasks/{id}. Configs, the same in both profiles (the Config endpoints did not
+change from API 1.41 to 1.53: https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Config):
+/configs (filters id, name, names, label; Data included), /configs/create (201 {"ID"}; the name
+rule, 1 to 1023999 bytes of Data, 409 for a taken name), /configs/{id} (id, name or id prefix),
+/configs/{id}/update?version=N (only Labels may change: 400 "only updates to Labels are allowed";
+a stale version 500 "update out of sequence"), DELETE /configs/{id} (204; 400 while a service uses
+it); all of them 503 unless this engine's node is a manager. Every write to any object takes the
+next number of one index, as swarmkit's raft index does. `create_config(name, data, labels)`
+stores one from Python (any bytes: for hostile-content tests), `config_labels(name)` reads them.
 
 A scheduler thread (every `tick` seconds) places tasks on ready/active nodes that satisfy
 the placement constraints (judged by sgcommon.engine.placement, the matcher the controller uses,
@@ -88,6 +96,8 @@ and are replaced elsewhere; `node_up(hostname)` brings it back; `set_availabilit
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import itertools
 import json
@@ -106,6 +116,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sgcommon.engine import placement
 
 OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence"
+MAX_CONFIG_SIZE = 1000 * 1024  # swarmkit: a config's Data must be smaller than this
+CONFIG_NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?")
 ACTIVE_STATES = ("new", "pending", "assigned", "starting", "running")
 TERMINAL_STATES = ("shutdown", "failed", "orphaned", "rejected", "complete")
 
@@ -239,6 +251,18 @@ class _Service:
 
 
 @dataclass
+class _Config:
+    id: str
+    name: str
+    labels: dict[str, str]
+    data: bytes
+    version: int
+    created: float
+    updated: float
+    extra: dict[str, Any] = field(default_factory=dict)  # Templating, Driver: kept and returned as sent
+
+
+@dataclass
 class _Task:
     id: str
     service_id: str
@@ -339,6 +363,7 @@ class FakeEngine:
         self._services: dict[str, _Service] = {}
         self._tasks: dict[str, _Task] = {}
         self._pending_timing: dict[str, Timing] = {}
+        self._configs: dict[str, _Config] = {}
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -736,6 +761,57 @@ class FakeEngine:
             for task in self._tasks.values():
                 if task.service_id == svc.id:
                     self._set_desired(task, "remove")
+
+    # ---- swarm: configs -------------------------------------------------------------------
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str] | None = None,
+                      **extra: Any) -> str:
+        """Stores a config as `POST /configs/create` does (same checks and errors); returns its id."""
+        with self.lock:
+            if not isinstance(name, str) or not CONFIG_NAME_RE.fullmatch(name):
+                raise ApiError(400, "rpc error: code = InvalidArgument desc = invalid name, only 64 [a-zA-Z0-9-_.] "
+                                    "characters allowed, and the start and end character must be [a-zA-Z0-9]")
+            if not 0 < len(data) < MAX_CONFIG_SIZE:
+                raise ApiError(400, "rpc error: code = InvalidArgument desc = config data must be larger than 0 "
+                                    f"and less than {MAX_CONFIG_SIZE} bytes")
+            if any(c.name == name for c in self._configs.values()):
+                raise ApiError(409, f"rpc error: code = AlreadyExists desc = config {name} already exists")
+            now = time.time()
+            config = _Config(id=_new_id(), name=name, labels=dict(labels or {}), data=bytes(data),
+                             version=next(self._index), created=now, updated=now, extra=dict(extra))
+            self._configs[config.id] = config
+            return config.id
+
+    def config_labels(self, key: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self._find_config(key).labels)
+
+    def _find_config(self, key: str) -> _Config:
+        """By id, then name, then unique id prefix (the engine's getConfigByNameOrIDPrefix)."""
+        if key in self._configs:
+            return self._configs[key]
+        for config in self._configs.values():
+            if config.name == key:
+                return config
+        found = [c for c in self._configs.values() if c.id.startswith(key)] if key else []
+        if len(found) == 1:
+            return found[0]
+        raise ApiError(404, f"config {key} not found")
+
+    def _config_doc(self, config: _Config) -> dict[str, Any]:
+        spec: dict[str, Any] = {"Name": config.name, "Labels": dict(config.labels),
+                                "Data": base64.b64encode(config.data).decode("ascii"), **copy.deepcopy(config.extra)}
+        return {"ID": config.id, "Version": {"Index": config.version}, "CreatedAt": _iso(config.created),
+                "UpdatedAt": _iso(config.updated), "Spec": spec}
+
+    def _manager_only(self) -> None:
+        """The configs API answers only on a manager, as the engine's cluster backend does."""
+        me = next((n for n in self._nodes.values() if n.hostname == self.hostname), None)
+        if not self._swarm or me is None:
+            raise ApiError(503, "This node is not part of a swarm")
+        if me.role != "manager":
+            raise ApiError(503, "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+                                "cluster state. Please run this command on a manager node or promote the current "
+                                "node to a manager.")  # Engine 20.10 on a lab worker, word for word
 
     # ---- swarm: the scheduler ------------------------------------------------------------
     def _schedule_loop(self) -> None:
@@ -1178,6 +1254,64 @@ class FakeEngine:
             raise ApiError(404, f"task {key} not found")
         return 200, self._task_doc(task)
 
+    def _r_configs(self, q: dict[str, list[str]], b: Any) -> tuple[int, Any]:
+        self._manager_only()
+        filters = _filters(q)
+        out = []
+        for config in self._configs.values():
+            if "id" in filters and not any(config.id.startswith(i) for i in filters["id"]):
+                continue
+            if "name" in filters and not any(config.name.startswith(n) for n in filters["name"]):
+                continue
+            if "names" in filters and config.name not in filters["names"]:
+                continue
+            if "label" in filters and not _label_match(config.labels, filters["label"]):
+                continue
+            out.append(self._config_doc(config))
+        return 200, out
+
+    def _r_config_create(self, q: Any, body: Any) -> tuple[int, Any]:
+        self._manager_only()
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid JSON body")
+        data = _spec_data(body.get("Data"))
+        extra = {k: v for k, v in body.items() if k in ("Templating", "Driver")}
+        return 201, {"ID": self.create_config(body.get("Name") or "", data, body.get("Labels") or {}, **extra)}
+
+    def _r_config(self, q: Any, b: Any, key: str) -> tuple[int, Any]:
+        self._manager_only()
+        return 200, self._config_doc(self._find_config(key))
+
+    def _r_config_update(self, q: dict[str, list[str]], body: Any, key: str) -> tuple[int, Any]:
+        self._manager_only()
+        raw = q.get("version", [""])[0]
+        if not raw.isdigit():
+            raise ApiError(400, "invalid config version")
+        config = self._find_config(key)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid JSON body")
+        data = body.get("Data")
+        if body.get("Name") != config.name or (data is not None and _spec_data(data) != config.data):
+            raise ApiError(400, "rpc error: code = InvalidArgument desc = only updates to Labels are allowed")
+        if int(raw) != config.version:  # swarmkit checks the version last, in the store's update
+            raise ApiError(500, OUT_OF_SEQUENCE)
+        config.labels = dict(body.get("Labels") or {})
+        config.version = next(self._index)
+        config.updated = time.time()
+        return 200, ""
+
+    def _r_config_delete(self, q: Any, b: Any, key: str) -> tuple[int, Any]:
+        self._manager_only()
+        config = self._find_config(key)
+        users = [svc.spec["Name"] for svc in self._services.values()
+                 if any(ref.get("ConfigID") == config.id
+                        for ref in ((svc.spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Configs") or [])]
+        if users:
+            raise ApiError(400, f"rpc error: code = InvalidArgument desc = config '{config.name}' is in use by the "
+                                f"following service{'s' if len(users) > 1 else ''}: {', '.join(users)}")
+        del self._configs[config.id]
+        return 204, ""
+
     # ---- /events -------------------------------------------------------------------------
     def event_matches(self, event: Mapping[str, Any], filters: Mapping[str, list[str]]) -> bool:
         if "type" in filters and event.get("Type") not in filters["type"]:
@@ -1210,6 +1344,18 @@ class FakeEngine:
         return self._stopping.is_set()
 
 
+def _spec_data(raw: Any) -> bytes:
+    """A ConfigSpec's Data as the engine's JSON decoding reads it: standard base64, else a 400."""
+    if raw is None:
+        return b""
+    if not isinstance(raw, str):
+        raise ApiError(400, "json: cannot unmarshal into Go struct field ConfigSpec.Data of type []uint8")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "illegal base64 data at input byte 0") from None
+
+
 def _parse_constraint(text: str) -> None:
     """Refuses an expression as Engine 20.10 does when a service is created or updated: a 500
     "rpc error: code = Unknown" (swarmkit returns the parser's error unwrapped)."""
@@ -1237,6 +1383,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("DELETE", r"^/services/([^/]+)$", "_r_service_delete"),
         ("GET", r"^/tasks$", "_r_tasks"),
         ("GET", r"^/tasks/([^/]+)$", "_r_task"),
+        ("GET", r"^/configs$", "_r_configs"),
+        ("POST", r"^/configs/create$", "_r_config_create"),
+        ("GET", r"^/configs/([^/]+)$", "_r_config"),
+        ("POST", r"^/configs/([^/]+)/update$", "_r_config_update"),
+        ("DELETE", r"^/configs/([^/]+)$", "_r_config_delete"),
     ]
 ]
 
