@@ -94,7 +94,7 @@ def node_cpu_seconds(n: NodeSample) -> list[tuple[str, float]]:
     """(mode, seconds) of the node's cumulative CPU time; empty when the sample has no times."""
     if n.cpu is None or not n.cpu.modes:
         return []
-    return [(mode, jiffies / CLK_TCK) for mode, jiffies in zip(CPU_MODES, n.cpu.modes)]
+    return [(mode, jiffies / CLK_TCK) for mode, jiffies in zip(CPU_MODES, n.cpu.modes, strict=True)]
 
 
 # --- the text format, written directly --------------------------------------------------------

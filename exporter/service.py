@@ -140,23 +140,31 @@ class Exporter:
                 "swarmguard_exporter_alerts_failed": ("counter", "Alerts given up after one retry.", a.failed),
                 "swarmguard_exporter_alerts_dropped": ("counter", "Alerts dropped: the send queue was full.", a.dropped),
                 "swarmguard_exporter_alert_delay_seconds": ("gauge", "T1 - T0 of the last accepted alert.", a.last_delay),
-                "swarmguard_exporter_alerts_predicted": ("counter", "Predictive alerts queued: a trend heading for the limit.", a.predicted),
+                "swarmguard_exporter_alerts_predicted": ("counter", "Predictive alerts queued: a trend heading for the limit.",
+                                                         a.predicted),
             })
         if self.confirmer is not None and self.confirmer.delay > 0:
             c = self.confirmer.stats
             out.update({
-                "swarmguard_exporter_breaches_confirmed": ("counter", "Breaches confirmed by the read confirm_delay after the first sample.", c.confirmed),
-                "swarmguard_exporter_breaches_confirmed_next_sweep": ("counter", "Breaches confirmed by the next sweep instead.", c.confirmed_next_sweep),
+                "swarmguard_exporter_breaches_confirmed": ("counter",
+                                                           "Breaches confirmed by the read confirm_delay after the first sample.",
+                                                           c.confirmed),
+                "swarmguard_exporter_breaches_confirmed_next_sweep": ("counter", "Breaches confirmed by the next sweep instead.",
+                                                                      c.confirmed_next_sweep),
                 "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples neither read confirmed.", c.cleared),
             })
         if self.writer is not None:
             w = self.writer.stats
             out.update({
                 "swarmguard_exporter_influx_written_lines": ("counter", "Lines InfluxDB accepted.", w.written),
-                "swarmguard_exporter_influx_dropped_lines": ("counter", "Lines dropped, oldest first, while InfluxDB was unreachable.", w.dropped),
-                "swarmguard_exporter_influx_failed_batches": ("counter", "InfluxDB batch writes that failed and are retried.", w.failed_batches),
-                "swarmguard_exporter_influx_rejected_batches": ("counter", "Batches InfluxDB refused with a 4xx: dropped, not retried.", w.rejected_batches),
-                "swarmguard_exporter_influx_rejected_lines": ("counter", "Lines in the batches InfluxDB refused with a 4xx.", w.rejected_lines),
+                "swarmguard_exporter_influx_dropped_lines": ("counter", "Lines dropped, oldest first, while InfluxDB was unreachable.",
+                                                             w.dropped),
+                "swarmguard_exporter_influx_failed_batches": ("counter", "InfluxDB batch writes that failed and are retried.",
+                                                              w.failed_batches),
+                "swarmguard_exporter_influx_rejected_batches": ("counter", "Batches InfluxDB refused with a 4xx: dropped, not retried.",
+                                                                w.rejected_batches),
+                "swarmguard_exporter_influx_rejected_lines": ("counter", "Lines in the batches InfluxDB refused with a 4xx.",
+                                                              w.rejected_lines),
                 "swarmguard_exporter_influx_pending_lines": ("gauge", "Lines waiting for the next batch.", self.writer.pending()),
             })
         return out

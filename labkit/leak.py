@@ -40,7 +40,7 @@ def parse_export(text: str) -> Points:
     for line in text.splitlines():
         if line.strip():
             doc = json.loads(line)
-            points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"]))
+            points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"], strict=True))
     return sorted(set(points))
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 from typing import Any
 
 Record = dict[str, Any]
@@ -86,7 +87,7 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
         "failures": len(ordered) - len(oks),
         "first_ts": ordered[0]["ts"] if ordered else None,
         "last_ts": ordered[-1]["ts"] if ordered else None,
-        "longest_gap": round(max((b - a for a, b in zip(oks, oks[1:])), default=0.0), 4),
+        "longest_gap": round(max((b - a for a, b in pairwise(oks)), default=0.0), 4),
         "total_downtime": round(sum(p["seconds"] for p in periods), 4),
         "downtime_periods": periods,
         "max_latency": latencies[-1] if latencies else None,

@@ -34,13 +34,13 @@ def _bars(ax: Axes, scenarios: Sequence[ScenarioSummary], pick: str, title: str)
     high = [(sp.max or 0.0) - (sp.median or 0.0) for sp in spreads]
     x = range(len(scenarios))
     ax.bar(x, medians, yerr=[low, high], capsize=6, color=[COLORS[s.kind] for s in scenarios], edgecolor="black")
-    for i, (sp, top) in enumerate(zip(spreads, (m + h for m, h in zip(medians, high)))):
+    for i, (sp, top) in enumerate(zip(spreads, (m + h for m, h in zip(medians, high, strict=True)), strict=True)):
         ax.annotate("n/a" if sp.median is None else f"{sp.median:.2f} s", (i, top), ha="center", va="bottom",
                     xytext=(0, 3), textcoords="offset points", fontsize=9)
     ax.set_xticks(list(x), [s.label.replace(": ", ":\n") for s in scenarios], fontsize=9)
     ax.set_title(title)
     ax.set_ylabel("seconds (median, min-max)")
-    ax.set_ylim(0, max([m + h for m, h in zip(medians, high)] + [1.0]) * 1.2)
+    ax.set_ylim(0, max([m + h for m, h in zip(medians, high, strict=True)] + [1.0]) * 1.2)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -82,7 +82,7 @@ def timeline_chart(action: ActionRecord, path: Path) -> Path:
     t = action.timeline.as_dict()
     t0 = t["t0"] if t["t0"] is not None else min(v for v in t.values() if v is not None)
     fig, ax = plt.subplots(figsize=(11, 3.6), layout="constrained")
-    for (start, end, what), color in zip(STAGES, STAGE_COLORS):
+    for (start, end, what), color in zip(STAGES, STAGE_COLORS, strict=True):
         if t[start] is not None and t[end] is not None:
             ax.barh(0, t[end] - t[start], left=t[start] - t0, height=0.4, color=color, edgecolor="black",
                     label=f"{start.upper()}-{end.upper()}: {what} ({t[end] - t[start]:.3f} s)")
@@ -138,7 +138,7 @@ def leak_chart(runs: list[ProactiveRun], path: Path) -> Path:
             ax.plot([t.t5 - t.started, t.t_cross - t.started], [row, row], color="#9bbb59" if (t.lead_time or 0) >= 0
                     else "#c0504d", lw=2, alpha=0.5, zorder=2)
     handles, names = ax.get_legend_handles_labels()
-    unique = dict(zip(names, handles))
+    unique = dict(zip(names, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8,
               frameon=False)
     ax.set_yticks(range(len(runs)), labels, fontsize=8)

@@ -122,7 +122,7 @@ def parse_export(text: str) -> list[Series]:
         metric = doc["metric"]
         cid = metric.get("container_id", "")
         series = out.setdefault(cid, Series(container_id=cid, node=metric.get("node", "")))
-        series.points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"]))
+        series.points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"], strict=True))
     for series in out.values():
         series.points.sort()
     return list(out.values())
@@ -528,7 +528,7 @@ def scenario_generators(opt: Scenario2Options, lab: labinfo.Lab) -> list[Generat
     args = [loadgen_args(target=opt.target, rps=share, ramp=opt.ramp, hold=opt.hold, ramp_down=opt.ramp_down,
                          workers=opt.workers) for share in loadgen.split_rate(opt.rps, count)]
     if opt.ssh_hosts:
-        return [SshGenerator(host, args=a, config=opt.ssh_config) for host, a in zip(opt.ssh_hosts, args)]
+        return [SshGenerator(host, args=a, config=opt.ssh_config) for host, a in zip(opt.ssh_hosts, args, strict=True)]
     return [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network, args=a,
                                max_seconds=opt.ramp + opt.hold + opt.ramp_down) for i, a in enumerate(args)]
 

@@ -1,7 +1,8 @@
 """run_full_test_suite: every end-to-end measurement on the lab, then the report.
 
 First the lab is put in a known state (labkit/labreset.py: the stack as its files define it, no
-stress, no stray test service or container), and what had to change is printed. In order: the reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
+stress, no stray test service or container), and what had to change is printed. In order: the
+reactive baseline (crash) x N with the controllers paused (labkit/baseline.py),
 scenario 1 x N (labkit/scenario1.py), scenario 2 x N (labkit/scenario2.py), scenario 3 x N
 with each rule variant (labkit/scenario3.py), the fast leak x N (labkit/fastleak.py), the
 concurrent test, the node-failure test, then the report (labkit/report.py: Markdown, JSON,

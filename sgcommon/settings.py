@@ -70,7 +70,7 @@ def _convert(raw: Any, typ: Any, where: str) -> Any:
             return list(raw)
         raise SettingsError(f"{where}: expected a list of strings, got {raw!r}")
     if typ is str or typ == (str | None):
-        if raw is None and typ != str:
+        if raw is None and typ is not str:
             return None
         if isinstance(raw, (dict, list)):
             raise SettingsError(f"{where}: expected a string, got {raw!r}")

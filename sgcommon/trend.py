@@ -92,11 +92,11 @@ def fit_line(times: Sequence[float], values: Sequence[float]) -> Fit | None:
     dxs = [x - mean_x for x in xs]
     dys = [y - mean_y for y in values]
     sxx = sum(dx * dx for dx in dxs)
-    sxy = sum(dx * dy for dx, dy in zip(dxs, dys))
+    sxy = sum(dx * dy for dx, dy in zip(dxs, dys, strict=True))
     if not (sxx > 0 and math.isfinite(sxy)):
         return None
     slope = sxy / sxx
-    sse = sum((dy - slope * dx) ** 2 for dx, dy in zip(dxs, dys))  # the residuals themselves: exact for a near-perfect line
+    sse = sum((dy - slope * dx) ** 2 for dx, dy in zip(dxs, dys, strict=True))  # the residuals themselves: exact for a near-perfect line
     if not math.isfinite(sse):
         return None
     return Fit(n=n, newest=newest, span=newest - oldest, mean_x=mean_x, mean_y=mean_y, slope=slope, sxx=sxx,

@@ -808,7 +808,7 @@ def _compare_chain(ops: list[Callable[[Any, Any], bool]], fns: list[Fn]) -> Fn:
             x, y, z = a(env), b(env), c(env)  # every operand first: a missing one makes the condition false
             return op1(x, y) and op2(y, z)
         return chain2
-    pairs = list(zip(ops, fns[1:]))
+    pairs = list(zip(ops, fns[1:], strict=True))
     first = fns[0]
 
     def chain(env: Any) -> bool:

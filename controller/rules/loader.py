@@ -669,7 +669,7 @@ class _RuleReader:
         if raw[key] not in allowed:
             self.error(f"{key} must be one of {', '.join(allowed)}, got {_show(raw[key])}", key=key)
             return None
-        return raw[key]
+        return str(raw[key])
 
     def typed(self, raw: dict[str, Any], key: str, typ: type, what: str, default: Any) -> Any:
         value = raw.get(key, default)

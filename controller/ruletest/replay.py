@@ -164,10 +164,10 @@ def _rows(series: Mapping[str, Series], length: int, keys: tuple[str, ...]) -> I
         for _ in range(length):
             yield list(fixed)
         return
-    for points in islice(zip(*walked), length):
+    for points in islice(zip(*walked, strict=True), length):  # spec.py makes them equally long
         row = fixed.copy()
         gap: Point = 0.0
-        for place, point in zip(places, points):
+        for place, point in zip(places, points, strict=True):
             if not isinstance(point, float):
                 gap = point
                 break

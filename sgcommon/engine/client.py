@@ -47,14 +47,15 @@ def connect(base_url: str | None = None, *, timeout: float = 10.0) -> docker.API
     version = versions.negotiate(engine, where=url)
     _log_once(url, engine, version)
     with translate(f"connect {url}"):
-        return docker.APIClient(base_url=url, version=version, timeout=timeout)
+        # The stub says int; docker hands the timeout to requests, which takes seconds as a float.
+        return docker.APIClient(base_url=url, version=version, timeout=timeout)  # type: ignore[arg-type]
 
 
 def probe(url: str, *, timeout: float) -> versions.EngineVersions:
     """The engine's API range from one unversioned `GET /version`."""
     with translate(f"engine version at {url}"):
         # The version given here is never sent: /version is asked without a version prefix.
-        client = docker.APIClient(base_url=url, version=versions.MIN_API_VERSION, timeout=timeout)
+        client = docker.APIClient(base_url=url, version=versions.MIN_API_VERSION, timeout=timeout)  # type: ignore[arg-type]  # float, as above
         try:
             doc = client.version(api_version=False)
         finally:

@@ -91,7 +91,9 @@ class EventStream:
 
     def __init__(self, client: docker.APIClient, *, since: float | None = None) -> None:
         with translate("follow events"):
-            self._stream = client.events(
+            # The stub allows an int `since` only; docker sends it unchanged and the Engine API
+            # takes fractional seconds.
+            self._stream = client.events(  # type: ignore[call-overload]
                 since=since,
                 decode=True,
                 filters={"type": "container", "event": list(WATCHED_ACTIONS)},

@@ -149,7 +149,7 @@ def _fold_equal(a: str, b: str) -> bool:
     """Go's strings.EqualFold: equal under simple (one character to one character) case folding."""
     if len(a) != len(b):
         return False
-    return all(x == y or x.lower() == y.lower() or x.upper() == y.upper() for x, y in zip(a, b))
+    return all(x == y or x.lower() == y.lower() or x.upper() == y.upper() for x, y in zip(a, b, strict=True))
 
 
 def _ip_matches(addr: str, constraint: Constraint) -> bool:

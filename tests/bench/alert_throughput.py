@@ -130,7 +130,8 @@ def run_rate(url: str, rate: float, seconds: float, *, target: tuple[str, str, s
     served = sum(statuses.values())
     return {"rate": rate, "achieved": served / elapsed, "p50": statistics.median(ordered) if ordered else float("inf"),
             "p99": p99, "max": ordered[-1] if ordered else float("inf"),
-            "5xx": sum(n for s, n in statuses.items() if s >= 500), "other": {s: n for s, n in statuses.items() if s not in (200, 202) and s < 500},
+            "5xx": sum(n for s, n in statuses.items() if s >= 500),
+            "other": {s: n for s, n in statuses.items() if s not in (200, 202) and s < 500},
             "errors": len(errors)}
 
 

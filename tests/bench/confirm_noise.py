@@ -31,8 +31,8 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import docker
 
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         received = [decode_alert(body) for _, body in controller.received]
         by_container: dict[float, float] = {}
         live_lags = []
-        for first, second in zip(received, received[1:]):
+        for first, second in pairwise(received):
             if 0.2 <= second.t0 - first.t0 <= 0.35 and first.t0 not in by_container:  # a confirmed pair
                 by_container[first.t0] = second.t1
                 live_lags.append(second.t1 - first.t0)

@@ -68,9 +68,9 @@ def evaluator_vs_simpleeval(calls: int) -> list[dict[str, Any]]:
         simple = SimpleEval(names=names)
         parsed = simple.parse(text)
         assert condition.holds(env) == bool(simple.eval(text, previously_parsed=parsed)), text
-        ours = per_call_ns(lambda: condition.holds(env), calls=calls)
-        theirs = per_call_ns(lambda: simple.eval(text, previously_parsed=parsed), calls=calls)
-        reparse = per_call_ns(lambda: simple.eval(text), calls=max(1, calls // 10))
+        ours = per_call_ns(lambda condition=condition: condition.holds(env), calls=calls)
+        theirs = per_call_ns(lambda simple=simple, text=text, parsed=parsed: simple.eval(text, previously_parsed=parsed), calls=calls)
+        reparse = per_call_ns(lambda simple=simple, text=text: simple.eval(text), calls=max(1, calls // 10))
         rows.append({"expression": text, "ours_ns": round(ours), "simpleeval_ns": round(theirs),
                      "simpleeval_parse_each_ns": round(reparse), "ratio": round(theirs / ours, 1),
                      "ratio_parse_each": round(reparse / ours, 1)})

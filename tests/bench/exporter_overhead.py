@@ -88,7 +88,7 @@ def sweep_times(ids: list[str], client: docker.APIClient, repeats: int) -> dict[
     cold = []
     for _ in range(repeats):
         c = collector()
-        cold.append(timed(lambda: c.sweep(inventory.snapshot(), inventory.node)))
+        cold.append(timed(lambda c=c: c.sweep(inventory.snapshot(), inventory.node)))
         c.close()
     if errors or counted != len(ids):
         sys.exit(f"exporter_overhead: the sweep saw {counted} of {len(ids)} containers, errors {errors[:5]}")
@@ -139,7 +139,8 @@ def run_exporter(seconds: float, *, scrape: bool, influx_url: str, tree: str | N
         time.sleep(3)  # past start-up (imports, first listing)
         spy = None
         if pyspy:
-            spy = subprocess.Popen([shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "-p", str(proc.pid), "-r", "200", "-d", str(int(seconds)), "-f", "raw",
+            spy = subprocess.Popen([shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                                    "record", "-p", str(proc.pid), "-r", "200", "-d", str(int(seconds)), "-f", "raw",
                                     "-o", pyspy, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         scrapes, scrape_bytes = 0, 0

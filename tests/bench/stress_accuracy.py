@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             ok &= good
             spread = f"{min(rates):.1f}..{max(rates):.1f}"
             idle_text = "-" if idle is None else f"{idle:.1f}"
-            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} | {'yes' if good else 'NO':<3} | {idle_text:>14} | {health:>23} |")
+            print(f"| {kind:<15}| {target:>7g} | {mean:>13.2f} | {mean - target:>+7.2f} | {spread:>15} "
+                  f"| {'yes' if good else 'NO':<3} | {idle_text:>14} | {health:>23} |")
     return 0 if ok else 1
 
 

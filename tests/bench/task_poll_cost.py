@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             walls.append(time.perf_counter() - started)
         rows.append(((proc_cpu_s(dockerd) - e0) / args.calls * 1000, (time.process_time() - me0) / args.calls * 1000,
                      statistics.median(walls) * 1000, sorted(walls)[int(0.99 * (len(walls) - 1))] * 1000))
-    engine, client, wall, p99 = (statistics.median(col) for col in zip(*rows))
+    engine, client, wall, p99 = (statistics.median(col) for col in zip(*rows, strict=True))
     print(f"{args.calls} polls x {args.repeat} of {args.service} ({tasks} tasks in its history), load average "
           f"{Path('/proc/loadavg').read_text().split()[0]}:")
     print(f"  per poll: wall {wall:.2f} ms (p99 {p99:.2f}), manager dockerd CPU {engine:.2f} ms, controller CPU {client:.2f} ms")

@@ -217,7 +217,7 @@ def run_controller(fake: FakeEngine, swarm: SwarmAdapter, *, rounds: int, dry_ru
             rig.runtime.scrape_and_evaluate()
             if verdicts[Verdict.ACCEPTED] > sum(1 for r in records if not r.dry_run):
                 with done:
-                    assert done.wait_for(lambda: len(records) > before, timeout=20), "the action did not end"
+                    assert done.wait_for(lambda before=before: len(records) > before, timeout=20), "the action did not end"
             if until is not None and until():
                 break
     finally:

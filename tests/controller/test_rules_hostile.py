@@ -217,7 +217,7 @@ def test_a_fifo_named_like_a_rule_file_is_refused_without_blocking(tmp_path: Pat
     fifo = good_dir(tmp_path) / "pipe.yml"
     os.mkfifo(fifo)
     for path in (tmp_path, fifo):
-        errors = finishes(lambda: errors_of(str(path)))  # runs before the loop moves on
+        errors = finishes(lambda path=path: errors_of(str(path)))
         assert errors == [f"{fifo}: not a regular file (a FIFO); rule files must be regular files"]
     code, lines = finishes(lambda: check(str(tmp_path)))
     assert code == 1 and lines[0].startswith(f"{fifo}: not a regular file")

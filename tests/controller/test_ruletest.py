@@ -82,7 +82,8 @@ MUTATIONS = [
     ("and net < net_low\n    for: 2", "and net < net_low\n    for: 1",
      "must not flap - noisy CPU around the threshold"),
     ("net < net_low\n    for: 2\n    action: migrate\n    priority: 20\n    cooldown: 30s",
-     "net < net_low\n    for: 2\n    action: migrate\n    priority: 20\n    cooldown: 10s", "a lasting problem migrates again once the cooldown is over"),
+     "net < net_low\n    for: 2\n    action: migrate\n    priority: 20\n    cooldown: 10s",
+     "a lasting problem migrates again once the cooldown is over"),
     ("net_low: 35", "net_low: 55", "high CPU with traffic between net_low and net_high does nothing"),
     ("cpu > cpu_high and mem > mem_high and net > net_high", "cpu > cpu_high and net > net_high",
      "two high figures out of three do not scale"),
@@ -248,13 +249,15 @@ DIFF = """FAIL {path}:4: a CPU problem on web.1 migrates it
         breaching run: none (for: 2 samples)
   at 4s (line 16): expected 1 decision, got 1 decision
     ~ fired otherwise: migrate-on-container-problem: migrate web/web.1: t0 expected 2s, got 3s
-        reason: (cpu > cpu_high or mem > mem_high) and net < net_low held for 2 samples (cpu=90, cpu_high=75, mem=50, mem_high=80, net=5, net_low=35)
+        reason: (cpu > cpu_high or mem > mem_high) and net < net_low held for 2 samples (cpu=90, cpu_high=75, \
+mem=50, mem_high=80, net=5, net_low=35)
   decisions of the replay (1):
     4s  migrate-on-container-problem: migrate web/web.1 on worker-1, t0 3s
 FAIL {path}:19: traffic scales up once
   never from 2s to 70s (line 29): 1 fired
     + fired at 62s: scale-up-on-traffic: scale_up web/web.1 on worker-1, 2 -> 3 replicas, t0 61s
-        reason: cpu > cpu_high and mem > mem_high and net > net_high held for 2 samples (cpu=90, cpu_high=75, mem=90, mem_high=80, net=80, net_high=65)
+        reason: cpu > cpu_high and mem > mem_high and net > net_high held for 2 samples (cpu=90, cpu_high=75, \
+mem=90, mem_high=80, net=80, net_high=65)
   decisions of the replay (2):
     1s  scale-up-on-traffic: scale_up web/web.1 on worker-1, 2 -> 3 replicas, t0 0s
     62s  scale-up-on-traffic: scale_up web/web.1 on worker-1, 2 -> 3 replicas, t0 61s
@@ -303,7 +306,8 @@ def test_exit_codes_and_a_broken_file_does_not_stop_the_others(tmp_path: Path) -
     assert run(good, failing)[0] == 1
     code, output = run(good, failing, broken)
     assert code == 2
-    assert f"PASS {good}: 1 test" in output and f"FAIL {failing}:4:" in output and f"{broken}:1: rule_files: the rule files do not load: " in output
+    assert f"PASS {good}: 1 test" in output and f"FAIL {failing}:4:" in output
+    assert f"{broken}:1: rule_files: the rule files do not load: " in output
     assert output.splitlines()[-1] == "BROKEN: 1 error in the test files (1 of 3 tests passed in the files that load)"
     assert run(tmp_path / "missing.yml") == (2, f"{tmp_path / 'missing.yml'}: no such file or directory\n"
                                                 "BROKEN: 1 error in the test files (0 of 0 tests passed in the files "

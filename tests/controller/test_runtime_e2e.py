@@ -160,7 +160,7 @@ def test_a_broken_rule_edit_is_rejected_and_the_last_good_rules_keep_deciding(we
 @pytest.mark.real
 def test_an_action_record_reaches_influxdb_as_recovery_events_with_its_tags(web: FakeEngine, rules_dir: Path,
                                                                            exporter: ExporterServer,
-                                                                           victoria: str) -> None:
+                                                                           victoria: str) -> None:  # noqa: F811 (the fixture imported above)
     runtime, client = started(web, rules_dir, exporter, dry_run=True, influx_url=f"{victoria}/api/v2/write?org=o&bucket=b")
     try:
         send_breach(client, web, count=2)

@@ -57,14 +57,14 @@ def test_exposition_text_becomes_container_and_node_samples_with_the_exporters_t
 
 
 def test_a_container_without_a_timestamp_gets_the_scrape_time() -> None:
-    text = "\n".join(l for l in exposition().splitlines() if "timestamp" not in l) + "\n"
+    text = "\n".join(line for line in exposition().splitlines() if "timestamp" not in line) + "\n"
     [c] = parse_exposition(text, scraped_at=42.0).containers
     assert c.ts == 42.0
 
 
 def test_a_container_missing_a_required_figure_is_skipped_with_a_reason() -> None:
-    text = "\n".join(l for l in exposition().splitlines() if "cpu_percent{node" not in l
-                     or "container" not in l) + "\n"
+    text = "\n".join(line for line in exposition().splitlines() if "cpu_percent{node" not in line
+                     or "container" not in line) + "\n"
     parsed = parse_exposition(text, scraped_at=1.0)
     assert parsed.containers == []
     assert parsed.problems == ["container c1: missing cpu"]

@@ -139,7 +139,8 @@ def test_a_missing_interface_is_counted_and_reads_zero(host: FakeHost, clock: Fa
 
 def test_the_link_is_the_default_route_interface_with_its_speed(host: FakeHost) -> None:
     host.set_speed("eth0", "1000\n")
-    assert resolve_link(proc_root=host.proc_root, sys_root=host.sys_root, net_iface="", default_mbps=100) == NodeLink("eth0", 1000.0, "speed")
+    link = resolve_link(proc_root=host.proc_root, sys_root=host.sys_root, net_iface="", default_mbps=100)
+    assert link == NodeLink("eth0", 1000.0, "speed")
 
 
 def test_an_unknown_speed_falls_back_to_the_configured_capacity(host: FakeHost) -> None:

@@ -75,7 +75,8 @@ def test_cpu_and_memory_agree_with_docker_stats_for_a_busy_container(busy_contai
         discovery.stop()
         collector.close()
     (ours,) = [s for s in sweep.containers if s.meta.id == busy_container]
-    print(f"ours cpu {ours.cpu_percent * 0.5:.1f} % of a core, mem {ours.memory_bytes / 2**20:.1f} MiB; docker {docker_cpu:.1f} %, {docker_mem / 2**20:.1f} MiB")
+    print(f"ours cpu {ours.cpu_percent * 0.5:.1f} % of a core, mem {ours.memory_bytes / 2**20:.1f} MiB; "
+          f"docker {docker_cpu:.1f} %, {docker_mem / 2**20:.1f} MiB")
     assert ours.meta.cpu_limit == 0.5 and ours.meta.memory_limit == 256 << 20
     # docker shows % of one CPU; ours is % of the 0.5-CPU limit
     assert ours.cpu_percent * 0.5 == pytest.approx(docker_cpu, abs=5.0)

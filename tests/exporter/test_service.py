@@ -123,7 +123,8 @@ def test_the_command_refuses_bad_settings_with_one_line_and_status_2(capsys: pyt
     assert err.startswith("swarmguard-exporter: --port: expected an integer") and err.count("\n") == 1
 
 
-def test_an_unreadable_secret_file_stops_the_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_an_unreadable_secret_file_stops_the_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
     monkeypatch.setenv("ALERT_TOKEN_FILE", str(tmp_path / "missing"))
     monkeypatch.delenv("ALERT_TOKEN", raising=False)
     assert main(["--port", "0", "--listen-address", "127.0.0.1", "--proc-root", str(tmp_path)]) == 2

@@ -733,7 +733,8 @@ class FakeEngine:
         with self.lock:
             doc = self._validate_spec(copy.deepcopy(dict(spec)))
             if self._find_service(doc["Name"], missing_ok=True) is not None:
-                raise ApiError(409, f"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {doc['Name']} already exists")
+                raise ApiError(409, "rpc error: code = AlreadyExists desc = name conflicts with an existing object: "
+                                    f"service {doc['Name']} already exists")
             now = time.time()
             timing = self._pending_timing.pop(doc["Name"], None) or copy.copy(self.default_timing)
             svc = _Service(id=_new_id(), spec=doc, version=next(self._index), created=now, updated=now, timing=timing)

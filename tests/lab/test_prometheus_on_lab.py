@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,7 +70,8 @@ def test_every_node_answers_metrics_on_its_own_address_with_its_own_containers(s
     for hostname, address in sorted(addresses.items()):
         engine = connect(stack.socket_of(hostname), timeout=30)
         try:
-            def matches() -> tuple[set[str], set[str]] | None:
+            def matches(address: str = address, hostname: str = hostname,
+                        engine: Any = engine) -> tuple[set[str], set[str]] | None:
                 text = requests.get(f"http://{address}:{EXPORTER_PORT}/metrics", timeout=5).text
                 rows = exposition_rows(text, "swarmguard_container_cpu_percent")
                 seen = {r["container_id"] for r in rows}
@@ -232,7 +232,7 @@ def test_the_cpu_counters_rate_agrees_with_the_cpu_gauge_under_a_known_stress(
           f"mean diff {sum(diffs) / len(diffs):.2f} points; gauge mean {mean_gauge:.1f} %")
     # The stress runs (a busy machine may give it less than asked: both figures then see the same less).
     assert mean_gauge > CPU_TARGET / 3, f"the stress did not run: gauge mean {mean_gauge:.1f} %"
-    assert max(diffs) < AGREEMENT_POINTS, list(zip(both, diffs))
+    assert max(diffs) < AGREEMENT_POINTS, list(zip(both, diffs, strict=True))
 
 
 # ---------------------------------------------------------------- every dashboard query

@@ -4,9 +4,7 @@ The ssh generator itself (through a stand-in ssh) is in test_ssh_generator.py.""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import stat
 from pathlib import Path
 
 import pytest
