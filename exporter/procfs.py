@@ -1,6 +1,7 @@
 """Parsers for the /proc and /sys files the exporter reads, as pure functions of their text.
 
-Network counters are per network namespace, not per cgroup (https://man7.org/linux/man-pages/man7/network_namespaces.7.html): a container's traffic is
+Network counters are per network namespace, not per cgroup
+(https://man7.org/linux/man-pages/man7/network_namespaces.7.html): a container's traffic is
 `<proc>/<main pid>/net/dev`, the node's is `<proc>/1/net/dev` (pid 1 lives in the host's
 namespace, also when the exporter itself runs in a container with the host's /proc mounted
 at /host/proc; `/proc/net` would be the exporter's own namespace there).

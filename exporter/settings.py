@@ -47,7 +47,8 @@ class ExporterSettings:
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
     influxdb_org: str = setting("swarmguard", "InfluxDB organisation", env="INFLUXDB_ORG")
     influxdb_bucket: str = setting("metrics", "InfluxDB bucket", env="INFLUXDB_BUCKET")
-    influx_flush_interval: float = setting(5.0, "seconds between InfluxDB batches (5-10 s keeps the sink's writes few and the dashboards fresh)")
+    influx_flush_interval: float = setting(
+        5.0, "seconds between InfluxDB batches (5-10 s keeps the sink's writes few and the dashboards fresh)")
     influx_buffer_size: int = setting(20_000, "lines kept while InfluxDB is unreachable; the oldest are dropped first")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 

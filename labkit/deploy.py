@@ -327,7 +327,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Deploy SwarmGuard's stack (web-stress) to the lab, or to any swarm with --docker-host.",
     )
     add_version_argument(parser)
-    parser.add_argument("--docker-host", help="a manager's engine, e.g. its socket forwarded by ssh: unix:///tmp/manager.sock (docs/lab.md); default: the lab")
+    parser.add_argument("--docker-host", help="a manager's engine, e.g. its socket forwarded by ssh: "
+                        "unix:///tmp/manager.sock (docs/lab.md); default: the lab")
     parser.add_argument("--lab", action="store_true", help="the lab (the default without --docker-host)")
     parser.add_argument("-c", "--compose-file", action="append", dest="files",
                         help="compose files (default swarm/stack.yml, plus swarm/stack.lab.yml in the lab)")

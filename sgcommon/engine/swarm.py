@@ -359,7 +359,8 @@ class SwarmAdapter:
             if spec == current["Spec"] and not always:
                 return config_view(current)
             try:
-                self._call(what, lambda: self._write_config(current["ID"], int(current["Version"]["Index"]), spec))
+                config_id, index = current["ID"], int(current["Version"]["Index"])
+                self._call(what, lambda: self._write_config(config_id, index, spec))  # noqa: B023 (called at once, in this iteration)
             except OutOfSequence:
                 event(log, "config update out of sequence", level=logging.WARNING, config=name_or_id, attempt=attempt)
                 if attempt == 2:

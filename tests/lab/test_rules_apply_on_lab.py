@@ -138,7 +138,7 @@ def test_an_applied_set_is_in_effect_within_5_s_and_the_controller_is_not_restar
         done = apply(directory, lab)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"applied {wanted} (default.yml;" in done.stdout
-        eventually(lambda: rules_in_effect(client) == (wanted, "config"), timeout=10, every=0.05,
+        eventually(lambda wanted=wanted: rules_in_effect(client) == (wanted, "config"), timeout=10, every=0.05,
                    what=f"{wanted} in effect")
         latencies.append(time.monotonic() - started)
     print(f"\nrules apply -> /metrics shows the set, 5 applies: median {statistics.median(latencies):.2f} s, "
