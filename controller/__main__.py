@@ -3,7 +3,7 @@
 `run` merges its settings (defaults < --config YAML < CONTROLLER_* env < options), reads the alert
 token (ALERT_TOKEN or ALERT_TOKEN_FILE) and refuses to start without one unless
 --insecure-no-alert-token is given, loads the rules (a broken rule file at start is fatal: there are
-no last good rules yet), then serves HTTP (waitress, controller/httpserver.py) until SIGTERM or
+no last good rules yet), then serves HTTP (controller/httpserver.py) until SIGTERM or
 SIGINT and shuts down cleanly: requests in flight finish, then the runtime stops.
 """
 from __future__ import annotations
@@ -17,11 +17,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from controller.app import create_app
+from controller.app import AlertEndpoint, AppConfig, create_app
 from controller.check_rules import check as check_rules
 from controller.httpserver import HttpServer
 from controller.rules import RuleError, merge_overrides
-from controller.runtime import build
+from controller.runtime import Runtime, build
 from controller.settings import PREFIX, ControllerSettings
 from sgcommon.jsonlog import configure, event, get_logger
 from sgcommon.secretfile import SecretError, read_secret
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
         return 2
     settings, alert_token, influx_token, thresholds = prepared
     configure(settings.log_level)
-    for noisy in ("waitress", "apscheduler"):  # a line per job run would drown the decisions; queue warnings stay
+    for noisy in ("apscheduler",):  # a line per job run would drown the decisions
         get_logger(noisy).setLevel("WARNING")
     if alert_token is None:
         event(log, "alerts accepted WITHOUT a token (--insecure-no-alert-token)", level=logging.WARNING)
@@ -100,15 +100,21 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
     except RuleError as exc:
         print("swarmguard-controller: the rule files are broken:\n  " + "\n  ".join(exc.errors), file=err)
         return 2
-    server = HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port)
+    server = make_server(settings, runtime, config)
     _on_signals(server.shutdown)
     try:
         runtime.start()
-        event(log, "listening", listen=settings.listen, port=server.port, dry_run=settings.actions.dry_run, server="waitress")
+        event(log, "listening", listen=settings.listen, port=server.port, dry_run=settings.actions.dry_run)
         server.serve_forever()
     finally:
         runtime.stop()
     return 0
+
+
+def make_server(settings: ControllerSettings, runtime: Runtime, config: AppConfig) -> HttpServer:
+    """The HTTP server `run` serves: the Flask app, with POST /alert answered by the server itself."""
+    alerts = AlertEndpoint(config, runtime)
+    return HttpServer(create_app(config, runtime, alerts=alerts), host=settings.listen, port=settings.port, alerts=alerts)
 
 
 def _on_signals(stop: Any) -> None:
