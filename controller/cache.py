@@ -41,6 +41,8 @@ ROW = struct.Struct("=7d")  # ts, cpu, mem, mem_mb, net, net_rx, net_tx
 ROW_SIZE = ROW.size
 CHUNK = 32  # rows per chunk: 1.8 KB; on average half a chunk at each end is not live (about 10 % at 300 rows)
 TS = struct.Struct("=d")
+_TS, _END = ContainerMetrics._fields.index("ts"), ContainerMetrics._fields.index("net_tx") + 1  # ROW's fields
+assert ContainerMetrics._fields[_TS:_END] == ("ts", "cpu", "mem", "mem_mb", "net", "net_rx", "net_tx")
 EVICT_SHARE = 100  # a full cache drops its least recently seen 1/EVICT_SHARE at once
 
 
@@ -92,8 +94,7 @@ def _append(series: Series, sample: ContainerMetrics, *, cutoff: float, max_samp
         gone = keep // CHUNK
         chunks = chunks[gone:] + (bytearray(CHUNK * ROW_SIZE),)
         start, stop = keep - gone * CHUNK, stop - gone * CHUNK
-    ROW.pack_into(chunks[-1], (stop % CHUNK) * ROW_SIZE, sample.ts, sample.cpu, sample.mem, sample.mem_mb,
-                  sample.net, sample.net_rx, sample.net_tx)
+    ROW.pack_into(chunks[-1], (stop % CHUNK) * ROW_SIZE, *sample[_TS:_END])
     stop += 1
     return chunks, max(start, stop - max_samples), stop
 
@@ -194,8 +195,15 @@ class MetricsCache:
             return False
         if latest is None and len(self._latest) >= self._max_containers:
             self._drop_least_recent()
-        self._series[cid] = _append(self._series.get(cid, EMPTY), sample, cutoff=self._cutoff,
-                                    max_samples=self._max_samples)
+        series = self._series.get(cid, EMPTY)
+        chunks, start, stop = series
+        at = stop % CHUNK
+        if at:  # room in the last chunk: the common case, inline (30 000 samples a second at 1000 nodes)
+            ROW.pack_into(chunks[-1], at * ROW_SIZE, *sample[_TS:_END])
+            stop += 1
+            self._series[cid] = (chunks, start if stop - start <= self._max_samples else stop - self._max_samples, stop)
+        else:
+            self._series[cid] = _append(series, sample, cutoff=self._cutoff, max_samples=self._max_samples)
         self._latest[cid] = sample
         return True
 
@@ -295,17 +303,12 @@ class MetricsCache:
             return {name: max(n.cpu, n.mem) for name, n in self._nodes.items() if name not in self._down_nodes}
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            series = list(self._series.values())
-            cutoff = self._cutoff
-        samples = 0
-        for one in series:
-            start, stop = _live(one, cutoff)
-            samples += stop - start
+        """Counts for /healthz; `samples` are the rows held, which may include a chunk's worth per
+        container just outside the window (exact counting would read every container's timestamps)."""
         with self._lock:
             return {
                 "containers": len(self._latest),
-                "samples": samples,
+                "samples": sum(stop - start for _, start, stop in self._series.values()),
                 "nodes": len(self._nodes),
                 "nodes_down": len(self._down_nodes),
                 "services": len(self._services),
