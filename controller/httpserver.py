@@ -20,6 +20,7 @@ connection is closed; a connection idle for IDLE_TIMEOUT is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import http
 import io
@@ -359,7 +360,13 @@ class _Channel(asyncio.Protocol):
         self.transport.pause_reading()
         future = self.server._pool_submit(self._environ(head, body))
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._app_done, head, done))
+
+        def answer(done: Future[tuple[str, list[tuple[str, str]], bytes]]) -> None:  # on the worker thread
+            if not loop.is_closed():  # else the server stopped after its grace period: nobody to answer
+                with contextlib.suppress(RuntimeError):  # closed in between
+                    loop.call_soon_threadsafe(self._app_done, head, done)
+
+        future.add_done_callback(answer)
 
     def _app_done(self, head: _Head, done: Future[tuple[str, list[tuple[str, str]], bytes]]) -> None:
         try:

@@ -371,21 +371,31 @@ def serve_controller(args: argparse.Namespace) -> int:
             collections.append((time.time(), int(info["generation"]), time.thread_time() - gc_started[0]))
 
     gc.callbacks.append(on_gc)
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
-    if args.gc_threshold:
-        gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
-    if args.gc_freeze:
-        gc.freeze()
-    make_server = getattr(cmain, "make_server", None)  # what `run` serves with, in trees that have it
-    server = (make_server(settings, runtime, config) if make_server is not None
-              else HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port))
-    cmain._on_signals(server.shutdown)
+    tune = getattr(cmain, "tune_interpreter", lambda: None)
+
+    def tune_then_experiment() -> None:  # the hidden experiment flags override what `run` sets
+        tune()
+        if args.switch_interval:
+            sys.setswitchinterval(args.switch_interval)
+        if args.gc_threshold:
+            gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
+        if args.gc_unfreeze:
+            gc.unfreeze()
+
+    cmain.tune_interpreter = tune_then_experiment
     try:
-        runtime.start()
-        server.serve_forever()
+        serve = getattr(cmain, "serve", None)  # what `run` does once built, in trees that have it
+        if serve is not None:
+            serve(settings, runtime, config)
+        else:
+            server = HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port)
+            cmain._on_signals(server.shutdown)
+            try:
+                runtime.start()
+                server.serve_forever()
+            finally:
+                runtime.stop()
     finally:
-        runtime.stop()
         Path(args.records).write_text(json.dumps({"rounds": rounds, "gc": collections}))
     return 0
 
@@ -604,7 +614,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, logs: Path) -> Run:
         ctl = _spawn("controller", [*cluster.args(), "--config", str(config), "--records", str(records),
                                     "--prefill", str(args.prefill), "--switch-interval", str(args.switch_interval),
                                     *(["--gc-threshold", args.gc_threshold] if args.gc_threshold else []),
-                                    *(["--gc-freeze"] if args.gc_freeze else []),
+                                    *(["--gc-unfreeze"] if args.gc_unfreeze else []),
                                     *(["--cpu", str(cpus["controller"])] if cpus["controller"] is not None else [])],
                      env=env, stderr=log_file)
         procs.append(ctl)
@@ -780,7 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--switch-interval", type=float, default=0.0, help=argparse.SUPPRESS)  # experiments only
     parser.add_argument("--gc-threshold", default="", help=argparse.SUPPRESS)  # experiments only
-    parser.add_argument("--gc-freeze", action="store_true", help=argparse.SUPPRESS)  # experiments only
+    parser.add_argument("--gc-unfreeze", action="store_true", help=argparse.SUPPRESS)  # experiments only
     args = parser.parse_args(argv)
     if args.role != "bench":
         args.nodes = int(args.nodes)
