@@ -385,10 +385,12 @@ def serve_controller(args: argparse.Namespace) -> int:
     cmain.tune_interpreter = tune_then_experiment
     try:
         serve = getattr(cmain, "serve", None)  # what `run` does once built, in trees that have it
+        make_server = getattr(cmain, "make_server", None)
         if serve is not None:
             serve(settings, runtime, config)
-        else:
-            server = HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port)
+        else:  # older trees: `run`'s own steps
+            server = (make_server(settings, runtime, config) if make_server is not None
+                      else HttpServer(create_app(config, runtime), host=settings.listen, port=settings.port))
             cmain._on_signals(server.shutdown)
             try:
                 runtime.start()
