@@ -3,6 +3,10 @@
 `create_app(config, runtime)` does no I/O of its own: the runtime caches the alert, decides and
 hands actions to the executor's threads, so the exporter gets its answer within milliseconds.
 Every refusal is JSON with a message naming the problem; nothing a client sends can cause a 500.
+
+POST /alert's contract lives in `AlertEndpoint`, apart from Flask: the Flask route calls it, and so
+does the controller's HTTP server (controller/httpserver.py) directly, without a WSGI round, since
+1000 exporters may send 1000 alerts a second (docs/scale.md).
 """
 from __future__ import annotations
 
@@ -60,49 +64,92 @@ def _authorized(header: str, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8"))
 
 
+def declared_too_large(declared: int) -> AlertError:
+    return AlertError(f"body: {declared} bytes, at most {MAX_ALERT_BYTES} allowed")
+
+
+def unended_too_large() -> AlertError:
+    """A body without a declared length (chunked) that goes on past the limit."""
+    return AlertError(f"body: more than {MAX_ALERT_BYTES} bytes, at most {MAX_ALERT_BYTES} allowed")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer of AlertEndpoint: the status, the JSON document, and extra headers."""
+
+    status: int
+    doc: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+UNAUTHORIZED = Reply(401, {"error": "missing or wrong bearer token"},
+                     (("WWW-Authenticate", 'Bearer realm="swarmguard"'),))
+
+
+class AlertEndpoint:
+    """POST /alert: the token, the body, the decision, the answer; the same whichever server calls it."""
+
+    def __init__(self, config: AppConfig, runtime: AlertRuntime) -> None:
+        self._config = config
+        self._runtime = runtime
+        self._refusals = OnceLogger(log)  # one line per sender going wrong, one when it is right again
+
+    def respond(self, *, authorization: str, remote: str | None, read_body: Callable[[], bytes],
+                received: float | None = None) -> Reply:
+        """`read_body` is called only once the token is right; it raises AlertError for a body over the limit.
+        `received` (T2) defaults to now."""
+        if received is None:
+            received = self._config.clock()
+        token = self._config.alert_token
+        if token is not None and not _authorized(authorization, token):
+            self._runtime.refused_alert("unauthorized")
+            self._refusals.warn(f"{remote}", "alert refused", status=401, error="missing or wrong bearer token",
+                                remote=remote)
+            return UNAUTHORIZED
+        try:
+            parsed = decode_alert(read_body())
+            if parsed.t0 > received + MAX_CLOCK_SKEW:
+                raise AlertError(f"t0: {parsed.t0} is more than {MAX_CLOCK_SKEW:.0f} s ahead of the controller's "
+                                 f"clock ({received:.3f}); check the exporter's clock")
+        except AlertError as exc:
+            self._runtime.refused_alert("invalid")
+            self._refusals.warn(f"{remote}", "alert refused", status=400, error=str(exc), remote=remote)
+            return Reply(400, {"error": str(exc)})
+        self._refusals.clear(f"{remote}", "alerts accepted again", remote=remote)
+        outcomes = self._runtime.handle_alert(parsed, received=received)
+        accepted = any(o.submission.verdict is Verdict.ACCEPTED for o in outcomes)
+        return Reply(202 if accepted else 200,
+                     {"status": "accepted" if accepted else "ok", "decisions": [o.as_dict() for o in outcomes]})
+
+
 def _read_alert_body() -> bytes:
     """The body, refused before reading when it is declared or turns out larger than an alert can be."""
     declared = request.content_length
     if declared is not None and declared > MAX_ALERT_BYTES:
-        raise AlertError(f"body: {declared} bytes, at most {MAX_ALERT_BYTES} allowed")
+        raise declared_too_large(declared)
     try:
         body = request.get_data(cache=False)
         if declared is None and len(body) >= MAX_ALERT_BYTES and request.stream.read(1):
             raise RequestEntityTooLarge()  # a chunked body that does not end at the limit
         return body
     except RequestEntityTooLarge:
-        raise AlertError(f"body: more than {MAX_ALERT_BYTES} bytes, at most {MAX_ALERT_BYTES} allowed") from None
+        raise unended_too_large() from None
 
 
-def create_app(config: AppConfig, runtime: AlertRuntime) -> Flask:
+def create_app(config: AppConfig, runtime: AlertRuntime, *, alerts: AlertEndpoint | None = None) -> Flask:
+    """The Flask app; `alerts` is the POST /alert endpoint to share with the HTTP server (one per runtime)."""
     app = Flask("swarmguard.controller")
     app.config["MAX_CONTENT_LENGTH"] = MAX_ALERT_BYTES
-    refusals = OnceLogger(log)  # one line per sender going wrong, one when it is right again
+    endpoint = alerts or AlertEndpoint(config, runtime)
 
     @app.post("/alert")
     def alert() -> Response | tuple[Response, int]:
-        received = config.clock()
-        if config.alert_token is not None and not _authorized(request.headers.get("Authorization", ""),
-                                                               config.alert_token):
-            runtime.refused_alert("unauthorized")
-            refusals.warn(f"{request.remote_addr}", "alert refused", status=401, error="missing or wrong bearer token",
-                          remote=request.remote_addr)
-            return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="swarmguard"'})
-        try:
-            parsed = decode_alert(_read_alert_body())
-            if parsed.t0 > received + MAX_CLOCK_SKEW:
-                raise AlertError(f"t0: {parsed.t0} is more than {MAX_CLOCK_SKEW:.0f} s ahead of the controller's "
-                                 f"clock ({received:.3f}); check the exporter's clock")
-        except AlertError as exc:
-            runtime.refused_alert("invalid")
-            refusals.warn(f"{request.remote_addr}", "alert refused", status=400, error=str(exc),
-                          remote=request.remote_addr)
-            return _error(400, str(exc))
-        refusals.clear(f"{request.remote_addr}", "alerts accepted again", remote=request.remote_addr)
-        outcomes = runtime.handle_alert(parsed, received=received)
-        accepted = any(o.submission.verdict is Verdict.ACCEPTED for o in outcomes)
-        return (jsonify(status="accepted" if accepted else "ok", decisions=[o.as_dict() for o in outcomes]),
-                202 if accepted else 200)
+        reply = endpoint.respond(authorization=request.headers.get("Authorization", ""), remote=request.remote_addr,
+                                 read_body=_read_alert_body, received=config.clock())
+        response = jsonify(reply.doc)
+        response.status_code = reply.status
+        response.headers.update(dict(reply.headers))
+        return response
 
     @app.get("/events")
     def events() -> Response | tuple[Response, int]:

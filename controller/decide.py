@@ -94,11 +94,17 @@ def evaluate(
     *,
     container_id: str | None = None,
     scope: str | None = None,
+    forget: bool = True,
 ) -> list[Decision]:
     """The decisions `rules` make on `snapshot` at `now`, updating `state`.
 
     container_id: evaluate container-scope rules for that container only (alert path).
     scope: "container" or "service" to evaluate only rules of that scope.
+    forget: a full evaluation (no container_id, no scope) ends by forgetting the runs of containers
+    and services that are not in `snapshot`. False when `snapshot` holds only some services, each
+    with all its containers: the runtime splits a big cycle into such parts so that an alert waits
+    for one part, not for all of it; the decisions are those of one call over the whole snapshot,
+    and `forget_gone(state, whole_snapshot, now)` ends the cycle.
     """
     if scope not in (None, "container", "service"):
         raise ValueError(f"scope must be None, 'container' or 'service', got {scope!r}")
@@ -112,9 +118,14 @@ def evaluate(
             cycle.container_rule(rule, container_id)
         elif container_id is None:
             cycle.service_rule(rule)
-    if container_id is None and scope is None:
+    if container_id is None and scope is None and forget:
         _prune(state, snapshot, now)
     return cycle.decisions
+
+
+def forget_gone(state: RuleState, snapshot: Snapshot, now: float) -> None:
+    """The end of a full evaluation split into parts (see `evaluate`'s `forget`)."""
+    _prune(state, snapshot, now)
 
 
 def _sync(state: RuleState, rules: RuleSet) -> None:

@@ -7,6 +7,13 @@ decides run on the executor's own threads. Every background job, the rule files'
 included, is a job of one scheduler.
 Timeline stamps: T1 comes from the alert, T2 is when it (or the scrape round) arrived, T3 when the
 decision was made; the executor fills T4-T6.
+
+An alert's evaluation reads only its own container (`MetricsCache.container_snapshot`), so its cost
+does not grow with the cluster. A full evaluation of a big cluster (30 000 containers: a few hundred
+ms) is split into parts of about PART_SIZE containers, whole services each, evaluated one after the
+other with the lock let go in between; an alert waiting for the lock goes before the next part, so it
+waits for one part at most. The decisions are those of one evaluation over the whole snapshot, handed
+to the executor in the same order at the end (docs/scale.md).
 """
 from __future__ import annotations
 
@@ -20,9 +27,9 @@ from prometheus_client import CollectorRegistry
 
 from controller.app import AppConfig
 from controller.cache import MetricsCache
-from controller.decide import RuleState
+from controller.decide import RuleState, forget_gone
 from controller.events import ControllerMetrics, EventLog
-from controller.model import ContainerMetrics, Decision, Outcome, Snapshot, Submission, Timeline
+from controller.model import ContainerMetrics, Decision, Outcome, ServiceInfo, Snapshot, Submission, Timeline
 from controller.rules import RuleSet
 from controller.scrape import Scraper, StaticTargets, SwarmTargets
 from controller.services import ServiceRefresher
@@ -42,7 +49,8 @@ class Evaluate(Protocol):
     """The rule engine's entry point (controller.decide.evaluate)."""
 
     def __call__(self, rules: RuleSet, snapshot: Snapshot, now: float, state: RuleState, *,
-                 container_id: str | None = None, scope: str | None = None) -> list[Decision]: ...
+                 container_id: str | None = None, scope: str | None = None,
+                 forget: bool = True) -> list[Decision]: ...
 
 
 class RuleSource(Protocol):
@@ -71,6 +79,10 @@ class Scheduler(Protocol):
     def start(self) -> None: ...
     def shutdown(self, wait: bool = True) -> None: ...
     def get_jobs(self) -> list[Any]: ...
+
+
+PART_SIZE = 500  # containers per part of a split evaluation: a few ms of the lock (docs/scale.md)
+ALERTS_FIRST_MAX_WAIT = 0.05  # a part waits at most this long for alerts queued before it
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class Runtime:
         closers: tuple[Callable[[], None], ...] = (),
         schedule: Schedule = Schedule(),
         clock: Callable[[], float] = time.time,
+        part_size: int = PART_SIZE,
     ) -> None:
         self.cache = cache
         self.metrics = metrics
@@ -123,7 +136,10 @@ class Runtime:
         self._closers = closers
         self._schedule = schedule
         self._clock = clock
+        self._part_size = part_size
         self._lock = threading.Lock()  # serialises every use of the rule engine's state
+        self._queued = threading.Condition()  # guards _alerts_queued: alerts waiting for or holding _lock
+        self._alerts_queued = 0
         self._scheduler: Scheduler | None = None
         self._started_at: float | None = None
         self._last_round: float | None = None
@@ -149,17 +165,58 @@ class Runtime:
                 scope: str | None = None, predicted: Prediction | None = None) -> list[Outcome]:
         """Evaluates under the lock; `kind` (alert, cycle, service) labels the evaluation time metric;
         `predicted`: a predictive alert's figure and crossing time, logged with its decisions."""
+        if container_id is not None:
+            return self._decide_container(received, container_id, t1=t1, predicted=predicted)
+        began = time.perf_counter()
+        rules = self._rules.current()
+        snapshot = self.cache.snapshot(received)
+        if len(snapshot.containers) <= self._part_size:
+            with self._lock:
+                decisions = self._evaluate(rules, snapshot, received, self._state, scope=scope)
+                decided = self._clock()
+                self.metrics.evaluation.labels(kind=kind).observe(time.perf_counter() - began)
+                return [self._submit(d, Timeline(t0=d.t0, t2=received, t3=decided)) for d in decisions]
+        made: list[tuple[Decision, float]] = []
+        for part in split_by_service(snapshot, self._part_size):
+            self._after_queued_alerts()
+            with self._lock:
+                decisions = self._evaluate(rules, part, received, self._state, scope=scope, forget=False)
+                decided = self._clock()
+            made.extend((d, decided) for d in decisions)
+        self._after_queued_alerts()
         with self._lock:
-            began = time.perf_counter()
-            snapshot = self.cache.snapshot(received)
-            decisions = self._evaluate(self._rules.current(), snapshot, received, self._state,
-                                       container_id=container_id, scope=scope)
-            decided = self._clock()
+            if scope is None:
+                forget_gone(self._state, snapshot, received)
             self.metrics.evaluation.labels(kind=kind).observe(time.perf_counter() - began)
-            if kind == "alert":
+            return [self._submit(d, Timeline(t0=d.t0, t2=received, t3=decided))
+                    for d, decided in in_evaluation_order(made, rules, snapshot)]
+
+    def _decide_container(self, received: float, container_id: str, *, t1: float | None,
+                          predicted: Prediction | None = None) -> list[Outcome]:
+        """The alert path: one container's rules, on a snapshot of that container only."""
+        with self._queued:
+            self._alerts_queued += 1
+        try:
+            with self._lock:
+                began = time.perf_counter()
+                snapshot = self.cache.container_snapshot(container_id, received)
+                decisions = self._evaluate(self._rules.current(), snapshot, received, self._state,
+                                           container_id=container_id)
+                decided = self._clock()
+                self.metrics.evaluation.labels(kind="alert").observe(time.perf_counter() - began)
                 self.metrics.decision_latency.observe(max(0.0, decided - received))
-            return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided), predicted=predicted)
-                    for d in decisions]
+                return [self._submit(d, Timeline(t0=d.t0, t1=t1, t2=received, t3=decided), predicted=predicted)
+                        for d in decisions]
+        finally:
+            with self._queued:
+                self._alerts_queued -= 1
+                if not self._alerts_queued:
+                    self._queued.notify_all()
+
+    def _after_queued_alerts(self) -> None:
+        """Lets the alerts already waiting for the lock go first (for at most ALERTS_FIRST_MAX_WAIT)."""
+        with self._queued:
+            self._queued.wait_for(lambda: not self._alerts_queued, timeout=ALERTS_FIRST_MAX_WAIT)
 
     def _submit(self, decision: Decision, timeline: Timeline, *, predicted: Prediction | None = None) -> Outcome:
         """Hands one decision to the executor; called under the lock."""
@@ -280,6 +337,41 @@ class Runtime:
 def _prediction_fields(predicted: Prediction | None) -> dict[str, Any]:
     """A predictive alert's figure and crossing time for the decision log line (nothing without one)."""
     return {} if predicted is None else {"predicted_metric": predicted.metric, "predicted_crossing": predicted.at}
+
+
+def split_by_service(snapshot: Snapshot, size: int) -> list[Snapshot]:
+    """The snapshot as parts of about `size` containers, each holding whole services (every container
+    of a service, and the service) and the whole history and node maps. A service's part is chosen by
+    its name's hash, so one pass over the containers does it."""
+    count = max(1, -(-len(snapshot.containers) // size))
+    containers: list[dict[str, ContainerMetrics]] = [{} for _ in range(count)]
+    for cid, sample in snapshot.containers.items():
+        containers[hash(sample.service) % count][cid] = sample
+    services: list[dict[str, ServiceInfo]] = [{} for _ in range(count)]
+    for name, info in snapshot.services.items():
+        services[hash(name) % count][name] = info
+    return [Snapshot(containers=c, history=snapshot.history, services=s, nodes=snapshot.nodes)
+            for c, s in zip(containers, services, strict=True) if c]
+
+
+def in_evaluation_order(made: list[tuple[Decision, float]], rules: RuleSet,
+                        snapshot: Snapshot) -> list[tuple[Decision, float]]:
+    """Decisions of the parts of one evaluation in the order one call over `snapshot` makes them:
+    rule by rule in the rule set's order, then by container (container rules) or service (service
+    rules) in the snapshot's order. That order matters when the executor's global limits (rate,
+    disruption budget) cannot take them all."""
+    if len(made) < 2:
+        return made
+    rank = {rule.name: i for i, rule in enumerate(rules.rules)}
+    containers = {cid: i for i, cid in enumerate(snapshot.containers)}
+    services = {name: i for i, name in enumerate(snapshot.services)}
+
+    def key(item: tuple[Decision, float]) -> tuple[int, int]:
+        d = item[0]
+        at = containers.get(d.container_id, -1) if d.container_id is not None else services.get(d.service, -1)
+        return rank.get(d.rule, len(rank)), at
+
+    return sorted(made, key=key)
 
 
 def _guarded(name: str, func: Callable[[], None]) -> Callable[[], None]:

@@ -1,27 +1,34 @@
-"""Pulls every exporter's /metrics into the cache, so rules also see containers that never alert.
+"""Pulls every exporter's samples into the cache, so rules also see containers that never alert.
 
 Exporters are found through the Swarm tasks of the exporter service (their overlay addresses) or
-come from a static list. Each exporter gets its own keep-alive `requests.Session`; a round scrapes
-all of them in parallel on a small thread pool, so one slow exporter costs the others nothing.
+come from a static list. One event-loop thread keeps a keep-alive connection per exporter
+(controller/fetch.py) and has a round's requests in flight at once (at most `workers`), so one
+slow exporter costs the others nothing and 1000 exporters cost one thread (docs/scale.md).
+Each exporter is asked for its sample summary (GET /v1/samples, sgcommon/summary.py: a few KB read
+by `json.loads`); one that has none (an older exporter: 404, or an answer that is not JSON) is
+scraped through its Prometheus /metrics instead, and asked for the summary again every
+`summary_retry` seconds. Both give the same figures.
 An exporter that stops answering is logged once, retried every round, and its node's containers are
 marked stale in the cache (shown, never acted on) until it answers again; recovery is logged once.
 """
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.cache import MAX_CLOCK_SKEW, MetricsCache
+from controller.fetch import Connection, FetchError, Origin
 from controller.model import ContainerMetrics, NodeMetrics
 from sgcommon.jsonlog import OnceLogger, get_logger
-from sgcommon.metricset import CONTAINER_FIGURES, NODE_FIGURES, REQUIRED_KEYS, SAMPLE_TIMESTAMP
+from sgcommon.metricset import CONTAINER_FIGURES, CONTAINER_KEYS, NODE_FIGURES, REQUIRED_KEYS, SAMPLE_TIMESTAMP
+from sgcommon.summary import CONTENT_TYPE as SUMMARY_TYPE
+from sgcommon.summary import FIELDS, MAX_SUMMARY_BYTES, SUMMARY_PATH, decode_summary, is_number
 
 log = get_logger("swarmguard.controller.scrape")
 
@@ -83,6 +90,65 @@ def parse_exposition(text: str, *, scraped_at: float) -> Parsed:
         parsed.nodes.append(NodeMetrics(node=node, ts=scraped_at, cpu=figures["cpu"], mem=figures["mem"],
                                         net=figures["net"]))
     return parsed
+
+
+def parse_summary(body: bytes, *, scraped_at: float) -> Parsed:
+    """Turns a sample summary (GET /v1/samples) into samples, like `parse_exposition` does with the
+    exposition: a container lacking cpu, mem or net, a label, or a finite figure is skipped with a
+    reason, and so is one stamped ahead of the controller's clock. The node's ts is `scraped_at`.
+
+    Raises SummaryError (a ValueError) when the body is not a summary at all.
+    """
+    summary = decode_summary(body)
+    node = summary.node
+    col = summary.columns
+    lacking = [key for key in REQUIRED_KEYS if col.get(key) is None]
+    # every row as (container_id, service, task_id, ts, *figures in CONTAINER_KEYS order); 0.0 for an absent figure
+    if not lacking and list(col)[:len(FIELDS)] == list(FIELDS):
+        rows: Iterable[Sequence[Any]] = summary.rows  # the exporter's own order: the rows as they are
+    else:
+        at = [col["container_id"], col["service"], col["task_id"], col["ts"], *(col.get(k) for k in CONTAINER_KEYS)]
+        rows = [[0.0 if i is None else row[i] for i in at] for row in summary.rows]
+    parsed = Parsed()
+    containers = parsed.containers
+    limit = scraped_at + MAX_CLOCK_SKEW
+    for row in rows:
+        cid, service, task, ts, cpu, mem, mem_mb, net, net_rx, net_tx = row[:10]
+        try:
+            total = ts + cpu + mem + mem_mb + net + net_rx + net_tx  # TypeError unless all are numbers
+            good = (total - total == 0.0 and type(cid) is str and type(service) is str and type(task) is str
+                    and cid and service and bool not in (type(ts), type(cpu), type(mem), type(mem_mb), type(net),
+                                                         type(net_rx), type(net_tx)))
+        except TypeError:
+            good = False
+        if not good or lacking or ts > limit:
+            parsed.problems.append(_row_problem(row, lacking, limit))
+            continue
+        containers.append(ContainerMetrics(node, service, cid, task, float(ts), float(cpu), float(mem), float(mem_mb),
+                                           float(net), float(net_rx), float(net_tx)))
+    if summary.node_figures is not None:
+        missing = [key for key in REQUIRED_KEYS if key not in summary.node_figures]
+        if missing:
+            parsed.problems.append(f"node {node}: missing {', '.join(missing)}")
+        else:
+            f = summary.node_figures
+            parsed.nodes.append(NodeMetrics(node=node, ts=scraped_at, cpu=float(f["cpu"]), mem=float(f["mem"]),
+                                            net=float(f["net"])))
+    return parsed
+
+
+def _row_problem(row: Sequence[Any], lacking: list[str], limit: float) -> str:
+    """Why a summary row is not a sample (the slow path: rows are seldom wrong)."""
+    cid, service, task, ts = row[:4]
+    if type(cid) is not str or not cid:
+        return f"container {str(cid)[:80]!r}: no container id"
+    labels = (["service"] if type(service) is not str or not service else []) + \
+        (["task_id"] if type(task) is not str else [])
+    if lacking or labels:
+        return f"container {cid}: missing {', '.join(lacking + labels)}"
+    if not all(map(is_number, row[3:10])):
+        return f"container {cid}: a figure or its timestamp is not a finite number"
+    return f"container {cid}: sample timestamp {ts} is ahead of the controller's clock"
 
 
 @dataclass(frozen=True)
@@ -183,10 +249,11 @@ class RoundResult:
 
 
 class Scraper:
-    """Scrapes every target in parallel and feeds the cache; one Session per exporter URL.
+    """Scrapes every target at once from one event-loop thread and feeds the cache.
 
     `timeout` bounds each request (connect and read); `budget` bounds how long a round waits, so
-    a round fits its interval even when an exporter hangs (default: `timeout`).
+    a round fits its interval even when an exporter hangs (default: `timeout`); `workers` is how
+    many requests are in flight at once. Samples land in the cache as each answer comes.
     """
 
     def __init__(
@@ -196,25 +263,33 @@ class Scraper:
         *,
         timeout: float = 1.0,
         budget: float | None = None,
-        workers: int = 8,
+        workers: int = 64,
         clock: Callable[[], float] = time.time,
         observe: Callable[[str, float, bool], None] | None = None,
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        summary_retry: float = 300.0,
+        max_body: int = MAX_SUMMARY_BYTES,
     ) -> None:
         self._source = source
         self._cache = cache
         self._timeout = timeout
         self._budget = timeout if budget is None else budget
-        self._in_flight: dict[str, concurrent.futures.Future[Parsed | None]] = {}
+        self._workers = workers
         self._clock = clock
         self._observe = observe
-        self._session_factory = session_factory
-        self._sessions: dict[str, requests.Session] = {}
+        self._summary_retry = summary_retry
+        self._max_body = max_body
+        # Everything below belongs to the loop thread.
+        self._connections: dict[str, Connection] = {}
+        self._in_flight: dict[str, asyncio.Task[Parsed | None]] = {}
+        self._metrics_only: dict[str, float] = {}  # url -> monotonic time to ask for the summary again
         self._nodes: dict[str, str] = {}  # url -> node name learnt from its answers
-        self._lock = threading.Lock()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrape")
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self._once = OnceLogger(log)
         self._problems = OnceLogger(log)
+        self._fallback = OnceLogger(log)
 
     def scrape_round(self) -> RoundResult:
         """Scrapes every target at once and waits at most `budget` seconds for them.
@@ -223,64 +298,104 @@ class Scraper:
         not up in this round's result, and it is not asked again while its request is in flight.
         """
         started = time.monotonic()
-        targets = list(self._source.targets())
-        self._forget_gone({t.url for t in targets})
-        futures: dict[str, concurrent.futures.Future[Parsed | None]] = {}
-        for target in targets:
-            with self._lock:
-                future = self._in_flight.get(target.url)
-                if future is None or future.done():
-                    future = self._in_flight[target.url] = self._pool.submit(self._scrape_one, target)
-            futures[target.url] = future
-        concurrent.futures.wait(futures.values(), timeout=self._budget)
+        targets = list(self._source.targets())  # may ask Swarm: done here, not in the loop thread
+        done = asyncio.run_coroutine_threadsafe(self._round(targets), self._running_loop()).result()
         up: dict[str, bool] = {}
         containers = nodes = 0
-        for url, future in futures.items():
-            parsed = future.result() if future.done() else None  # _scrape_one never raises
+        for url, parsed in done.items():
             up[url] = parsed is not None
             if parsed is not None:
                 containers += len(parsed.containers)
                 nodes += len(parsed.nodes)
         return RoundResult(up=up, containers=containers, nodes=nodes, seconds=time.monotonic() - started)
 
-    def _session(self, url: str) -> requests.Session:
-        with self._lock:
-            session = self._sessions.get(url)
-            if session is None:
-                session = self._sessions[url] = self._session_factory()
-            return session
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="scrape-loop", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    async def _round(self, targets: Sequence[Target]) -> dict[str, Parsed | None]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._workers)
+        self._forget_gone({t.url for t in targets})
+        tasks: dict[str, asyncio.Task[Parsed | None]] = {}
+        for target in targets:
+            task = self._in_flight.get(target.url)
+            if task is None or task.done():
+                task = self._in_flight[target.url] = asyncio.create_task(self._scrape_one(target))
+            tasks[target.url] = task
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self._budget)
+        return {url: task.result() if task.done() else None for url, task in tasks.items()}  # never raises
 
     def _forget_gone(self, urls: set[str]) -> None:
-        with self._lock:
-            gone = [url for url in self._sessions if url not in urls]
-            for url in gone:
-                self._sessions.pop(url).close()
-                self._in_flight.pop(url, None)
-                node = self._nodes.pop(url, None)
-                self._once.clear(url, "exporter no longer a target", url=url, node=node)
+        for url in [u for u in self._connections if u not in urls]:
+            self._connections.pop(url).close()
+            task = self._in_flight.pop(url, None)
+            if task is not None:
+                task.cancel()
+            self._metrics_only.pop(url, None)
+            node = self._nodes.pop(url, None)
+            self._once.clear(url, "exporter no longer a target", url=url, node=node)
 
-    def _scrape_one(self, target: Target) -> Parsed | None:
-        started = time.monotonic()
-        try:
-            response = self._session(target.url).get(target.url, timeout=self._timeout)
-            response.raise_for_status()
-            scraped_at = self._clock()
-            parsed = parse_exposition(response.text, scraped_at=scraped_at)
-        except Exception as exc:  # any failure of one exporter: unreachable, bad status, garbage
-            self._went_down(target, f"{exc.__class__.__name__}: {exc}")
-            self._report(target, time.monotonic() - started, ok=False)
-            return None
+    async def _scrape_one(self, target: Target) -> Parsed | None:
+        assert self._slots is not None
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                parsed = await self._fetch(target)
+            except Exception as exc:  # any failure of one exporter: unreachable, bad status, garbage
+                self._went_down(target, f"{exc.__class__.__name__}: {exc}")
+                self._report(target, time.monotonic() - started, ok=False)
+                return None
         self._came_up(target, parsed)
         self._report(target, time.monotonic() - started, ok=True)
         return parsed
+
+    async def _fetch(self, target: Target) -> Parsed:
+        connection = self._connections.get(target.url)
+        origin, path = Origin.of(target.url)
+        if connection is None:
+            connection = self._connections[target.url] = Connection(origin, max_body=self._max_body)
+        if self._metrics_only.get(target.url, 0.0) <= time.monotonic():
+            summary_path = path[: -len("/metrics")] + SUMMARY_PATH if path.endswith("/metrics") else SUMMARY_PATH
+            answer = await connection.get(summary_path, timeout=self._timeout, accept=SUMMARY_TYPE)
+            if answer.status == 200 and answer.content_type.split(";", 1)[0].strip() == SUMMARY_TYPE:
+                self._metrics_only.pop(target.url, None)
+                self._fallback.clear(target.url, "exporter serves the sample summary again", url=target.url)
+                return parse_summary(answer.body, scraped_at=self._clock())
+            if answer.status >= 500:
+                raise FetchError(f"HTTP {answer.status} from {summary_path}")
+            # an exporter without the summary (404, or an answer that is not one): its /metrics, for a while
+            self._metrics_only[target.url] = time.monotonic() + self._summary_retry
+            self._fallback.warn(target.url, "exporter has no sample summary; scraping its /metrics", url=target.url,
+                                status=answer.status, content_type=answer.content_type)
+        answer = await connection.get(path, timeout=self._timeout)
+        if answer.status != 200:
+            raise FetchError(f"HTTP {answer.status} from {path}")
+        text = answer.body.decode("utf-8")
+        scraped_at = self._clock()
+        # prometheus_client's parser takes milliseconds per exporter: off the loop, so other answers go on
+        return await asyncio.get_running_loop().run_in_executor(None, _parse_text, text, scraped_at)
 
     def _report(self, target: Target, seconds: float, *, ok: bool) -> None:
         if self._observe is not None:
             self._observe(target.url, seconds, ok)
 
     def _node_of(self, target: Target) -> str | None:
-        with self._lock:
-            return target.node or self._nodes.get(target.url)
+        return target.node or self._nodes.get(target.url)
 
     def _went_down(self, target: Target, error: str) -> None:
         node = self._node_of(target)
@@ -303,14 +418,32 @@ class Scraper:
 
     def _learn_node(self, target: Target, parsed: Parsed) -> str | None:
         names = {n.node for n in parsed.nodes} | {c.node for c in parsed.containers}
-        with self._lock:
-            if len(names) == 1:
-                self._nodes[target.url] = next(iter(names))
-            return target.node or self._nodes.get(target.url)
+        if len(names) == 1:
+            self._nodes[target.url] = next(iter(names))
+        return target.node or self._nodes.get(target.url)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            for session in self._sessions.values():
-                session.close()
-            self._sessions.clear()
+        """Cancels the requests in flight, closes every connection and stops the loop thread."""
+        with self._start_lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+
+        async def shut() -> None:
+            for task in self._in_flight.values():
+                task.cancel()
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            self._in_flight.clear()
+            for connection in self._connections.values():
+                connection.close()
+            self._connections.clear()
+
+        asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def _parse_text(text: str, scraped_at: float) -> Parsed:
+    return parse_exposition(text, scraped_at=scraped_at)

@@ -42,7 +42,7 @@ class ControllerSettings:
     docker_url: str | None = setting(None, "Docker Engine API URL (default $DOCKER_HOST, else the local socket)")
     scrape_interval: float = setting(1.0, "seconds between scrape rounds of every exporter (1-5 recommended)")
     scrape_timeout: float = setting(1.0, "seconds an exporter has to answer one scrape")
-    scrape_workers: int = setting(8, "exporters scraped at once in one round")
+    scrape_workers: int = setting(64, "scrape requests in flight at once in one round")
     exporters: list[str] = setting([], "static exporter list (host:port or URL); empty = find them through Swarm")
     exporter_service: str = setting("swarmguard_exporter", "Swarm service whose tasks are the exporters")
     exporter_port: int = setting(9101, "port of each exporter's /metrics")

@@ -6,7 +6,8 @@ combined (`cpu,cpuacct/`); containers sit under `docker/<id>` (cgroupfs driver) 
 tree with the same two container layouts. The root is a parameter so tests use fake trees
 and the container reads `/host/sys/fs/cgroup`.
 
-Figures follow `docker stats` (facts 5 and 6): CPU as cumulative nanoseconds of usage,
+Figures follow `docker stats` (docs/metrics.md; the CLI's own formulas:
+https://github.com/docker/cli/blob/master/cli/command/container/stats_helpers.go): CPU as cumulative nanoseconds of usage,
 memory as the working set (usage minus inactive file cache).
 """
 from __future__ import annotations

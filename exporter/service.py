@@ -26,6 +26,7 @@ from exporter.lineproto import sweep_lines
 from exporter.metrics import CONTENT_TYPE, SelfMetrics, StatsCollector, SweepText
 from exporter.predict import TrendAlerts, TrendSettings
 from exporter.sample import Sweep
+from exporter.summary import SUMMARY_PATH, SweepSummary
 from sgcommon.influx import InfluxWriter
 from sgcommon.jsonlog import event, get_logger
 from sgcommon.version import register_build_info
@@ -63,6 +64,7 @@ class Exporter:
         self.registry.register(StatsCollector(self._stats))
         register_build_info(self.registry, "exporter")
         self.sweep_text = SweepText()
+        self.sweep_summary = SweepSummary()
         self.latest: Sweep | None = None
         self.last_tick = 0.0  # monotonic time of the last finished tick
         self._mono = mono
@@ -98,6 +100,10 @@ class Exporter:
     def exposition(self) -> bytes:
         """The /metrics body: the latest sweep (rendered once per sweep), then the exporter's own figures."""
         return self.sweep_text.render(self.latest) + generate_latest(self.registry)
+
+    def summary(self) -> bytes:
+        """The /v1/samples body: the latest sweep's figures for the controller (exporter/summary.py)."""
+        return self.sweep_summary.render(self.latest, self.inventory.node)
 
     def healthy(self) -> bool:
         return self.last_tick > 0 and self._mono() - self.last_tick < 3 * self.interval + 1
@@ -171,7 +177,8 @@ class Exporter:
 
 
 def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHTTPServer:
-    """GET /metrics (Prometheus text) and GET /healthz (200 while the loop ticks, else 503)."""
+    """GET /metrics (Prometheus text), GET /v1/samples (the controller's summary) and GET /healthz
+    (200 while the loop ticks, else 503)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -183,6 +190,8 @@ def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHT
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, CONTENT_TYPE, exporter.exposition())
+            elif path == SUMMARY_PATH:
+                self._send(200, "application/json", exporter.summary())
             elif path == "/healthz":
                 ok = exporter.healthy()
                 sweep = exporter.latest
@@ -193,7 +202,7 @@ def make_http_server(exporter: Exporter, address: str, port: int) -> ThreadingHT
                 }
                 self._send(200 if ok else 503, "application/json", json.dumps(body).encode())
             else:
-                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
+                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics, /v1/samples or /healthz\n")
 
         def _send(self, status: int, ctype: str, body: bytes) -> None:
             self.send_response(status)

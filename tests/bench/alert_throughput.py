@@ -1,5 +1,6 @@
 """Alert throughput of the real controller process on loopback: werkzeug's development server vs
-waitress (what `swarmguard-controller run` serves with), side by side in one run.
+the controller's own server (controller/httpserver.py, what `swarmguard-controller run` serves with;
+waitress until docs/scale.md), side by side in one run.
 
 Each server runs the same controller (`controller.__main__`'s settings, token and runtime, the real
 default rules, a fake Docker Engine API with one opted-in service) in its own process. The bench
@@ -35,11 +36,11 @@ from tests.support import free_port
 
 TOKEN = "bench-token-0123456789"
 P99_LIMIT = 0.100
-SERVERS = ("werkzeug", "waitress")
+SERVERS = ("werkzeug", "controller")
 
 
 def serve_with_werkzeug(argv: Sequence[str]) -> int:
-    """`swarmguard-controller run` as before waitress: the same preparation, werkzeug's threaded server."""
+    """`swarmguard-controller run` with werkzeug's threaded server: the same preparation and runtime."""
     from werkzeug.serving import make_server
 
     from controller import __main__ as cmain
@@ -65,7 +66,7 @@ def serve_with_werkzeug(argv: Sequence[str]) -> int:
 def start(kind: str, engine_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     argv = ["--listen", "127.0.0.1", "--port", str(port), "--docker-url", engine_url, "--exporters", "127.0.0.1:1",
             "--rules", "rules", "--log-level", "WARNING"]
-    cmd = ([sys.executable, "-m", "controller", "run", *argv] if kind == "waitress"
+    cmd = ([sys.executable, "-m", "controller", "run", *argv] if kind == "controller"
            else [sys.executable, "-m", "tests.bench.alert_throughput", "--serve-werkzeug", *argv])
     proc = subprocess.Popen(cmd, env={**os.environ, "ALERT_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
                             stderr=log.open("wb"))

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRIVATE = re.compile(r"\bissue [0-9]+|\bfact [0-9]+|\bPRD\b|\bspec [0-9]|shared/(design|spec)|facts\.md|swarmguard-prd")
+PRIVATE = re.compile(r"\bissues? [0-9]+|\bfacts? [0-9]+|\bPRD\b|\bspec [0-9]|shared/(design|spec)|facts\.md|swarmguard-prd")
 SELF = Path(__file__).resolve()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from controller.cache import MetricsCache
+from controller.cache import CHUNK, MetricsCache
 from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo
 
 
@@ -140,7 +140,12 @@ def test_history_rows_are_left_alone_by_the_cycle_collector_and_read_back_as_sam
     for ts in (1.0, 2.0, 3.0):
         cache.add_container(sample(ts=ts, cpu=ts * 10))
     gc.collect()
-    assert not any(gc.is_tracked(row) for row in cache._history["c1"])
+    tracked = len(gc.get_objects())
+    more = MetricsCache()
+    for ts in range(1, 501):
+        more.add_container(sample(ts=float(ts)))
+    gc.collect()
+    assert len(gc.get_objects()) - tracked < 50  # 500 samples, no object per sample for the collector to walk
     history = cache.snapshot(3.0).history["c1"]
     assert history[-2:] == (sample(ts=2.0, cpu=20.0), sample(ts=3.0, cpu=30.0))
     assert history[0] == sample(ts=1.0, cpu=10.0) and len(history) == 3
@@ -157,3 +162,57 @@ def test_prune_cuts_every_history_exactly_at_the_window_edge() -> None:
     history = cache.snapshot(50.0).history
     assert {cid: [s.ts for s in history[cid]] for cid in times} == {
         cid: [ts for ts in stamps if ts >= 40.0] for cid, stamps in times.items()}
+
+
+def test_a_snapshot_keeps_its_history_while_the_cache_prunes_and_compacts_behind_it() -> None:
+    cache = MetricsCache(window=50.0, forget_after=1000.0)
+    for ts in range(100):
+        cache.add_container(sample(ts=float(ts)))
+    cache.prune(now=100.0)  # window: 50.0 on
+    before = cache.snapshot(100.0)
+    assert [s.ts for s in before.history["c1"]] == [float(t) for t in range(50, 100)]
+    for ts in range(100, 400):  # the window moves on and the arrays are rebuilt many times meanwhile
+        cache.add_container(sample(ts=float(ts)))
+        cache.prune(now=float(ts))
+    assert [s.ts for s in before.history["c1"]] == [float(t) for t in range(50, 100)]
+    assert [s.ts for s in cache.snapshot(400.0).history["c1"]] == [float(t) for t in range(349, 400)]
+
+
+def test_the_chunks_hold_little_more_than_the_window_however_long_the_cache_runs() -> None:
+    cache = MetricsCache(window=100.0, max_samples=600)
+    for ts in range(5000):
+        cache.add_container(sample(ts=float(ts)))
+        cache.prune(now=float(ts))
+    chunks, _, _ = cache._series["c1"]
+    assert len(cache.snapshot(5000.0).history["c1"]) == 101
+    assert len(chunks) <= 101 // CHUNK + 2 and not any(gc.is_tracked(c) for c in chunks)
+
+
+def test_a_container_snapshot_holds_that_container_its_history_and_node_and_nothing_else() -> None:
+    cache = MetricsCache(stale_after=5.0)
+    for ts in (100.0, 101.0):
+        cache.add_container(sample("a", ts=ts, node="worker-1"))
+    cache.add_container(sample("b", ts=101.0, node="worker-2"))
+    cache.add_nodes([NodeMetrics(node="worker-1", ts=101.0, cpu=1, mem=2, net=3),
+                     NodeMetrics(node="worker-2", ts=101.0, cpu=1, mem=2, net=3)])
+    cache.set_services({"web": ServiceInfo(name="web", replicas=2)})
+    snap = cache.container_snapshot("a", 101.5)
+    assert set(snap.containers) == {"a"} and set(snap.history) == {"a"} and set(snap.nodes) == {"worker-1"}
+    assert [s.ts for s in snap.history["a"]] == [100.0, 101.0] and set(snap.services) == {"web"}
+    assert not snap.containers["a"].stale and not snap.nodes["worker-1"].stale
+    assert cache.container_snapshot("a", 110.0).containers["a"].stale  # as old as in a full snapshot
+    cache.set_node_down("worker-1", True, since=101.0)
+    down = cache.container_snapshot("a", 101.5)
+    assert down.containers["a"].stale and down.nodes["worker-1"].stale
+    unknown = cache.container_snapshot("nope", 101.5)
+    assert (dict(unknown.containers), dict(unknown.history), dict(unknown.nodes)) == ({}, {}, {})
+
+
+def test_a_full_cache_drops_the_least_recently_seen_in_a_batch_and_counts_them() -> None:
+    cache = MetricsCache(max_containers=200)
+    for i in range(200):
+        cache.add_container(sample(f"c{i}", ts=float(i)))
+    cache.add_container(sample("new", ts=1000.0))
+    held = set(cache.snapshot(1000.0).containers)
+    assert "new" in held and "c0" not in held and "c1" not in held and "c2" in held  # 1 % (2) at once
+    assert cache.stats()["evicted"] == 2 and cache.stats()["containers"] == 199

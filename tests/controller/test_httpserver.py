@@ -1,4 +1,4 @@
-"""The controller's waitress server stops gracefully: a request in flight finishes, no new one is taken."""
+"""The controller's HTTP server (controller/httpserver.py) stops gracefully: a request in flight finishes, no new one is taken."""
 from __future__ import annotations
 
 import threading

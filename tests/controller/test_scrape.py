@@ -13,6 +13,7 @@ import pytest
 
 from controller.cache import MetricsCache
 from controller.scrape import Scraper, StaticTargets, SwarmTargets, Target, parse_exposition
+from sgcommon.summary import encode_summary
 
 EXPOSITION = """\
 # HELP swarmguard_container_cpu_percent CPU use
@@ -127,6 +128,8 @@ class ExporterServer:
         self.text = text
         self.delay = delay
         self.connections: list[socket.socket] = []
+        self.routes: dict[str, tuple[int, str, bytes]] = {}  # path -> (status, content type, body); else `text`
+        self.paths: list[str] = []
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -134,9 +137,11 @@ class ExporterServer:
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 time.sleep(owner.delay)  # a slow exporter (a real server's delay, not a test wait)
-                body = owner.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                owner.paths.append(self.path)
+                status, ctype, body = owner.routes.get(self.path, (200, "text/plain; version=0.0.4",
+                                                                    owner.text.encode()))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -248,3 +253,93 @@ def test_a_slow_exporter_does_not_hold_up_the_round_and_its_answer_lands_later(
     finally:
         scraper.close()
     assert set(cache.snapshot(1700000001.0).containers) == {"c1", "c2"}
+
+
+def summary_body(node: str, cid: str, *, cpu: float = 82.5) -> bytes:
+    return encode_summary(node=node, ts=1700000000.5, node_figures={"cpu": 55.0, "mem": 60.0, "net": 5.0},
+                          rows=[[cid, "web", "t1", 1700000000.5, cpu, 40.25, 256.0, 3.5, 2.0, 1.5]])
+
+
+def test_an_exporter_with_a_sample_summary_is_scraped_through_it_with_the_same_figures(
+    exporters: list[ExporterServer]
+) -> None:
+    summarised = exporters[0]
+    summarised.routes["/v1/samples"] = (200, "application/json", summary_body("worker-1", "c1"))
+    via_text, via_summary = MetricsCache(), MetricsCache()
+    text_only = Scraper(StaticTargets([exporters[1].url]), via_text, clock=lambda: 1700000001.0)
+    scraper = Scraper(StaticTargets([summarised.url]), via_summary, clock=lambda: 1700000001.0)
+    try:
+        for _ in range(2):
+            assert scraper.scrape_round().up == {summarised.url: True}
+        text_only.scrape_round()
+    finally:
+        scraper.close()
+        text_only.close()
+    assert summarised.paths == ["/v1/samples", "/v1/samples"]
+    [from_summary] = via_summary.snapshot(1700000001.0).containers.values()
+    [from_text] = via_text.snapshot(1700000001.0).containers.values()
+    assert from_summary == from_text._replace(node="worker-1", container_id="c1")
+    assert via_summary.snapshot(1700000001.0).nodes["worker-1"].cpu == 55.0
+
+
+def test_an_exporter_without_the_summary_is_scraped_through_its_metrics_and_asked_again_later(
+    exporters: list[ExporterServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    old = exporters[0]
+    old.routes["/v1/samples"] = (404, "text/plain", b"not found: try /metrics or /healthz\n")
+    cache = MetricsCache()
+    scraper = Scraper(StaticTargets([old.url]), cache, clock=lambda: 1700000001.0, summary_retry=0.5)
+    caplog.set_level(logging.INFO, logger="swarmguard.controller.scrape")
+    try:
+        assert scraper.scrape_round().up == {old.url: True}
+        assert scraper.scrape_round().up == {old.url: True}
+        assert old.paths == ["/v1/samples", "/metrics", "/metrics"]  # one 404, then /metrics only
+        old.routes["/v1/samples"] = (200, "application/json", summary_body("worker-1", "c1", cpu=12.0))
+        time.sleep(0.6)  # the summary is asked for again after summary_retry (0.5 s)
+        scraper.scrape_round()
+        scraper.scrape_round()
+    finally:
+        scraper.close()
+    assert old.paths[3:] == ["/v1/samples", "/v1/samples"]
+    assert len(messages(caplog, "exporter has no sample summary; scraping its /metrics")) == 1
+    assert len(messages(caplog, "exporter serves the sample summary again")) == 1
+
+
+def test_a_broken_summary_or_a_server_error_makes_the_exporter_unreachable_not_a_text_scrape(
+    exporters: list[ExporterServer]
+) -> None:
+    broken, failing = exporters
+    broken.routes["/v1/samples"] = (200, "application/json", b'{"v": 9}')
+    failing.routes["/v1/samples"] = (503, "text/plain", b"busy")
+    cache = MetricsCache()
+    scraper = Scraper(StaticTargets([e.url for e in exporters]), cache, clock=lambda: 1700000001.0)
+    try:
+        result = scraper.scrape_round()
+    finally:
+        scraper.close()
+    assert result.up == {broken.url: False, failing.url: False}
+    assert broken.paths == ["/v1/samples"] and failing.paths == ["/v1/samples"]
+
+
+def test_an_exporter_that_is_no_longer_a_target_loses_its_connection() -> None:
+    servers = [ExporterServer(exposition("worker-1", "c1")), ExporterServer(exposition("worker-2", "c2"))]
+    urls = [s.url for s in servers]
+
+    class Moving:
+        def __init__(self) -> None:
+            self.current = urls
+
+        def targets(self) -> list[Target]:
+            return [Target(u) for u in self.current]
+
+    source = Moving()
+    scraper = Scraper(source, MetricsCache(), clock=lambda: 1700000001.0)
+    try:
+        assert set(scraper.scrape_round().up) == set(urls)
+        source.current = urls[:1]
+        assert set(scraper.scrape_round().up) == {urls[0]}
+        assert set(scraper._connections) == {urls[0]}
+    finally:
+        scraper.close()
+        for s in servers:
+            s.stop()

@@ -1,7 +1,7 @@
 """The whole SwarmGuard stack on the lab: exporters on every node, the controller on the manager,
 and one real proactive migration of web-stress driven by the exporter's alerts.
 
-This is the smoke test of issues 4 and 5 on a real multi-node Swarm; the measured scenarios with
+This is the smoke test of the exporter and the controller on a real multi-node Swarm; the measured scenarios with
 probes and reports are the end-to-end suite's job.
 """
 from __future__ import annotations
