@@ -55,7 +55,7 @@ Swarm (the engine is a manager of a fake cluster: its own node plus `workers`):
 /nodes, /nodes/{id}, /services, /services/create, /services/{id} (GET, DELETE),
 /services/{id}/update?version=N (a stale version answers 500 "update out of sequence" like
 swarmkit; every accepted write bumps the version), /tasks (filters service, desired-state,
-node, id, name), /tasks/{id}.
+node, id, name; a service filter naming no service answers 404, as the engine does), /tasks/{id}.
 
 A scheduler thread (every `tick` seconds) places tasks on ready/active nodes that satisfy
 the placement constraints (judged by sgcommon.engine.placement, the matcher the controller uses,
@@ -1130,6 +1130,9 @@ class FakeEngine:
         services = None
         if "service" in filters:
             services = {s.id for s in self._services.values() if s.id in filters["service"] or s.spec["Name"] in filters["service"]}
+            for key in filters["service"]:  # the engine resolves each service first (moby daemon/cluster/tasks.go)
+                if self._find_service(key, missing_ok=True) is None:
+                    raise ApiError(404, f"service {key} not found")
         nodes = None
         if "node" in filters:
             nodes = {n.id for n in self._nodes.values() if n.id in filters["node"] or n.hostname in filters["node"]}
