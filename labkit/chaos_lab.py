@@ -292,9 +292,11 @@ def container_pid(client: Any, container: str) -> int | None:
 
 
 def container_log(client: Any, container: str, *, since: float) -> list[dict[str, Any]]:
-    """A container's JSON log lines since a Unix time (other lines are skipped)."""
+    """A container's JSON log lines since a Unix time, the whole log for 0 (other lines are skipped)."""
+    # docker-py refuses since=0 ("should be datetime or positive"): 0 or less means the whole log
+    after = {"since": int(since)} if since >= 1 else {}
     with translate(f"logs of {container[:12]}"):
-        text = client.logs(container, stdout=True, stderr=True, since=int(since)).decode(errors="replace")
+        text = client.logs(container, stdout=True, stderr=True, **after).decode(errors="replace")
     lines = []
     for line in text.splitlines():
         try:
