@@ -184,9 +184,13 @@ def stop_stress(ctx: Ctx, task: dict[str, Any], node: str) -> bool:
 
 
 def owned_state(ctx: Ctx) -> tuple[dict[str, float], dict[str, Any] | None, list[str]]:
-    labels = cl.service_labels(ctx.client, APP)
-    owned = [c for c in cl.constraints(ctx.client, APP) if c.replace(" ", "").startswith("node.hostname!=")]
-    return cl.exclusions(labels), cl.marker(labels), owned
+    """SwarmGuard's exclusions label, its in-flight marker and the service's node.hostname!= constraints,
+    from one read of the spec (two reads could straddle the controller's update)."""
+    spec = cl.service_spec(ctx.client, APP) or {}
+    labels = dict(spec.get("Labels") or {})
+    placed = ((spec.get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or []
+    excluding = [str(c) for c in placed if str(c).replace(" ", "").startswith("node.hostname!=")]
+    return cl.exclusions(labels), cl.marker(labels), excluding
 
 
 def wait_clean(ctx: Ctx, out: Outcome, *, expiry: float | None, timeout: float) -> float | None:
@@ -353,9 +357,10 @@ def engine_kill(ctx: Ctx, *, which: str) -> Outcome:
         out.check("the action ended with a record", record.get("result") in ("success", "failed", "timeout"),
                   f"{record.get('result')}: {record.get('error') or record.get('reason')}")
         after = one_task_running(ctx, out)
-        owned_at_end = cl.exclusions(cl.service_labels(ctx.client, APP))
-        out.check("the exclusion is owned (recorded in swarmguard.exclusions)", node in owned_at_end or
-                  not cl.constraints(ctx.client, APP), f"owned {sorted(owned_at_end)}")
+        owned_at_end, _, excluding = owned_state(ctx)
+        unowned = [c for c in excluding if c.replace(" ", "").removeprefix("node.hostname!=") not in owned_at_end]
+        out.check("every node exclusion on the service is owned (in swarmguard.exclusions)", not unowned,
+                  f"owned {sorted(owned_at_end)}, unowned {unowned}")
         expiry = owned_at_end.get(node, float(mark.get("started", marked)) + ctx.ttl)
         lifted = wait_clean(ctx, out, expiry=expiry, timeout=ctx.ttl + 60)
         others = [r for r in new_events(ctx, seen) if r.get("id") != mark["id"]]
