@@ -40,6 +40,7 @@ from sgcommon.metricset import (
 
 ERROR_KINDS = ("vanished", "parse", "node", "engine", "overrun", "internal")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format written here
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat's unit (USER_HZ)
 
@@ -223,13 +224,18 @@ class StatsCollector(Collector):
 
 
 class SelfMetrics:
-    """Collection duration and errors by kind, registered in the exporter's registry."""
+    """Collection duration, tick lag and errors by kind, registered in the exporter's registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry = registry or CollectorRegistry()
         self.duration = Histogram(
             "swarmguard_exporter_collection_seconds", "Time one sweep over all containers took.",
             buckets=DURATION_BUCKETS, registry=registry,
+        )
+        self.tick_lag = Histogram(
+            "swarmguard_exporter_tick_lag_seconds",
+            "How late a sweep started after its slot on the fixed schedule (skipped slots: errors_total{kind=\"overrun\"}).",
+            buckets=LAG_BUCKETS, registry=registry,
         )
         self.errors = Counter(
             "swarmguard_exporter_errors", "Errors by kind: vanished, parse, node, engine, overrun, internal.",

@@ -111,6 +111,7 @@ class Exporter:
     def _loop(self) -> None:
         next_at = self._mono()
         while not self._stop.is_set():
+            self.self_metrics.tick_lag.observe(max(self._mono() - next_at, 0.0))  # the schedule kept, or not
             try:
                 self.tick()
             except Exception as exc:  # a bug must not stop collection: count it, log it, go on

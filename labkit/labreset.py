@@ -21,6 +21,7 @@ from labkit.zerodowntime import PROBE_LABEL
 
 E2E_LABEL = "org.swarmguard.e2e"  # the concurrent test's services
 LOADGEN_LABEL = "org.swarmguard.loadgen"  # scenario 2's load generator containers
+CHAOS_LABEL = "org.swarmguard.chaos"  # the chaos cases' own containers (labkit/chaos_cases.py)
 SWARMGUARD_LABELS = ("swarmguard.exclusions", "swarmguard.action")  # the controller's marks on a service
 EXCLUSION_PREFIX = "node.hostname!="
 
@@ -52,7 +53,7 @@ def survey(client: Any) -> list[str]:
 
 
 def remove_strays(lab: labinfo.Lab, client: Any) -> list[str]:
-    """Removes the concurrent test's services, probe and load-generator containers on every node."""
+    """Removes the concurrent test's services, probe, load-generator and chaos containers on every node."""
     notes: list[str] = []
     with translate("remove the concurrent test's services"):
         for svc in client.services(filters={"label": E2E_LABEL}):
@@ -62,7 +63,7 @@ def remove_strays(lab: labinfo.Lab, client: Any) -> list[str]:
         node = connect(socket, timeout=30)
         try:
             with translate(f"stray containers on {hostname}"):
-                for label, what in ((PROBE_LABEL, "probe"), (LOADGEN_LABEL, "load generator")):
+                for label, what in ((PROBE_LABEL, "probe"), (LOADGEN_LABEL, "load generator"), (CHAOS_LABEL, "chaos")):
                     for c in node.containers(all=True, filters={"label": label}):
                         node.remove_container(c["Id"], force=True)
                         notes.append(f"removed {what} container {c['Names'][0].lstrip('/')} on {hostname}")

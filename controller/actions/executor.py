@@ -25,14 +25,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from controller.actions.budget import DisruptionBudget, Hold, tasks_in_transition
-from controller.actions.context import ActionContext, Swarm
+from controller.actions.context import Abandoned, ActionContext, Swarm
 from controller.actions.ownership import ACTION_LABEL
 from controller.actions.plugin import ActionPlugin, Rejected, TimedOut
 from controller.actions.reconcile import lift_expired, owned_services, resolve_interrupted
 from controller.actions.registry import PLUGINS
 from controller.actions.settings import ActionSettings
 from controller.model import ActionRecord, Decision, Result, Submission, Timeline, Verdict
-from sgcommon.engine import EngineError
+from sgcommon.engine import EngineError, NotFound
 from sgcommon.engine.swarm import ServiceView
 from sgcommon.jsonlog import event, get_logger
 
@@ -123,6 +123,8 @@ class Executor:
         for service, hold in pending.items():
             try:
                 moving = tasks_in_transition(self._swarm.list_tasks(service=service))
+            except NotFound:  # the service was removed: nothing of it is in transition any more
+                moving = 0
             except EngineError as exc:
                 event(log, "cannot check a timed-out action's service; its budget stays held", level=logging.WARNING,
                       service=service, error=str(exc))
@@ -235,7 +237,7 @@ class Executor:
                 record = ctx.record(decision, timeline, Result.REJECTED, node_from=decision.node, error=str(exc))
             except TimedOut as exc:
                 record = ctx.record(decision, timeline, Result.TIMEOUT, node_from=decision.node, error=str(exc))
-            except (EngineError, ValueError) as exc:
+            except (EngineError, ValueError, Abandoned) as exc:
                 record = ctx.record(decision, timeline, Result.FAILED, node_from=decision.node, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - an action must always end in a record
                 log.exception("action crashed")
@@ -263,6 +265,8 @@ class Executor:
             view = self._swarm.get_service(service)
             if ACTION_LABEL in view.labels:
                 self._swarm.update_placement(view.id, labels={ACTION_LABEL: None})
+        except NotFound:
+            pass  # the service was removed, and its marker with it
         except EngineError as exc:
             event(log, "in-flight marker not cleared; reconcile will resolve it", level=logging.WARNING,
                   service=service, error=str(exc))

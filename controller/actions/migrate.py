@@ -20,6 +20,8 @@ Waits: T5 when a task that did not exist before the update is running on another
 the old task has stopped. On a time-out nothing is undone: the exclusion stays owned and recorded
 (lifted after its TTL like any other), Swarm keeps the old task serving until a replacement is
 healthy, and the in-flight label is cleared; the record says "timeout" and what was missing.
+A wait ends at once, `failed`, when the service is removed or its exclusion constraint is gone
+(someone else's update, e.g. a stack redeploy, superseded it: controller/actions/context.py).
 """
 from __future__ import annotations
 
@@ -127,8 +129,9 @@ def _exclude(ctx: ActionContext, service: ServiceView, *, node: str, old: TaskVi
         ctx.notes.append(f"update order changed from {service.update_order} to start-first")
     marker = write_action(id=ctx.action_id, action=MIGRATE.name, node=node, task=old.id, started=ctx.clock())
     ctx.wrote = True
-    ctx.swarm.update_placement(service.id, add=(constraint,), update_order=order,
-                               labels={EXCLUSIONS_LABEL: write_exclusions(owned), ACTION_LABEL: marker})
+    written = ctx.swarm.update_placement(service.id, add=(constraint,), update_order=order,
+                                         labels={EXCLUSIONS_LABEL: write_exclusions(owned), ACTION_LABEL: marker})
+    ctx.watch(written, lambda now: None if constraint in now.constraints else f"the constraint {constraint} is gone")
 
 
 def _replacement(ctx: ActionContext, service_id: str, before: set[str], node: str) -> TaskView | None:

@@ -8,7 +8,8 @@ of tasks is still running. Bounds are the rule's `max_replicas` / `min_replicas`
 service is never scaled. The rule engine asks `feasible` before it decides, and the run asks the
 same function again on the service it reads right before writing. A scale-down is spaced
 `after_scale_up` seconds from a scale-up of the same service by the rule engine. On a time-out the
-new count stays (Swarm keeps converging to it).
+new count stays (Swarm keeps converging to it). A wait ends at once, `failed`, when the service is
+removed or someone else sets another replica count (controller/actions/context.py).
 """
 from __future__ import annotations
 
@@ -140,7 +141,9 @@ def _fresh(ctx: ActionContext, decision: Decision, plugin: ActionPlugin) -> Serv
 def _write(ctx: ActionContext, service: ServiceView, replicas: int, *, action: str) -> None:
     marker = write_action(id=ctx.action_id, action=action, replicas=replicas, started=ctx.clock())
     ctx.wrote = True
-    ctx.swarm.scale(service.id, replicas, labels={ACTION_LABEL: marker})
+    written = ctx.swarm.scale(service.id, replicas, labels={ACTION_LABEL: marker})
+    ctx.watch(written, lambda now: None if now.replicas == replicas
+              else f"it is set to {now.replicas} replicas, not the {replicas} the action set")
 
 
 SCALE_UP = ActionPlugin(

@@ -151,6 +151,9 @@ def test_collection_keeps_its_interval_while_influx_hangs(host: FakeHost) -> Non
     (family,) = [f for f in metrics.registry.collect() if f.name == "swarmguard_exporter_collection_seconds"]
     count = next(smp.value for smp in family.samples if smp.name.endswith("_count"))
     assert count >= 20, f"only {count} ticks in 1.5 s at 0.05 s"  # 30 expected; a loop blocked on InfluxDB makes ~1
+    (lag,) = [f for f in metrics.registry.collect() if f.name == "swarmguard_exporter_tick_lag_seconds"]
+    lags = next(smp.value for smp in lag.samples if smp.name.endswith("_count"))
+    assert lags in (count, count + 1)  # one per tick (the last may be counted before its sweep ends)
     assert writer.pending() <= 50 and writer.stats.dropped > 0  # bounded: the oldest lines went
 
 

@@ -55,7 +55,8 @@ Swarm (the engine is a manager of a fake cluster: its own node plus `workers`):
 /nodes, /nodes/{id}, /services, /services/create, /services/{id} (GET, DELETE),
 /services/{id}/update?version=N (a stale version answers 500 "update out of sequence" like
 swarmkit; every accepted write bumps the version), /tasks (filters service, desired-state,
-node, id, name), /tasks/{id}. Configs, the same in both profiles (the Config endpoints did not
+node, id, name; a service filter naming no service answers 404, as the engine does), /tasks/{id}.
+Configs, the same in both profiles (the Config endpoints did not
 change from API 1.41 to 1.53: https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Config):
 /configs (filters id, name, names, label; Data included), /configs/create (201 {"ID"}; the name
 rule, 1 to 1023999 bytes of Data, 409 for a taken name), /configs/{id} (id, name or id prefix),
@@ -1233,6 +1234,9 @@ class FakeEngine:
         services = None
         if "service" in filters:
             services = {s.id for s in self._services.values() if s.id in filters["service"] or s.spec["Name"] in filters["service"]}
+            for key in filters["service"]:  # the engine resolves each service first (moby daemon/cluster/tasks.go)
+                if self._find_service(key, missing_ok=True) is None:
+                    raise ApiError(404, f"service {key} not found")
         nodes = None
         if "node" in filters:
             nodes = {n.id for n in self._nodes.values() if n.id in filters["node"] or n.hostname in filters["node"]}
