@@ -30,10 +30,14 @@ def test_a_lab_left_in_a_mess_is_reset_to_the_known_state_and_every_change_is_na
         names = api.node_names(client)
         [task] = api.running_tasks(client, api.APP_SERVICE)
         node = names[task["NodeID"]]
+        # The controller goes first: running, it would lift the long-expired exclusion below at once
+        # (and clear the in-flight marker), before the reset could see them.
+        docker(lab, "service", "scale", "--detach", f"{api.CONTROLLER_SERVICE}=0")
+        api.eventually(lambda: not api.running_tasks(client, api.CONTROLLER_SERVICE), timeout=60,
+                       what="the controller stopped")
         docker(lab, "service", "update", "--detach", "--replicas", "2",
                "--label-add", 'swarmguard.exclusions={"' + node + '": 1.0}', "--label-add", 'swarmguard.action={"action": "scale_up"}',
                "--constraint-add", f"node.hostname!={node}", api.APP_SERVICE)
-        docker(lab, "service", "scale", "--detach", f"{api.CONTROLLER_SERVICE}=0")
         docker(lab, "run", "-d", "--label", "org.swarmguard.probe=1", labinfo.BASE_IMAGE, "sleep", "600")
         def two() -> list[dict[str, Any]] | None:
             tasks = api.running_tasks(client, api.APP_SERVICE)

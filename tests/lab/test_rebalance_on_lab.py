@@ -2,7 +2,9 @@
 
 A worker stops and comes back; the rebalance rule (enabled for the test by labkit/rebalance_lab.py)
 must bring the 4-replica web-stress back to a skew of at most 1 within 60 s of the node's return,
-with no failed probe request and no task moved twice while it is watched. The lab is restored
+with no failed probe request after the node's return (requests lost while the node was down are
+the outage's own cost, before any rebalance; shown, not asserted) and no task moved twice while it
+is watched. The lab is restored
 afterwards (all workers up, web-stress at its replica count, the rule file gone) even on failure.
 Needs the stack deployed from this checkout (its controller reads this checkout's rules/)."""
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sgcommon.engine.swarm import SwarmAdapter
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 
 
-def test_after_a_worker_comes_back_the_service_is_rebalanced_within_a_minute_without_a_failed_request(
+def test_after_a_worker_comes_back_the_service_is_rebalanced_within_a_minute_without_a_failed_request_after(
         lab: labinfo.Lab, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(runs=1, watch=75.0, watch_last=75.0)
     rows = run(lab, settings, log=lambda text: None)
