@@ -39,6 +39,10 @@ from sgcommon.jsonlog import event, get_logger
 log = get_logger("swarmguard.controller.actions")
 
 
+# Seconds a service is left alone after an operator's change (the service removed, or updated so that
+# it no longer holds SwarmGuard's change) ended the action waiting on it (docs/actions.md).
+OPERATOR_YIELD = 60.0
+
 class Executor:
     def __init__(
         self,
@@ -63,6 +67,7 @@ class Executor:
         self._started: deque[float] = deque()
         self._budget = DisruptionBudget(per_service=settings.max_moving, total=settings.max_moving_total, clock=clock)
         self._unsettled: dict[str, Hold] = {}  # timed-out actions whose change Swarm is still carrying out
+        self._yield_until: dict[str, float] = {}  # services whose action an operator's change ended: left alone
         self._reconcile_pending = False
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swarmguard-action")
 
@@ -197,6 +202,10 @@ class Executor:
         with self._lock:
             if decision.service in self._busy:
                 return Submission(Verdict.BUSY, f"an action on {decision.service} is running"), None
+            until = self._yield_until.get(decision.service)
+            if until is not None and now < until:
+                return Submission(Verdict.BUSY, f"an operator's change ended SwarmGuard's last action on "
+                                                f"{decision.service}: left alone for {until - now:.0f} s more"), None
             over = self._budget.refusal(decision.service, tasks)
             if over is not None:
                 return Submission(Verdict.OVER_BUDGET, over), None
@@ -237,7 +246,13 @@ class Executor:
                 record = ctx.record(decision, timeline, Result.REJECTED, node_from=decision.node, error=str(exc))
             except TimedOut as exc:
                 record = ctx.record(decision, timeline, Result.TIMEOUT, node_from=decision.node, error=str(exc))
-            except (EngineError, ValueError, Abandoned) as exc:
+            except Abandoned as exc:
+                record = ctx.record(decision, timeline, Result.FAILED, node_from=decision.node, error=str(exc))
+                # The operator's change wins: acting again at once (another rule on the same breach)
+                # would undo what they just did. The service is left alone for OPERATOR_YIELD.
+                with self._lock:
+                    self._yield_until[decision.service] = self._clock() + OPERATOR_YIELD
+            except (EngineError, ValueError) as exc:
                 record = ctx.record(decision, timeline, Result.FAILED, node_from=decision.node, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - an action must always end in a record
                 log.exception("action crashed")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from controller.actions.executor import Executor
+from controller.actions.executor import OPERATOR_YIELD, Executor
 from controller.actions.ownership import ACTION_LABEL, EXCLUSIONS_LABEL
 from controller.actions.settings import ActionSettings
 from controller.model import Timeline, Verdict
@@ -26,10 +27,25 @@ def records() -> Records:
     return Records()
 
 
+class Later:
+    """The wall clock, which a test can move on (past the executor's yield to an operator)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
 @pytest.fixture
-def executor(swarm: SwarmAdapter, records: Records) -> Iterator[Executor]:
+def later() -> Later:
+    return Later()
+
+
+@pytest.fixture
+def executor(swarm: SwarmAdapter, records: Records, later: Later) -> Iterator[Executor]:
     made = Executor(swarm, ActionSettings(**{**FAST, "migrate_timeout": LONG, "scale_timeout": LONG}),  # type: ignore[arg-type]
-                    on_record=records, node_load=dict)
+                    on_record=records, node_load=dict, clock=later)
     yield made
     made.shutdown(wait=True)
 
@@ -51,11 +67,15 @@ def operator_update(fake: FakeEngine, name: str, edit: Callable[[dict[str, Any]]
     fake.update_service(name, fake.service_version(name), spec)
 
 
-def assert_released(executor: Executor, fake: FakeEngine, records: Records, name: str) -> None:
-    """Nothing busy or held: the next action on the service starts and runs."""
+def assert_released(executor: Executor, fake: FakeEngine, records: Records, name: str, later: Later) -> None:
+    """Nothing busy or held; the operator's change wins for OPERATOR_YIELD (another rule on the same
+    breach would undo it), then the next action on the service starts and runs."""
     assert executor.busy_services() == set()
     assert executor.moving() == 0
     fake.set_timing(name, healthy=True)
+    held = executor.submit(scale_decision(name, "scale_up", max_replicas=10), Timeline())
+    assert held.verdict is Verdict.BUSY and "an operator's change ended SwarmGuard's last action" in held.reason
+    later.ahead = OPERATOR_YIELD + 1.0
     assert executor.submit(scale_decision(name, "scale_up", max_replicas=10), Timeline()).verdict is Verdict.ACCEPTED
     assert records.wait(2)[-1].result == "success"
 
@@ -74,7 +94,7 @@ def test_a_migration_whose_service_is_removed_while_it_waits_fails_at_once(fake_
 
 
 def test_a_migration_whose_exclusion_an_operator_update_removed_fails_at_once_and_says_so(
-        fake_engine, executor, records) -> None:
+        fake_engine, executor, records, later) -> None:
     deploy(fake_engine, "web")
     fake_engine.set_timing("web", healthy=False)
     executor.submit(migrate_decision(fake_engine, "web"), Timeline())
@@ -93,7 +113,7 @@ def test_a_migration_whose_exclusion_an_operator_update_removed_fails_at_once_an
     labels = fake_engine.service_spec("web")["Labels"]
     assert ACTION_LABEL not in labels  # the marker is cleared as after any action
     assert list(json.loads(labels[EXCLUSIONS_LABEL])) == ["worker-1"]  # forgotten by reconcile, not here
-    assert_released(executor, fake_engine, records, "web")
+    assert_released(executor, fake_engine, records, "web", later)
 
 
 def test_an_operator_update_that_keeps_the_exclusion_does_not_end_the_migration(fake_engine, executor, records) -> None:
@@ -111,7 +131,7 @@ def test_an_operator_update_that_keeps_the_exclusion_does_not_end_the_migration(
     assert "worker-1" not in [node for _, node in fake_engine.running_tasks("web")]
 
 
-def test_a_scale_up_whose_replica_count_an_operator_changed_fails_at_once(fake_engine, executor, records) -> None:
+def test_a_scale_up_whose_replica_count_an_operator_changed_fails_at_once(fake_engine, executor, records, later) -> None:
     deploy(fake_engine, "web", node=None)
     fake_engine.set_timing("web", healthy=False)
     executor.submit(scale_decision("web", "scale_up"), Timeline())
@@ -126,7 +146,7 @@ def test_a_scale_up_whose_replica_count_an_operator_changed_fails_at_once(fake_e
     assert record.error is not None and record.error.startswith("superseded while the action waited (new replica running)")
     assert record.error.endswith("and it is set to 5 replicas, not the 2 the action set")
     assert fake_engine.service_spec("web")["Mode"]["Replicated"]["Replicas"] == 5  # the operator's count stays
-    assert_released(executor, fake_engine, records, "web")
+    assert_released(executor, fake_engine, records, "web", later)
 
 
 def test_a_scale_down_whose_service_is_removed_while_it_waits_fails_at_once(fake_engine, executor, records) -> None:
