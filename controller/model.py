@@ -109,7 +109,7 @@ class Verdict(enum.StrEnum):
 
     ACCEPTED = "accepted"  # the action runs on the executor's threads; one record when it ends
     DRY_RUN = "dry_run"  # recorded with what would be done; nothing changed
-    BUSY = "busy"  # an action on this service is still running
+    BUSY = "busy"  # an action on this service is still running, or an operator's change just ended one
     RATE_LIMITED = "rate_limited"  # max_actions_per_minute already started in the last 60 s
     OVER_BUDGET = "over_budget"  # it would put more tasks in transition than the disruption budget allows
     REFUSED = "refused"  # never runs: unknown action, incomplete decision, executor shutting down
