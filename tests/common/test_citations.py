@@ -47,6 +47,8 @@ def test_no_tracked_file_cites_documents_or_issues_outside_the_repository() -> N
 
 
 def test_the_check_finds_a_citation_it_must_refuse() -> None:
-    assert all(PRIVATE.search(text) for text in ("see fact 20", "(spec 4.2)", "PRD script 3", "issue 6's goal",
-                                                  "../shared/design/lab.md"))
+    # built from parts, so that this file holds no citation itself
+    samples = ["see fa" + "ct 20", "(spe" + "c 4.2)", "PR" + "D script 3", "is" + "sue 6's goal",
+               "../shared/" + "design/lab.md"]
+    assert all(PRIVATE.search(text) for text in samples)
     assert not any(PRIVATE.search(text) for text in ("docs/lab.md", "specs 3", "a tissue 4", "PRDX"))
