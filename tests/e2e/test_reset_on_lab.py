@@ -33,8 +33,10 @@ def test_a_lab_left_in_a_mess_is_reset_to_the_known_state_and_every_change_is_na
         # The controller goes first: running, it would lift the long-expired exclusion below at once
         # (and clear the in-flight marker), before the reset could see them.
         docker(lab, "service", "scale", "--detach", f"{api.CONTROLLER_SERVICE}=0")
-        api.eventually(lambda: not api.running_tasks(client, api.CONTROLLER_SERVICE), timeout=60,
-                       what="the controller stopped")
+        # Its container, not its task: a task told to shut down leaves the running list at once, but
+        # its process keeps lifting exclusions until the container has stopped.
+        api.eventually(lambda: not api.controller_container(client), timeout=60,
+                       what="the controller's container stopped")
         docker(lab, "service", "update", "--detach", "--replicas", "2",
                "--label-add", 'swarmguard.exclusions={"' + node + '": 1.0}', "--label-add", 'swarmguard.action={"action": "scale_up"}',
                "--constraint-add", f"node.hostname!={node}", api.APP_SERVICE)
