@@ -331,7 +331,7 @@ class _Compiler:
             if isinstance(value, (str, bytes)):
                 return self.fail("strings are not allowed")
             return self.fail(f"constant {value!r} is not allowed; only numbers are")
-        number = _finite_or_none(value)
+        number = finite_number(value)
         if number is None:
             return self.fail(f"number {self.segment(node)} is out of range")
         return _Term("num", const=number)
@@ -352,7 +352,7 @@ class _Compiler:
         if name.startswith("_"):
             return self.fail(f"name {name!r} is not allowed (names starting with _ are refused)")
         if name in self.thresholds:
-            value = _finite_or_none(self.thresholds[name])
+            value = finite_number(self.thresholds[name])
             if value is None:
                 return self.fail(f"threshold {name!r} is not a finite number")
             self.figures.setdefault(name, _const_fn(value))
@@ -550,7 +550,7 @@ class _Compiler:
         return _Term("bool", fn=_compare_chain(ops, fns))
 
 
-def _finite_or_none(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """`value` as a float if it is a real, finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -565,7 +565,7 @@ def _finite(value: Any) -> float:
     """`value` if it is a finite number; NoValue for NaN, infinities, and anything that is not a number."""
     if value.__class__ is float and value - value == 0.0:  # the common case, kept cheap: inf-inf and nan-nan are nan
         return value
-    number = _finite_or_none(value)
+    number = finite_number(value)
     if number is None:
         raise NoValue
     return number
@@ -691,7 +691,7 @@ def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float)
         return None
     last = history[-1]
     newest = last.ts
-    base = _finite_or_none(getattr(last, metric))
+    base = finite_number(getattr(last, metric))
     if base is None:
         return None
     start = newest - window
@@ -704,7 +704,7 @@ def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float)
             break
         value = getattr(sample, metric)
         if not (value.__class__ is float and value - value == 0.0):
-            value = _finite_or_none(value)
+            value = finite_number(value)
             if value is None:
                 return None
         x, y = ts - newest, value - base
@@ -721,25 +721,19 @@ def _fit_window(history: Sequence[ContainerMetrics], metric: str, window: float)
 
 
 def _trend_fn(func: str, metric: str, *, horizon: float, window: float) -> Fn:
-    def predict(env: ContainerEnv) -> float:
+    """predict() (the line's value `horizon` ahead) or predict_se() (its standard error there)."""
+    figure = Fit.value if func == "predict" else Fit.se
+
+    def trend(env: ContainerEnv) -> float:
         fit = trend_fit(env, metric, window)
         if fit is None:
             raise NoValue
-        value = fit.value(horizon)
-        if value - value == 0.0:
+        value = figure(fit, horizon)
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
             return value
         raise NoValue
 
-    def predict_se(env: ContainerEnv) -> float:
-        fit = trend_fit(env, metric, window)
-        if fit is None:
-            raise NoValue
-        value = fit.se(horizon)
-        if value - value == 0.0:
-            return value
-        raise NoValue
-
-    return predict if func == "predict" else predict_se
+    return trend
 
 
 def _aggregate_fn(func: str, metric: str) -> Fn:

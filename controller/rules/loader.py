@@ -31,7 +31,7 @@ import yaml
 
 from controller.actions.plugin import ActionPlugin, ParamKind, ParamValue
 from controller.actions.registry import PLUGINS, all_params, param_defaults, takers
-from controller.rules.expr import DURATION_UNITS, RESERVED, SCOPES, ExprError, compile_condition
+from controller.rules.expr import DURATION_UNITS, RESERVED, SCOPES, ExprError, compile_condition, finite_number
 from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import NAME_RE
 
@@ -66,17 +66,6 @@ def _show(value: Any) -> str:
         return _REPR.repr(value)
     except ValueError:  # an int beyond Python's int-to-text digit limit (a YAML base-60 number can build one)
         return f"a {type(value).__name__} too large to show"
-
-
-def _finite_float(value: Any) -> float | None:
-    """`value` as a float if it is a real, finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the float range
-        return None
-    return number if math.isfinite(number) else None
 
 
 class RuleFileError(Exception):
@@ -524,7 +513,7 @@ def _threshold_problem(name: str, value: Any) -> str | None:
         return f"{_show(name)} is not a valid name (lower case letters, digits and _, starting with a letter)"
     if name in RESERVED:
         return f"{_show(name)} is a metric or function name and cannot be a threshold"
-    if _finite_float(value) is None:
+    if finite_number(value) is None:
         return f"{name}: expected a finite number, got {_show(value)}"
     return None
 
@@ -535,7 +524,7 @@ def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str
             known = ", ".join(sorted(found)) or "none"
             errors.append(f"threshold override: unknown threshold {_show(name)} (defined: {known})")
         else:
-            number = _finite_float(value)
+            number = finite_number(value)
             if number is None:
                 errors.append(f"threshold override: {name}: expected a finite number, got {_show(value)}")
             else:
@@ -743,7 +732,7 @@ class _RuleReader:
         for key, wanted in value.items():
             if isinstance(wanted, bool):
                 wanted = "true" if wanted else "false"
-            elif _finite_float(wanted) is not None and abs(wanted) < 1e18:
+            elif finite_number(wanted) is not None and abs(wanted) < 1e18:
                 wanted = str(wanted)
             if not isinstance(key, str) or not isinstance(wanted, str):
                 self.error(f"labels: {_show(key)}: expected a string value, got {_show(wanted)}", key="labels")
@@ -782,7 +771,7 @@ def parse_duration(value: Any) -> float | None:
         match = DURATION_RE.fullmatch(value)
         seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else None
     else:
-        seconds = _finite_float(value)
+        seconds = finite_number(value)
     return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
