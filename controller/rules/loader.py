@@ -20,7 +20,6 @@ import hashlib
 import math
 import os
 import re
-import reprlib
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,18 +31,18 @@ import yaml
 from controller.actions.plugin import ActionPlugin, ParamKind, ParamValue
 from controller.actions.registry import PLUGINS, all_params, param_defaults, takers
 from controller.rules.expr import DURATION_UNITS, RESERVED, SCOPES, ExprError, compile_condition, finite_number
+from controller.rules.fields import (MAX_WHOLE, FieldProblem, label_pairs, names, show, threshold_problem,
+                                     whole_number)
 from controller.rules.ruleset import Rule, RuleError, RuleSet
 from controller.rules.thresholds import NAME_RE
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NESTING = 64  # YAML collection depth; real rule files need 4
-MAX_WHOLE = 1_000_000  # largest priority, `for` count or replica bound
 MAX_SECONDS = 365 * 86400.0  # longest duration (cooldown, for, exclusion_ttl): a year
 # Every pattern below validates a whole value: fullmatch, never `$` (which matches before a final newline).
 RULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) *(ms|s|m|h)")
 SERVICE_PATTERN_RE = re.compile(r"[A-Za-z0-9_.*?!\[\]-]{1,200}")  # a service name with glob characters
-LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")
 # In any text of a rule file: C0/C1 control characters other than tab and newline, and lone surrogates
 # (they cannot be printed, logged as UTF-8 or typed into a label).
 _BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -52,21 +51,6 @@ TOP_KEYS = ("thresholds", "rules")
 # A rule's own keys, then the parameters of every action (controller/actions/registry.py).
 RULE_KEYS = ("name", "description", "enabled", "scope", "services", "labels", "when", "for",
              "action", "priority", "cooldown", *all_params())
-
-# Values are quoted in messages through a bounded repr: a YAML alias bomb or a huge string
-# in a wrong place must give a short message, not a hang.
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 80
-_REPR.maxlevel = 2
-
-
-def _show(value: Any) -> str:
-    """A short repr of `value` for a message."""
-    try:
-        return _REPR.repr(value)
-    except ValueError:  # an int beyond Python's int-to-text digit limit (a YAML base-60 number can build one)
-        return f"a {type(value).__name__} too large to show"
-
 
 class RuleFileError(Exception):
     """A rule file cannot be read; the message says why (without the path)."""
@@ -286,7 +270,7 @@ def _tag_problem(node: yaml.Node) -> str | None:
     allowed = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: (_SEQ,), yaml.MappingNode: (_MAP,)}
     if node.tag in allowed.get(type(node), ()):
         return None
-    return (f"YAML tag {_show(_tag_text(node.tag))} is not allowed "
+    return (f"YAML tag {show(_tag_text(node.tag))} is not allowed "
             "(rule files hold plain strings, numbers, true/false, lists and mappings)")
 
 
@@ -303,7 +287,7 @@ def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
     fits = implicit == tag or (tag == _FLOAT and implicit == _INT)
     what = {_INT: "a whole number", _FLOAT: "a number", _BOOL: "true or false", _NULL: "null"}[tag]
     if not fits:
-        raise _BadValue(f"{_show(text)} is not {what} (tag {_tag_text(tag)})", node)
+        raise _BadValue(f"{show(text)} is not {what} (tag {_tag_text(tag)})", node)
     if tag == _NULL:
         return None
     if tag == _BOOL:
@@ -311,7 +295,7 @@ def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
     try:
         return loader.construct_yaml_int(node) if tag == _INT else loader.construct_yaml_float(node)
     except (ValueError, ArithmeticError):  # e.g. more digits than Python converts (sys.get_int_max_str_digits)
-        raise _BadValue(f"{_show(text)} is not a usable number", node) from None
+        raise _BadValue(f"{show(text)} is not a usable number", node) from None
 
 
 @dataclass
@@ -364,7 +348,7 @@ class _Doc:
                 raise _BadValue("a key must be a plain value, not a list or a mapping", key_node)
             key = self._build(key_node, open_nodes)
             if key in mapping:
-                raise _BadValue(f"duplicate key {_show(key)}", key_node)
+                raise _BadValue(f"duplicate key {show(key)}", key_node)
             mapping[key] = self._build(value_node, open_nodes)
         return mapping
 
@@ -380,17 +364,17 @@ def _line_at(text: str, position: int) -> int:
     return text.count("\n", 0, max(0, position)) + 1
 
 
-def _yaml_error(path: str, text: str, exc: yaml.YAMLError) -> str:
-    """One `file:line: not valid YAML: ...` message for any PyYAML error."""
+def _yaml_error(path: str, text: str, exc: yaml.YAMLError, *, noun: str) -> str:
+    """One `file:line: not valid YAML: ...` message for any PyYAML error; `noun` is what the file is."""
     if isinstance(exc, yaml.reader.ReaderError):
         line = _line_at(text, exc.position)
-        return (f"{path}:{line}: not valid YAML: the character U+{exc.character:04X} is not allowed in a rule file"
+        return (f"{path}:{line}: not valid YAML: the character U+{exc.character:04X} is not allowed in a {noun}"
                 if isinstance(exc.character, int) else f"{path}:{line}: not valid YAML: {exc.reason}")
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         if exc.context == "expected a single document in the stream":
-            return f"{path}:{line}: not valid YAML: a second document ('---'); a rule file holds one document"
+            return f"{path}:{line}: not valid YAML: a second document ('---'); a {noun} holds one document"
         return f"{path}:{line}: not valid YAML: {exc.problem or exc.context}"
     return f"{path}:1: not valid YAML: {exc}"
 
@@ -406,8 +390,22 @@ def _read(path: str, errors: list[str], *, listed: bool) -> _Doc | _Vanished | N
     return _parse(path, data, errors)
 
 
-def _parse(path: str, data: bytes, errors: list[str]) -> _Doc | None:
-    """One rule file's bytes as a document, or None after adding every problem to `errors`."""
+@dataclass(frozen=True)
+class FileKind:
+    """What a file of the rule family is, for the messages about its whole: rule file or rule test file."""
+
+    noun: str  # "rule file"
+    empty: str  # what an empty file should have held
+    shape: str  # what the document should be
+
+
+RULE_FILE = FileKind("rule file", empty="expected 'rules:' (and optionally 'thresholds:')",
+                     shape="expected a mapping with 'rules:' and 'thresholds:'")
+
+
+def compose_file(path: str, data: bytes, errors: list[str], *, kind: FileKind = RULE_FILE) -> _Doc | None:
+    """A file's bytes as a document whose root is a mapping, or None after adding its problem to `errors`:
+    too large, not UTF-8, not valid YAML (bounded nesting), empty, a tag, not a mapping."""
     if len(data) > MAX_FILE_BYTES:
         errors.append(f"{path}: file is larger than {MAX_FILE_BYTES} bytes")
         return None
@@ -421,22 +419,26 @@ def _parse(path: str, data: bytes, errors: list[str]) -> _Doc | None:
         loader = _Loader(text)  # the reader checks the characters here already
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
-        errors.append(_yaml_error(path, text, exc))
+        errors.append(_yaml_error(path, text, exc, noun=kind.noun))
         return None
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL and not root.value):
-        errors.append(f"{path}:1: the file is empty; expected 'rules:' (and optionally 'thresholds:')")
+        errors.append(f"{path}:1: the file is empty; {kind.empty}")
         return None
     problem = _tag_problem(root)
-    if problem:
-        errors.append(f"{path}:{root.start_mark.line + 1}: {problem}")
+    if problem or not isinstance(root, yaml.MappingNode):
+        errors.append(f"{path}:{root.start_mark.line + 1}: {problem or kind.shape}")
         return None
-    if not isinstance(root, yaml.MappingNode):
-        errors.append(f"{path}:{root.start_mark.line + 1}: expected a mapping with 'rules:' and 'thresholds:'")
+    return _Doc(path, loader, root)
+
+
+def _parse(path: str, data: bytes, errors: list[str]) -> _Doc | None:
+    """One rule file's bytes as a document, or None after adding every problem to `errors`."""
+    doc = compose_file(path, data, errors)
+    if doc is None:
         return None
-    doc = _Doc(path, loader, root)
-    for key, _node, line in _items(doc, root, errors, where=""):
+    for key, _node, line in _items(doc, doc.root, errors, where=""):
         if key not in TOP_KEYS:
-            errors.append(f"{path}:{line}: unknown top-level key {_show(key)} (expected {', '.join(TOP_KEYS)})")
+            errors.append(f"{path}:{line}: unknown top-level key {show(key)} (expected {', '.join(TOP_KEYS)})")
     return doc
 
 
@@ -450,12 +452,12 @@ def _items(doc: _Doc, node: yaml.MappingNode, errors: list[str], *, where: str) 
             errors.append(f"{doc.path}:{line}: {where}merge keys (<<) are not supported; write the keys out")
             continue
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
-            got = _show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list or a mapping"
+            got = show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list or a mapping"
             errors.append(f"{doc.path}:{line}: {where}keys must be plain strings, got {got}")
             continue
         key = key_node.value
         if key in seen:
-            errors.append(f"{doc.path}:{line}: {where}duplicate key {_show(key)} (first at line {seen[key]})")
+            errors.append(f"{doc.path}:{line}: {where}duplicate key {show(key)} (first at line {seen[key]})")
             continue
         seen[key] = line
         items.append((key, value_node, line))
@@ -491,10 +493,10 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
             try:
                 raw = doc.value(value_node)
             except _BadValue as exc:
-                problem = _threshold_problem(name, 0.0) or f"{name}: {exc}"
+                problem = threshold_problem(name, 0.0) or f"{name}: {exc}"
                 place = f"{doc.path}:{exc.line}"
             else:
-                problem = _threshold_problem(name, raw)
+                problem = threshold_problem(name, raw)
             if problem:
                 errors.append(f"{place}: thresholds: {problem}")
                 if NAME_RE.fullmatch(name) and name not in RESERVED:
@@ -502,31 +504,21 @@ def _thresholds(docs: list[_Doc], errors: list[str]) -> tuple[dict[str, tuple[fl
                 continue
             value = float(raw)
             if name in found and found[name][0] != value:
-                errors.append(f"{place}: thresholds: {_show(name)} is already {found[name][0]:g} at {found[name][1]}")
+                errors.append(f"{place}: thresholds: {show(name)} is already {found[name][0]:g} at {found[name][1]}")
                 continue
             found.setdefault(name, (value, place))
     return found, broken
-
-
-def _threshold_problem(name: str, value: Any) -> str | None:
-    if not NAME_RE.fullmatch(name):
-        return f"{_show(name)} is not a valid name (lower case letters, digits and _, starting with a letter)"
-    if name in RESERVED:
-        return f"{_show(name)} is a metric or function name and cannot be a threshold"
-    if finite_number(value) is None:
-        return f"{name}: expected a finite number, got {_show(value)}"
-    return None
 
 
 def _apply_overrides(found: dict[str, tuple[float, str]], overrides: Mapping[str, float], errors: list[str]) -> None:
     for name, value in overrides.items():
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
-            errors.append(f"threshold override: unknown threshold {_show(name)} (defined: {known})")
+            errors.append(f"threshold override: unknown threshold {show(name)} (defined: {known})")
         else:
             number = finite_number(value)
             if number is None:
-                errors.append(f"threshold override: {name}: expected a finite number, got {_show(value)}")
+                errors.append(f"threshold override: {name}: expected a finite number, got {show(value)}")
             else:
                 found[name] = (number, "override")
 
@@ -616,10 +608,10 @@ class _RuleReader:
         if "name" not in raw:
             self.error("missing 'name'")
         elif self.name != name:
-            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {_show(name)}", key="name")
+            self.error(f"name must be letters, digits, '.', '_' or '-' (at most 63), got {show(name)}", key="name")
         for key in raw:
             if key not in RULE_KEYS:
-                self.error(f"unknown key {_show(key)} (allowed: {', '.join(RULE_KEYS)})", key=key)
+                self.error(f"unknown key {show(key)} (allowed: {', '.join(RULE_KEYS)})", key=key)
         return self.build(raw)
 
     def build(self, raw: dict[str, Any]) -> Rule | None:
@@ -653,26 +645,26 @@ class _RuleReader:
                default: str | None = None) -> str | None:
         if key not in raw:
             if required:
-                self.error(f"missing {_show(key)} (one of {', '.join(allowed)})")
+                self.error(f"missing {show(key)} (one of {', '.join(allowed)})")
             return default
         if raw[key] not in allowed:
-            self.error(f"{key} must be one of {', '.join(allowed)}, got {_show(raw[key])}", key=key)
+            self.error(f"{key} must be one of {', '.join(allowed)}, got {show(raw[key])}", key=key)
             return None
         return str(raw[key])
 
     def typed(self, raw: dict[str, Any], key: str, typ: type, what: str, default: Any) -> Any:
         value = raw.get(key, default)
         if type(value) is not typ:
-            self.error(f"{key} must be {what}, got {_show(value)}", key=key)
+            self.error(f"{key} must be {what}, got {show(value)}", key=key)
             return default
         return value
 
     def integer(self, raw: dict[str, Any], key: str, default: int, *, minimum: int, maximum: int = MAX_WHOLE) -> int:
-        value = raw.get(key, default)
-        if type(value) is not int or not minimum <= value <= maximum:
-            self.error(f"{key} must be a whole number >= {minimum} (at most {maximum}), got {_show(value)}", key=key)
+        try:
+            return whole_number(key, raw.get(key, default), minimum=minimum, maximum=maximum)
+        except FieldProblem as exc:
+            self.error(str(exc), key=key)
             return default
-        return value
 
     def duration(self, raw: dict[str, Any], key: str, default: float | None, *, minimum: float) -> float | None:
         if key not in raw:
@@ -680,7 +672,7 @@ class _RuleReader:
         seconds = parse_duration(raw[key])
         if seconds is None or not minimum <= seconds <= MAX_SECONDS:
             self.error(f"{key} must be a duration like 30s, 2m, 1h or a number of seconds "
-                       f">= {minimum:g} (at most {MAX_SECONDS:.0f}, a year), got {_show(raw[key])}", key=key)
+                       f">= {minimum:g} (at most {MAX_SECONDS:.0f}, a year), got {show(raw[key])}", key=key)
             return default
         return seconds
 
@@ -705,48 +697,27 @@ class _RuleReader:
         if seconds is not None and 0 < seconds <= MAX_SECONDS:
             return 1, seconds
         self.error(f"for must be a number of consecutive samples (1 to {MAX_WHOLE}) or a duration like 90s "
-                   f"(at most a year), got {_show(value)}", key="for")
+                   f"(at most a year), got {show(value)}", key="for")
         return 1, None
 
     def services(self, raw: dict[str, Any]) -> tuple[str, ...]:
-        value = raw.get("services", ["*"])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            self.error(f"services must be a name pattern or a list of them (e.g. ['web-*']), got {_show(value)}",
-                       key="services")
+        try:
+            value = names("services", raw.get("services", ["*"]), what="a name pattern or a list of them (e.g. ['web-*'])")
+        except FieldProblem as exc:
+            self.error(str(exc), key="services")
             return ("*",)
         bad = [pattern for pattern in value if not SERVICE_PATTERN_RE.fullmatch(pattern)]
         if bad:
-            self.error(f"services: {_show(bad[0])} is not a service name pattern (letters, digits, _ . - and the "
+            self.error(f"services: {show(bad[0])} is not a service name pattern (letters, digits, _ . - and the "
                        "glob characters * ? [ ] !, at most 200)", key="services")
             return ("*",)
         return tuple(value)
 
     def labels(self, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-        value = raw.get("labels", {})
-        if not isinstance(value, dict):
-            self.error(f"labels must be a mapping of label: value, got {_show(value)}", key="labels")
-            return ()
-        pairs = []
-        for key, wanted in value.items():
-            if isinstance(wanted, bool):
-                wanted = "true" if wanted else "false"
-            elif finite_number(wanted) is not None and abs(wanted) < 1e18:
-                wanted = str(wanted)
-            if not isinstance(key, str) or not isinstance(wanted, str):
-                self.error(f"labels: {_show(key)}: expected a string value, got {_show(wanted)}", key="labels")
-                continue
-            if not LABEL_KEY_RE.fullmatch(key):
-                self.error(f"labels: {_show(key)} is not a label name (letters, digits, _ . / -, at most 200)",
-                           key="labels")
-                continue
-            if "\n" in wanted or "\t" in wanted or len(wanted) > 1000:
-                self.error(f"labels: {key}: a label value is one line of at most 1000 characters, got {_show(wanted)}",
-                           key="labels")
-                continue
-            pairs.append((key, wanted))
-        return tuple(sorted(pairs))
+        pairs, problems = label_pairs(raw.get("labels", {}))
+        for problem in problems:
+            self.error(problem, key="labels")
+        return pairs
 
     def params(self, raw: dict[str, Any], action: ActionPlugin | None) -> dict[str, ParamValue]:
         """The action's parameters (each checked by its plugin's Param), defaults filled in; a

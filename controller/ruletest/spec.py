@@ -7,7 +7,9 @@ the format.
 
 The YAML is held to the rule files' own rules (controller/rules/loader.py: plain YAML only, no tags,
 bounded nesting, no control characters, at most 1 MiB): this module reuses the loader's reading
-and composing, and adds only what a test file holds. Everything that can be checked before the
+and composing (`compose_file`), and the checks of the values both kinds of file hold (labels, whole
+numbers, threshold names and values, lists of names: controller/rules/fields.py), and adds only
+what a test file holds. Everything that can be checked before the
 replay is checked here (names, types, times against the series' length, rule names, actions and
 scopes), so a broken test file is exit 2 with its lines, and a replay only ever runs a sound test.
 """
@@ -26,23 +28,19 @@ import yaml
 from controller.actions.registry import PLUGINS
 from controller.model import ServiceInfo
 from controller.rules import RuleError, RuleSet, load_rules, parse_duration
+from controller.rules.fields import MAX_WHOLE, FieldProblem, label_pairs, names, show, threshold_problem, whole_number
 from controller.rules.loader import (  # the rule files' strict YAML reading, shared (see the module docstring)
     _NULL,
-    LABEL_KEY_RE,
-    MAX_FILE_BYTES,
-    MAX_WHOLE,
     RULE_NAME_RE,
+    FileKind,
     RuleFileError,
     _BadValue,
     _Doc,
     _items,
-    _Loader,
-    _show,
     _tag_problem,
-    _yaml_error,
+    compose_file,
     read_rule_file,
 )
-from controller.rules.thresholds import NAME_RE as THRESHOLD_NAME_RE
 from controller.ruletest.notation import NotationError, Series, parse_series
 from sgcommon.metricset import CONTAINER_KEYS, NODE_FIGURES
 
@@ -175,36 +173,17 @@ def load_test_file(path: str) -> TestFile:
     return TestFile(path, tuple(tests))
 
 
+TEST_FILE = FileKind("test file", empty="expected 'rule_files:' and 'tests:'",
+                     shape="expected a mapping with rule_files: and tests:")
+
+
 def _compose(path: str, errors: list[str]) -> _Doc | None:
     try:
         data = read_rule_file(path)
     except RuleFileError as exc:
         errors.append(f"{path}: {str(exc).replace('rule files', 'test files')}")
         return None
-    if len(data) > MAX_FILE_BYTES:
-        errors.append(f"{path}: file is larger than {MAX_FILE_BYTES} bytes")
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        errors.append(f"{path}:{line}: not UTF-8 text")
-        return None
-    try:
-        loader = _Loader(text)
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        errors.append(_yaml_error(path, text, exc).replace("a rule file", "a test file"))
-        return None
-    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL and not root.value):
-        errors.append(f"{path}:1: the file is empty; expected 'rule_files:' and 'tests:'")
-        return None
-    problem = _tag_problem(root)
-    if problem or not isinstance(root, yaml.MappingNode):
-        why = problem or "expected a mapping with rule_files: and tests:"
-        errors.append(f"{path}:{root.start_mark.line + 1}: {why}")
-        return None
-    return _Doc(path, loader, root)
+    return compose_file(path, data, errors, kind=TEST_FILE)
 
 
 _RulesKey = tuple[tuple[str, float], ...]  # threshold overrides, sorted
@@ -249,7 +228,7 @@ class _Reader:
         fields: dict[str, _Field] = {}
         for key, value_node, line in _items(self.doc, node, self.errors, where=where):
             if key not in allowed:
-                self.error(line, where, f"unknown key {_show(key)} (allowed: {', '.join(allowed)})")
+                self.error(line, where, f"unknown key {show(key)} (allowed: {', '.join(allowed)})")
                 continue
             fields[key] = _Field(value_node, line)
         for key in required:
@@ -287,7 +266,7 @@ class _Reader:
         if value is _REFUSED:
             return None
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            self.error(fields[key].line, where, f"{key} must be {what}, got {_show(value)}")
+            self.error(fields[key].line, where, f"{key} must be {what}, got {show(value)}")
             return None
         return value
 
@@ -297,7 +276,7 @@ class _Reader:
         value = self.value(fields[key], f"{where}{key}: ")
         if type(value) is not bool:
             if value is not _REFUSED:
-                self.error(fields[key].line, where, f"{key} must be true or false, got {_show(value)}")
+                self.error(fields[key].line, where, f"{key} must be true or false, got {show(value)}")
             return False
         return value
 
@@ -305,12 +284,13 @@ class _Reader:
         if key not in fields:
             return None
         value = self.value(fields[key], f"{where}{key}: ")
-        if type(value) is not int or not minimum <= value <= MAX_WHOLE:
-            if value is not _REFUSED:
-                self.error(fields[key].line, where,
-                           f"{key} must be a whole number from {minimum} to {MAX_WHOLE}, got {_show(value)}")
+        if value is _REFUSED:
             return None
-        return value
+        try:
+            return whole_number(key, value, minimum=minimum)
+        except FieldProblem as exc:
+            self.error(fields[key].line, where, str(exc))
+            return None
 
     def seconds(self, fields: Mapping[str, _Field], key: str, where: str) -> float | None:
         """A time or duration: `2s`, `500ms`, `3m`, `1h` or a number of seconds, 0 or more."""
@@ -323,7 +303,7 @@ class _Reader:
         if seconds is None or seconds < 0:
             self.error(fields[key].line, where,
                        f"{key} must be a time like 2s, 500ms, 3m, 1h or a number of seconds (0 or more), "
-                       f"got {_show(value)}")
+                       f"got {show(value)}")
             return None
         return seconds
 
@@ -343,13 +323,10 @@ class _Reader:
         ok = True
         for name, value_node, line in _items(self.doc, node, self.errors, where=where):
             value = self.value(_Field(value_node, line), f"{where}{name}: ")
-            if value is _REFUSED:
-                ok = False
-            elif not THRESHOLD_NAME_RE.fullmatch(name):
-                self.error(line, where, f"{_show(name)} is not a threshold name")
-                ok = False
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-                self.error(line, where, f"{name} must be a finite number, got {_show(value)}")
+            problem = None if value is _REFUSED else threshold_problem(name, value)
+            if value is _REFUSED or problem:
+                if problem:
+                    self.error(line, where, problem)
                 ok = False
             else:
                 values[name] = float(value)
@@ -397,13 +374,6 @@ class _Reader:
         return seconds
 
 
-def _finite(value: int | float) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
-
-
 class _FileReader(_Reader):
     """The whole file: rule files, shared settings, then each test."""
 
@@ -449,29 +419,28 @@ class _FileReader(_Reader):
             return frozenset()
         field = root["enable"]
         value = self.value(field, "enable: ")
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            if value is not _REFUSED:
-                self.error(field.line, "", f"enable must be a list of rule names, got {_show(value)}")
+        if value is _REFUSED:
             return frozenset()
-        return frozenset(value)
+        try:
+            return frozenset(names("enable", value, what="a list of rule names"))
+        except FieldProblem as exc:
+            self.error(field.line, "", str(exc))
+            return frozenset()
 
     def rule_paths(self, root: Mapping[str, _Field]) -> list[str] | None:
         if "rule_files" not in root:
             return None
         field = root["rule_files"]
         value = self.value(field, "rule_files: ")
-        if isinstance(value, str):
-            value = [value]
-        if (not isinstance(value, list) or not value
-                or not all(isinstance(v, str) and v and "\x00" not in v for v in value)):
-            if value is not _REFUSED:
-                self.error(field.line, "", "rule_files must be a list of rule files or directories, "
-                           f"got {_show(value)}")
+        if value is _REFUSED:
             return None
-        base = os.path.dirname(self.doc.path)
-        return [item if os.path.isabs(item) else os.path.join(base, item) for item in value]
+        try:
+            paths = names("rule_files", value, what="a list of rule files or directories")
+        except FieldProblem as exc:
+            self.error(field.line, "", str(exc))
+            return None
+        base = os.path.dirname(self.doc.path)  # the file's text holds no NUL (loader._scalar refuses it)
+        return [item if os.path.isabs(item) else os.path.join(base, item) for item in paths]
 
 
 class _TestReader(_Reader):
@@ -576,7 +545,7 @@ class _TestReader(_Reader):
         if type(value) is not int or not 0 <= value <= MAX_WHOLE:
             if value is not _REFUSED:
                 self.error(spec["replicas"].line, where,
-                           f"replicas must be a whole number from 0 to {MAX_WHOLE} or 'global', got {_show(value)}")
+                           f"replicas must be a whole number from 0 to {MAX_WHOLE} or 'global', got {show(value)}")
             return 1
         return value
 
@@ -593,40 +562,30 @@ class _TestReader(_Reader):
             self.error(field.line, where, "tasks_per_node applies to a replicated service, not a global one")
             return None
         if not isinstance(value, dict) or not value:
-            self.error(field.line, where, f"tasks_per_node must be a mapping of node: tasks, got {_show(value)}")
+            self.error(field.line, where, f"tasks_per_node must be a mapping of node: tasks, got {show(value)}")
             return None
         spread: dict[str, int] = {}
         for node, count in value.items():
             if not isinstance(node, str) or not node or "\n" in node or len(node) > 255:
-                self.error(field.line, where, f"tasks_per_node: {_show(node)} is not a node name")
+                self.error(field.line, where, f"tasks_per_node: {show(node)} is not a node name")
             elif type(count) is not int or not 0 <= count <= MAX_WHOLE:
                 self.error(field.line, where, f"tasks_per_node: {node}: a whole number of tasks from 0 to "
-                           f"{MAX_WHOLE}, got {_show(count)}")
+                           f"{MAX_WHOLE}, got {show(count)}")
             else:
                 spread[node] = count
         return MappingProxyType(spread)
 
     def labels(self, spec: Mapping[str, _Field], where: str) -> dict[str, str]:
+        """A service's labels, read as a rule's `labels:` selector is (controller/rules/fields.py)."""
         if "labels" not in spec:
             return {}
         value = self.value(spec["labels"], f"{where}labels: ")
         if value is _REFUSED:
             return {}
-        if not isinstance(value, dict):
-            self.error(spec["labels"].line, where, f"labels must be a mapping of label: value, got {_show(value)}")
-            return {}
-        labels: dict[str, str] = {}
-        for key, wanted in value.items():
-            if isinstance(wanted, bool):
-                wanted = "true" if wanted else "false"
-            if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
-                self.error(spec["labels"].line, where, f"labels: {_show(key)} is not a label name")
-            elif not isinstance(wanted, str) or "\n" in wanted or len(wanted) > 1000:
-                self.error(spec["labels"].line, where, f"labels: {key}: a label value is one line of text, "
-                           f"got {_show(wanted)}")
-            else:
-                labels[key] = wanted
-        return labels
+        pairs, problems = label_pairs(value)
+        for problem in problems:
+            self.error(spec["labels"].line, where, problem)
+        return dict(pairs)
 
     def containers(self, fields: Mapping[str, _Field], services: Mapping[str, ServiceInfo]) -> list[ContainerSpec]:
         containers: list[ContainerSpec] = []
@@ -670,7 +629,7 @@ class _TestReader(_Reader):
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and NAME_RE.fullmatch(v)
                                                                    for v in value):
                 if value is not _REFUSED:
-                    self.error(spec["nodes"].line, where, f"nodes must be a list of node names, got {_show(value)}")
+                    self.error(spec["nodes"].line, where, f"nodes must be a list of node names, got {show(value)}")
                 return []
             nodes = value
         count = self.whole(spec, "containers", where)

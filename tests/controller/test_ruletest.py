@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from controller.__main__ import main as controller_main
 from controller.decide import evaluate
 from controller.model import ContainerMetrics, NodeMetrics
-from controller.rules import load_rules
+from controller.rules import RuleError, load_rules
 from controller.ruletest import command
 from controller.ruletest.notation import Stale
 from controller.ruletest.replay import BASE, cache_for, replay
@@ -425,8 +425,8 @@ HOSTILE: list[tuple[str, str | bytes, int, str]] = [
                                                "rule_files: [nope.yml]\nthresholds: {cpu_high: 80}\ntests:\n"), 1,
      "rule_files: the rule files do not load: "),
     ("threshold-text", swap("tests:\n", "thresholds: {cpu_high: high}\ntests:\n"), 2,
-     "thresholds: cpu_high must be a finite number, got 'high'"),
-    ("threshold-name", swap("tests:\n", "thresholds: {CPU: 1}\ntests:\n"), 2, "'CPU' is not a threshold name"),
+     "thresholds: cpu_high: expected a finite number, got 'high'"),
+    ("threshold-name", swap("tests:\n", "thresholds: {CPU: 1}\ntests:\n"), 2, "'CPU' is not a valid name"),
     ("interval-too-small", swap("tests:\n", "interval: 1ms\ntests:\n"), 2, "interval must be from 0.2s to 60s"),
     ("interval-huge", swap("tests:\n", "interval: 1e300\ntests:\n"), 2, "interval must be from"),
     ("never-backwards", swap("    expect:", "    never:\n      - {from: 3s, to: 1s}\n    expect:"), 9,
@@ -479,6 +479,55 @@ def test_a_broken_test_file_is_exit_2_with_file_line_messages(tmp_path: Path, te
     assert lines[-1].startswith("BROKEN: ")
     assert all(message.startswith(f"{path}:") for message in lines[:-1]), output
     assert any(message.startswith(f"{path}:{line}: ") and fragment in message for message in lines), output
+
+
+SAME_AS_RULE_FILES = [  # (test file change, the rule file's same value in a rule)
+    ("label-value-two-lines", swap('{swarmguard.enable: "true"}', '{swarmguard.enable: "a\\nb"}'),
+     'labels: {swarmguard.enable: "a\\nb"}'),
+    ("label-name-bad", swap('{swarmguard.enable: "true"}', '{"-x": "true"}'), 'labels: {"-x": "true"}'),
+    ("label-value-a-list", swap('{swarmguard.enable: "true"}', '{swarmguard.enable: [1]}'),
+     "labels: {swarmguard.enable: [1]}"),
+]
+
+
+@pytest.mark.parametrize(("test_text", "rule_line"), [c[1:] for c in SAME_AS_RULE_FILES],
+                         ids=[c[0] for c in SAME_AS_RULE_FILES])
+def test_a_test_file_says_what_a_rule_file_says_about_the_same_bad_value(tmp_path: Path, test_text: str,
+                                                                         rule_line: str) -> None:
+    """Both readers check a label selector in one place (controller/rules/fields.py): the message
+    after `file:line: where: ` is the same."""
+    test_file = tmp_path / "t.yml"
+    test_file.write_text(test_text)
+    rule_file = tmp_path / "r.yml"
+    rule_file.write_text(f"rules:\n  - name: r\n    when: cpu > 1\n    action: migrate\n    {rule_line}\n")
+    with pytest.raises(TestFileError) as test_error:
+        load_test_file(str(test_file))
+    with pytest.raises(RuleError) as rule_error:
+        load_rules([str(rule_file)])
+    [from_test] = [e.split("service web: ", 1)[1] for e in test_error.value.errors if "labels" in e]
+    [from_rule] = [e.split("rule r: ", 1)[1] for e in rule_error.value.errors]
+    assert from_test == from_rule and from_test.startswith("labels"), (from_test, from_rule)
+
+
+def test_a_label_value_written_as_a_number_selects_in_a_test_as_in_a_rule(tmp_path: Path) -> None:
+    """`tier: 3` unquoted is the label text "3" in both files, so the rule's selector matches the service."""
+    rules = tmp_path / "r.yml"
+    rules.write_text("rules:\n  - name: r\n    labels: {tier: 3}\n    when: cpu > 75\n    action: migrate\n")
+    test_file = tmp_path / "t.yml"
+    test_file.write_text(f"""rule_files: [{rules}]
+tests:
+  - name: t
+    services:
+      - {{name: web, replicas: 2, labels: {{tier: 3}}}}
+    containers:
+      - {{id: web.1, service: web, series: {{cpu: "90x2"}}}}
+    expect:
+      - at: 0s
+        decisions:
+          - {{rule: r, service: web, container: web.1}}
+""")
+    code, output = run(test_file)
+    assert code == 0 and "OK: 1 test in 1 file" in output, output
 
 
 def test_the_base_of_the_hostile_cases_is_a_sound_test(tmp_path: Path) -> None:
