@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import controller_api as api
-from labkit import labinfo, labreset, leak, variants
+from labkit import labinfo, labreset, leak, onetask, variants
 from labkit.scenario1 import lift_exclusions
 from labkit.zerodowntime import ProbeRun
 from sgcommon.engine import EngineError, connect, translate
@@ -130,21 +130,11 @@ class FastLeak:
                 if svc["Spec"]["Name"] == self.s.service:
                     self.client.remove_service(svc["ID"])
 
-    def only_task(self) -> tuple[dict[str, Any], str]:
-        task = api.eventually(lambda: (lambda r: r[0] if len(r) == 1 else None)(api.running_tasks(self.client, self.s.service)),
-                              timeout=120, what=f"one running task of {self.s.service}")
-        return task, api.node_names(self.client)[task["NodeID"]]
-
-    def task_state(self, task_id: str) -> str | None:
-        with translate(f"tasks of {self.s.service}"):
-            tasks = self.client.tasks(filters={"service": self.s.service})
-        return next((t["Status"]["State"] for t in tasks if t["ID"] == task_id), None)
-
     def run_once(self) -> dict[str, Any]:
         """One run; its `proactive` record (scenario "fastleak") with the leak's timeline."""
         self.ensure_service()
         lift_exclusions(self.client, self.s.service)
-        task, node = self.only_task()
+        task, node = onetask.only_task(self.client, self.s.service)
         container = task["Status"]["ContainerStatus"]["ContainerID"]
         seen = {r["id"] for r in api.events(self.client, limit=200)}
         probe = ProbeRun(self.lab.host_socket, image=labinfo.BASE_IMAGE, network=self.lab.network,
@@ -152,25 +142,11 @@ class FastLeak:
                          duration=self.s.timeout + 90).start()
         record: dict[str, Any] | None = None
         try:
-            api.eventually(lambda: (lambda t: len(t) == 10 and all(r["ok"] for r in t))(probe.records[-10:]),
-                           timeout=60, every=0.1, what="the probe to see the service steadily")
+            onetask.wait_steady(probe)
             started = time.time()
             api.task_exec(self.lab, task, node, ["curl", "-sS", "-m", "2", f"http://127.0.0.1:8080/leak?rate={self.s.rate:g}"])
 
-            try:
-                api.eventually(lambda: self.task_state(task["ID"]) not in ("running", "starting"),
-                               timeout=self.s.timeout, every=0.25, what="the old task gone")
-            except api.WaitTimeout:
-                pass
-            try:  # a migration's record comes when it ends; after an OOM kill there may be none
-                record = api.eventually(lambda: next(iter(api.new_records(api.events(self.client), seen, action="migrate",
-                                                                          service=self.s.service)), None),
-                                        timeout=15, what="the controller's migrate record")
-            except api.WaitTimeout:
-                record = None
-            api.eventually(lambda: len(api.running_tasks(self.client, self.s.service)) == 1, timeout=60,
-                           what=f"one running task of {self.s.service} again")
-            time.sleep(2.0)  # a little probing after the move
+            record = onetask.await_migration(self.client, self.s.service, task["ID"], seen, timeout=self.s.timeout)
         finally:
             summary = probe.finish(stop=True)
         fate = leak.container_fate(self.lab, node, container)

@@ -31,7 +31,7 @@ from controller.actions.ownership import EXCLUSIONS_LABEL, exclusion_constraint,
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
-from labkit import deploy, labinfo, mttr, timeline
+from labkit import deploy, labinfo, mttr, onetask, timeline
 from labkit.zerodowntime import ProbeRun
 from sgcommon.version import add_version_argument
 
@@ -94,53 +94,33 @@ class Scenario1:
         self.lab, self.s = lab, settings
         self.client = connect(lab.host_socket, timeout=60)
 
-    def only_task(self) -> tuple[dict[str, Any], str]:
-        task = api.eventually(lambda: (lambda r: r[0] if len(r) == 1 else None)(api.running_tasks(self.client, self.s.service)),
-                              timeout=120, what=f"one running task of {self.s.service}")
-        return task, api.node_names(self.client)[task["NodeID"]]
-
-    def wait_steady(self, probe: ProbeRun, oks: int = 10) -> None:
-        api.eventually(lambda: (lambda t: len(t) == oks and all(r["ok"] for r in t))(probe.records[-oks:]),
-                       timeout=60, every=0.1, what="the probe to see the service steadily")
-
-    def old_task_gone(self, task_id: str) -> bool:
-        with translate(f"tasks of {self.s.service}"):
-            tasks = self.client.tasks(filters={"service": self.s.service})
-        return not any(t["ID"] == task_id and t["Status"]["State"] in ("running", "starting") for t in tasks)
-
-    def stop_stress(self, task: dict[str, Any], node: str) -> None:
-        """Stops the stress on the old task if it still runs (a failed or timed-out migration)."""
-        if not self.old_task_gone(task["ID"]):
-            try:
-                api.app_get(self.lab, task, node, "/stress/stop")
-            except EngineError as exc:
-                print(f"    could not stop the stress on {node}: {exc}", flush=True)
-
     def run_once(self) -> dict[str, Any]:
         """One iteration; its `proactive` record (with extra keys for the table)."""
         ensure_deployed(self.client)
         lifted = lift_exclusions(self.client, self.s.service)
         if lifted:
             print(f"    lifted SwarmGuard exclusions of {', '.join(lifted)}", flush=True)
-        task, node = self.only_task()
+        task, node = onetask.only_task(self.client, self.s.service)
         seen = {r["id"] for r in api.events(self.client, limit=200)}
         probe = ProbeRun(self.lab.host_socket, image=labinfo.BASE_IMAGE, network=self.lab.network,
                          target=self.s.target, interval=self.s.interval, duration=self.s.timeout + 120).start()
         try:
-            self.wait_steady(probe)
+            onetask.wait_steady(probe)
             started = time.time()
             answer = api.app_get(self.lab, task, node, stress_path(self.s))
             if answer.get("status") != "started":
                 raise EngineError(f"the stress did not start: {answer}")
             record = api.eventually(
-                lambda: (api.new_records(api.events(self.client), seen, action="migrate", service=self.s.service)
-                         or [None])[0], timeout=self.s.timeout, what="the controller's migrate record")
+                lambda: next(iter(api.new_records(api.events(self.client), seen, action="migrate",
+                                                  service=self.s.service)), None),
+                timeout=self.s.timeout, what="the controller's migrate record")
             left = max(5.0, self.s.timeout - (time.time() - started))
-            api.eventually(lambda: self.old_task_gone(task["ID"]), timeout=left, what="the old task to be gone")
+            api.eventually(lambda: onetask.task_state(self.client, self.s.service, task["ID"]) not in onetask.UP,
+                           timeout=left, what="the old task to be gone")
             time.sleep(2.0)  # a little probing after the old task is gone
         finally:
             summary = probe.finish(stop=True)
-            self.stop_stress(task, node)
+            onetask.stop_stress(self.lab, self.client, self.s.service, task, node)
         after = api.running_tasks(self.client, self.s.service)
         names = api.node_names(self.client)
         node_after = names.get(after[0]["NodeID"]) if len(after) == 1 else None

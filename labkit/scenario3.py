@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import controller_api as api
-from labkit import labinfo, leak, variants
+from labkit import labinfo, leak, onetask, variants
 from labkit.fastleak import rule_window
 from labkit.scenario1 import ensure_deployed, lift_exclusions
 from labkit.zerodowntime import ProbeRun
@@ -80,11 +80,6 @@ class Scenario3:
         self.lab, self.s = lab, settings
         self.client = connect(lab.host_socket, timeout=60)
 
-    def only_task(self) -> tuple[dict[str, Any], str]:
-        task = api.eventually(lambda: (lambda r: r[0] if len(r) == 1 else None)(api.running_tasks(self.client, self.s.service)),
-                              timeout=120, what=f"one running task of {self.s.service}")
-        return task, api.node_names(self.client)[task["NodeID"]]
-
     def limit_mb(self) -> float:
         with translate(f"inspect {self.s.service}"):
             spec = self.client.inspect_service(self.s.service)["Spec"]
@@ -93,16 +88,11 @@ class Scenario3:
             raise EngineError(f"{self.s.service} has no memory limit: scenario 3 needs one")
         return float(limit) / MIB
 
-    def task_state(self, task_id: str) -> str | None:
-        with translate(f"tasks of {self.s.service}"):
-            tasks = self.client.tasks(filters={"service": self.s.service})
-        return next((t["Status"]["State"] for t in tasks if t["ID"] == task_id), None)
-
     def run_once(self, variant: str) -> dict[str, Any]:
         """One run; its `proactive` record (scenario "scenario3-<variant>") with the climb's timeline."""
         ensure_deployed(self.client)
         lift_exclusions(self.client, self.s.service)
-        task, node = self.only_task()
+        task, node = onetask.only_task(self.client, self.s.service)
         container = task["Status"]["ContainerStatus"]["ContainerID"]
         seen = {r["id"] for r in api.events(self.client, limit=200)}
         limit_mb = self.limit_mb()
@@ -110,35 +100,17 @@ class Scenario3:
                          target=self.s.target, interval=self.s.interval, duration=self.s.timeout + 120).start()
         record: dict[str, Any] | None = None
         try:
-            api.eventually(lambda: (lambda t: len(t) == 10 and all(r["ok"] for r in t))(probe.records[-10:]),
-                           timeout=60, every=0.1, what="the probe to see the service steadily")
+            onetask.wait_steady(probe)
             in_use = float(api.app_get(self.lab, task, node, "/metrics").get("memory_mb") or 0.0)
             path = stress_path(self.s, limit_mb=limit_mb, in_use_mb=in_use)
             started = time.time()
             answer = api.app_get(self.lab, task, node, path)
             if answer.get("status") != "started":
                 raise EngineError(f"the stress did not start: {answer}")
-            try:
-                api.eventually(lambda: self.task_state(task["ID"]) not in ("running", "starting"),
-                               timeout=self.s.timeout, every=0.25, what="the old task gone")
-            except api.WaitTimeout:
-                pass
-            try:
-                record = api.eventually(lambda: next(iter(api.new_records(api.events(self.client), seen, action="migrate",
-                                                                          service=self.s.service)), None),
-                                        timeout=15, what="the controller's migrate record")
-            except api.WaitTimeout:
-                record = None
-            api.eventually(lambda: len(api.running_tasks(self.client, self.s.service)) == 1, timeout=60,
-                           what=f"one running task of {self.s.service} again")
-            time.sleep(2.0)
+            record = onetask.await_migration(self.client, self.s.service, task["ID"], seen, timeout=self.s.timeout)
         finally:
             summary = probe.finish(stop=True)
-            if self.task_state(task["ID"]) == "running":
-                try:
-                    api.app_get(self.lab, task, node, "/stress/stop")
-                except EngineError as exc:
-                    print(f"    could not stop the stress on {node}: {exc}", flush=True)
+            onetask.stop_stress(self.lab, self.client, self.s.service, task, node)
         fate = leak.container_fate(self.lab, node, container)
         time.sleep(6.0)  # the exporter writes its samples every 5 s
         points = leak.export_series(container, self.s.metric, start=started - 40, end=time.time())
