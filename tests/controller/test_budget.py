@@ -4,15 +4,12 @@ that checks at every poll of the fake engine's tasks that no service and not the
 tasks in transition than the budget allows."""
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,6 +25,7 @@ from sgcommon.engine import connect
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.controller.conftest import FakeClock
 from tests.controller.test_runtime import FixedRules, make_rig
+from tests.support import TaskPoller
 from tests.fakes.engine import FakeEngine, Timing, service_spec
 
 
@@ -142,75 +140,6 @@ rules:
     action: scale_up
     max_replicas: 2
 """
-STARTING = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting")
-UP = ("assigned", "accepted", "preparing", "ready", "starting", "running")
-
-
-def in_transition(docs: list[dict[str, Any]]) -> Counter[str]:
-    """Tasks in transition per service, read from the engine's own task documents: tasks not yet
-    running that should run, tasks still up that should not, and a second running task in a slot."""
-    moving: Counter[str] = Counter()
-    running_in_slot: Counter[tuple[str, Any]] = Counter()
-    for doc in docs:
-        service, state, desired = doc["ServiceID"], doc["Status"]["State"], doc["DesiredState"]
-        if desired == "running" and state in STARTING:
-            moving[service] += 1
-        elif desired != "running" and state in UP:
-            moving[service] += 1
-        elif desired == "running" and state == "running":
-            slot = (service, doc.get("Slot") or doc.get("NodeID"))
-            running_in_slot[slot] += 1
-            if running_in_slot[slot] > 1:
-                moving[service] += 1
-    return moving
-
-
-@dataclass
-class Poller:
-    """Reads every task of the engine every few ms and checks the budget's limits at each read."""
-
-    url: str
-    names: dict[str, str] = field(default_factory=dict)  # service id -> name
-    polls: int = 0
-    violations: list[str] = field(default_factory=list)
-    peak_total: int = 0
-    peak_service: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            moving = in_transition(self._tasks())
-            self.polls += 1
-            total = sum(moving.values())
-            self.peak_total = max(self.peak_total, total)
-            self.peak_service = max([self.peak_service, *moving.values()])
-            if total > MAX_MOVING_TOTAL:
-                self.violations.append(f"poll {self.polls}: {total} tasks in transition: {self._named(moving)}")
-            for service, count in moving.items():
-                if count > MAX_MOVING:
-                    self.violations.append(f"poll {self.polls}: {self.names.get(service, service)} has {count}")
-            time.sleep(0.003)
-
-    def _tasks(self) -> list[dict[str, Any]]:
-        """GET /tasks on a fresh connection (a few ms; a kept-alive one waits on delayed ACKs here)."""
-        url = urlsplit(self.url)
-        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=5)
-        try:
-            connection.request("GET", "/v1.41/tasks", headers={"Connection": "close"})
-            response = connection.getresponse()
-            assert response.status == 200, response.status
-            docs: list[dict[str, Any]] = json.loads(response.read())
-            return docs
-        finally:
-            connection.close()
-
-    def _named(self, moving: Counter[str]) -> dict[str, int]:
-        return {self.names.get(k, k): v for k, v in moving.items()}
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 class CountingExecutor:
     """The real executor, with every verdict it gave counted."""
 
@@ -265,7 +194,8 @@ def test_simultaneous_breaches_never_put_more_tasks_in_transition_than_the_budge
     rig = make_rig(rules=FixedRules(load_rules([str(rules_file)])), evaluate=evaluate, state=RuleState(),
                    executor=executor, swarm=swarm)
     services = ServiceRefresher(swarm, rig.runtime.cache)
-    poller = Poller(fake.base_url, names={s.id: s.name for s in swarm.list_services()})
+    poller = TaskPoller(fake.base_url, names={s.id: s.name for s in swarm.list_services()}, max_moving=MAX_MOVING,
+                        max_moving_total=MAX_MOVING_TOTAL)
     polling = threading.Thread(target=poller.run, daemon=True)
     polling.start()
     grown: set[str] = set()
@@ -307,5 +237,5 @@ def test_simultaneous_breaches_never_put_more_tasks_in_transition_than_the_budge
     assert poller.peak_total == MAX_MOVING_TOTAL and poller.polls > 100
 
 
-def _service_of(poller: Poller, service_id: str) -> str:
+def _service_of(poller: TaskPoller, service_id: str) -> str:
     return poller.names[service_id]

@@ -5,14 +5,11 @@ moved twice), dry-run, the rule's silence on balanced and constrained services, 
 a restart in the middle of a move."""
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,9 +26,9 @@ from sgcommon.engine import connect
 from sgcommon.engine.swarm import SwarmAdapter
 from sgcommon.settings import SettingsError
 from tests.controller.conftest import FakeClock
-from tests.controller.test_budget import Poller
 from tests.controller.test_runtime import FixedRules, make_rig
 from tests.fakes.engine import EngineProfile, FakeEngine, Timing, service_spec
+from tests.support import TaskPoller
 
 NODES = ("manager-1", "worker-1", "worker-2", "worker-3")
 OPT_IN = {"swarmguard.enable": "true"}
@@ -63,22 +60,6 @@ def swarm(cluster: FakeEngine) -> Iterator[SwarmAdapter]:
     client = connect(cluster.base_url, timeout=10)
     yield SwarmAdapter(client, backoff=(0.01, 0.02, 0.04))
     client.close()
-
-
-class AnyVersionPoller(Poller):
-    """test_budget's poller, asking at the engine's own API version (a current engine refuses 1.41)."""
-
-    def _tasks(self) -> list[dict[str, Any]]:
-        url = urlsplit(self.url)
-        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=5)
-        try:
-            connection.request("GET", "/tasks", headers={"Connection": "close"})
-            response = connection.getresponse()
-            assert response.status == 200, response.status
-            docs: list[dict[str, Any]] = json.loads(response.read())
-            return docs
-        finally:
-            connection.close()
 
 
 def spread(fake: FakeEngine, service: str) -> dict[str, int]:
@@ -236,7 +217,8 @@ def test_after_a_node_comes_back_tasks_move_to_it_one_at_a_time_until_the_skew_i
     assert skew(cluster_before) >= 2 and cluster_before["worker-3"] == 0
     survivors = {task for task, _ in cluster.running_tasks("web")}
     calm = set(cluster.running_tasks("calm"))
-    poller = AnyVersionPoller(cluster.base_url, names={s.id: s.name for s in swarm.list_services()})
+    poller = TaskPoller(cluster.base_url, names={s.id: s.name for s in swarm.list_services()}, max_moving=1,
+                        max_moving_total=3)
     polling = threading.Thread(target=poller.run, daemon=True)
     polling.start()
     try:
