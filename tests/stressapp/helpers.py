@@ -15,9 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from stressapp import procfs
-from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def serving_port(line: str) -> int | None:
+    """The port in the app server's "serving" log line (stressapp/server.py), None for any other line."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("logger") != "swarmguard.stressapp.server" or doc.get("msg") != "serving":
+        return None
+    port = doc.get("port")
+    return port if type(port) is int and port > 0 else None
 
 
 def get_json(url: str, *, timeout: float = 5.0) -> tuple[int, Any]:
@@ -29,14 +40,17 @@ def get_json(url: str, *, timeout: float = 5.0) -> tuple[int, Any]:
 
 
 class AppProcess:
-    """The stress app in a subprocess on a free loopback port; `stop()` sends SIGTERM and waits."""
+    """The stress app in a subprocess on loopback; `stop()` sends SIGTERM and waits.
+
+    The app binds port 0 and the port is read from its own "serving" log line: a port picked free
+    beforehand and closed again could be taken by another test before the app binds it."""
 
     def __init__(self, *args: str, module: str = "stressapp", env: dict[str, str] | None = None, nice: int = 0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.monotonic()
+        self._port: int | None = None
+        self._serving = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(self.port), "--sink-port", "0", *args],
+            [sys.executable, "-m", module, "--port", "0", "--sink-port", "0", *args],
             cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
@@ -48,6 +62,27 @@ class AppProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line)
+            if self._port is None:
+                self._port = serving_port(line)
+                if self._port is not None:
+                    self._serving.set()
+        self._serving.set()  # the output ended: nothing more to wait for
+
+    def wait_serving(self, timeout: float = 30.0) -> int:
+        """The port the app listens on, once it says so (up to `timeout` s)."""
+        if not self._serving.wait(timeout) or self._port is None:
+            state = "running" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
+            raise AssertionError(f"the app ({state}) did not say which port it serves within {timeout} s: "
+                                 f"{''.join(self.output)}")
+        return self._port
+
+    @property
+    def port(self) -> int:
+        return self.wait_serving()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_healthy(self, timeout: float = 10.0) -> float:
         """Seconds from the start of the process to the first 200 from /health."""
@@ -55,11 +90,12 @@ class AppProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the app exited with {self.proc.returncode}: {''.join(self.output)}")
-            try:
-                if get_json(self.url + "/health", timeout=1.0)[0] == 200:
-                    return time.monotonic() - self.started
-            except (OSError, ValueError):
-                pass
+            if self._port is not None:
+                try:
+                    if get_json(self.url + "/health", timeout=1.0)[0] == 200:
+                        return time.monotonic() - self.started
+                except (OSError, ValueError):
+                    pass
             time.sleep(0.02)
         raise AssertionError(f"the app did not answer /health within {timeout} s: {''.join(self.output)}")
 

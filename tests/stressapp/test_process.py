@@ -28,6 +28,20 @@ def app() -> Iterator[AppProcess]:
     process.stop()
 
 
+def test_apps_started_together_each_bind_a_port_of_their_own_and_serve_on_the_one_they_report() -> None:
+    """No port is picked in advance (another test could take it in between): each app binds port 0
+    and the helper reads the port from the app's "serving" line."""
+    processes = [AppProcess() for _ in range(3)]
+    try:
+        for process in processes:
+            process.wait_healthy(timeout=30.0)
+        ports = [process.port for process in processes]
+        assert len(set(ports)) == 3 and all(port > 0 for port in ports), ports
+        assert all(process.get("/health")[0] == 200 for process in processes)
+    finally:
+        assert [process.stop() for process in processes] == [0, 0, 0]
+
+
 def test_the_app_serves_quickly_and_idles_light() -> None:
     process = AppProcess()
     try:
