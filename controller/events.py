@@ -36,6 +36,9 @@ class ControllerMetrics:
                                ["action", "result"], registry=registry)
         self.alerts = Counter("swarmguard_controller_alerts", "Alerts received, by outcome",
                               ["outcome"], registry=registry)
+        self.decisions = Counter("swarmguard_controller_decisions", "Decisions handed to the executor, by its verdict "
+                                 "(accepted, dry_run, busy, rate_limited, over_budget, refused)", ["verdict"],
+                                 registry=registry)
         self.alert_latency = Histogram("swarmguard_controller_alert_latency_seconds",
                                        "Alert latency T2-T1 (exporter send to controller receive)",
                                        buckets=_LATENCY_BUCKETS, registry=registry)

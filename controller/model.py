@@ -127,6 +127,9 @@ class Submission:
 
     verdict: Verdict
     reason: str = ""
+    # Not taken, with the verdict the service's last decision also got: already logged then, so the
+    # executor and the runtime do not log it again (one line per wait, e.g. per yield to an operator).
+    repeated: bool = False
 
 
 @dataclass(frozen=True)

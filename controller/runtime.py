@@ -221,8 +221,11 @@ class Runtime:
     def _submit(self, decision: Decision, timeline: Timeline, *, predicted: Prediction | None = None) -> Outcome:
         """Hands one decision to the executor; called under the lock."""
         submission = self._executor.submit(decision, timeline)
+        self.metrics.decisions.labels(verdict=submission.verdict.value).inc()
         if not submission.verdict.taken:
             self._state.release(decision)  # nothing was done: the breach may fire again
+        if submission.repeated:  # the same wait as this service's last decision: counted above, logged then
+            return Outcome(decision, submission)
         event(log, "decision", rule=decision.rule, action=decision.action.name, service=decision.service,
               container_id=decision.container_id, node=decision.node, reason=decision.reason,
               submit=submission.verdict.value, submit_reason=submission.reason or None,

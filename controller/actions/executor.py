@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from controller.actions.budget import DisruptionBudget, Hold, tasks_in_transition
 from controller.actions.context import Abandoned, ActionContext, Swarm
@@ -68,6 +69,7 @@ class Executor:
         self._budget = DisruptionBudget(per_service=settings.max_moving, total=settings.max_moving_total, clock=clock)
         self._unsettled: dict[str, Hold] = {}  # timed-out actions whose change Swarm is still carrying out
         self._yield_until: dict[str, float] = {}  # services whose action an operator's change ended: left alone
+        self._refused: dict[str, Verdict] = {}  # the verdict last logged for a service's decision not taken
         self._reconcile_pending = False
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swarmguard-action")
 
@@ -82,9 +84,18 @@ class Executor:
         submission, hold = self._admit(decision)
         verdict = submission.verdict
         if not verdict.taken:
-            event(log, "action not started", level=logging.WARNING, verdict=verdict.value, reason=submission.reason,
-                  service=decision.service, action=decision.action.name, rule=decision.rule)
-            return submission
+            # A rule that keeps firing meets the same wait at every evaluation round (an action still
+            # running, the 60 s yield to an operator): logged when the service's verdict changes only.
+            with self._lock:
+                repeated = self._refused.get(decision.service) is verdict
+                self._refused[decision.service] = verdict
+            if not repeated:
+                event(log, "action not started", level=logging.WARNING, verdict=verdict.value,
+                      reason=submission.reason, service=decision.service, action=decision.action.name,
+                      rule=decision.rule)
+            return replace(submission, repeated=repeated)
+        with self._lock:
+            self._refused.pop(decision.service, None)
         if verdict is Verdict.DRY_RUN:
             what = decision.action.describe(decision)
             self._finish(ActionRecord(id=action_id, action=decision.action.name, service=decision.service,
@@ -252,6 +263,7 @@ class Executor:
                 # would undo what they just did. The service is left alone for OPERATOR_YIELD.
                 with self._lock:
                     self._yield_until[decision.service] = self._clock() + OPERATOR_YIELD
+                    self._refused.pop(decision.service, None)  # the yield is news: its first BUSY is logged
             except (EngineError, ValueError) as exc:
                 record = ctx.record(decision, timeline, Result.FAILED, node_from=decision.node, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - an action must always end in a record
