@@ -4,16 +4,18 @@ Per run, with the availability probe running inside the overlay for the whole ru
 opted-in service (web-stress scaled to 4) is balanced (at most one task more on one worker than on
 another); `swarm/lab node-stop N` stops a worker's engine; once Swarm has rescheduled its tasks on
 the other workers, `swarm/lab node-start N` brings it back, empty. SwarmGuard's rebalance rule
-(rules/default.yml, enabled for the run by a rule file of its own in rules/, which the lab
-controller reads through its bind mount) must then move tasks back, one at a time, start-first.
+(rules/default.yml, enabled for the run by a rule set of its own: this checkout's rule files plus
+the lab rule, applied as `swarmguard-controller rules apply` does, docs/rules.md) must then move
+tasks back, one at a time, start-first. The set lives in the lab Swarm's configs, where only the
+lab controller reads it: nothing is written into the checkout, whose rules/ other tests read.
 Measured: the task-count skew before and after, the time from the node's return (node-start
 done) to a skew of at most 1, the probe's failed requests, and the moves: each task a rebalance
 placed is watched for `--watch` seconds after the node returned (the last run watches
 `--watch-last`, e.g. 600 s) and must not be moved again (no ping-pong).
 
 The lab is restored afterwards whatever happens: every stopped worker is started again, the rule
-file is removed, the service goes back to its replica count and SwarmGuard's labels on it are
-cleared. The lab lock is the caller's: run it as
+set is deactivated (the set active before, if any, is active again) and removed, the service goes
+back to its replica count and SwarmGuard's labels on it are cleared. The lab lock is the caller's: run it as
 `flock /tmp/swarmguard-lab.lock tests/scripts/rebalance_test --runs 5`.
 """
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any
 import yaml
 
 from controller.actions.ownership import ACTION_LABEL, MOVED_LABEL
-from controller.rules import load_rules
+from controller.ruleconfigs import RuleConfigs
+from controller.rules import RuleError, load_rule_texts
+from controller.rules.bundle import RuleBundle, decode, from_paths
 from labkit import controller_api as api
 from labkit import labinfo
 from labkit.scenario1 import ensure_deployed
@@ -40,7 +44,8 @@ from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 
 RULE_NAME = "rebalance-after-node-returns"
-LAB_RULE_FILE = labinfo.REPO / "rules" / "zz-rebalance-lab.yml"
+LAB_RULE_FILE = "zz-rebalance-lab.yml"  # its name in the rule set
+RULES_DIR = labinfo.REPO / "rules"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,18 @@ def lab_rule_text(default_rules: Path) -> str:
     lab = {**rule, "name": f"{RULE_NAME}-lab", "enabled": True, "services": [api.APP_SERVICE]}
     return ("# Written by labkit/rebalance_lab.py for a lab run and removed afterwards.\n"
             + str(yaml.safe_dump({"rules": [lab]}, sort_keys=False)))
+
+
+def lab_rule_set(rules_dir: Path) -> RuleBundle:
+    """The rule files in `rules_dir` (what the lab controller reads when no set is active) plus the lab
+    rule, as one rule set; RuleError when it does not load or cannot be stored."""
+    shipped = [(name, data) for name, data in from_paths([str(rules_dir)]).files if name != LAB_RULE_FILE]
+    bundle = RuleBundle((*shipped, (LAB_RULE_FILE, lab_rule_text(rules_dir / "default.yml").encode())))
+    problems = bundle.problems()
+    if problems:
+        raise RuleError(problems)
+    load_rule_texts(bundle.files)  # as `rules apply` checks it: a broken set is never applied
+    return bundle
 
 
 def skew_of(counts: dict[str, int]) -> int:
@@ -223,11 +240,17 @@ def run(lab_info: labinfo.Lab, settings: Settings, *, log: Callable[[str], None]
     lab = Lab(lab_info, settings)
     ensure_deployed(lab.client)
     original = lab.swarm.get_service(settings.service).replicas
-    base = len(load_rules([str(labinfo.REPO / "rules")]).rules)
+    bundle = lab_rule_set(RULES_DIR)
+    store = RuleConfigs(lab.swarm)
+    before = store.active()  # a set someone applied: active again afterwards
+    restore = decode(before.data, where=before.name) if before is not None else None
+    base = len(load_rule_texts(restore.files if restore is not None else
+                               [(n, d) for n, d in bundle.files if n != LAB_RULE_FILE]).rules)
     rows: list[dict[str, Any]] = []
+    applied = None
     try:
-        LAB_RULE_FILE.write_text(lab_rule_text(labinfo.REPO / "rules" / "default.yml"))
-        lab.expect_rules(base + 1, f"the lab rule in {LAB_RULE_FILE} (is the stack deployed from this checkout?)")
+        applied = store.apply(bundle)
+        lab.expect_rules(len(load_rule_texts(bundle.files).rules), f"the lab rule set {applied.config.name}")
         lab.clear_labels()
         lab.swarm.scale(settings.service, settings.replicas)
         for i in range(1, settings.runs + 1):
@@ -242,9 +265,13 @@ def run(lab_info: labinfo.Lab, settings: Settings, *, log: Callable[[str], None]
         log("==> restoring the lab")
         for worker in lab.workers:
             labinfo.run_lab("node-start", worker)
-        LAB_RULE_FILE.unlink(missing_ok=True)
         try:
+            store.reset()
+            if restore is not None:
+                store.apply(restore)
             lab.expect_rules(base, "the rules without the lab rule")
+            if applied is not None and applied.created:
+                lab.swarm.remove_config(applied.config.id)
             lab.swarm.scale(settings.service, original if original is not None else 1)
             lab.clear_labels()
             api.eventually(lambda: len(lab.tasks()) == (original or 1), timeout=120,

@@ -5,8 +5,9 @@ must bring the 4-replica web-stress back to a skew of at most 1 within 60 s of t
 with no failed probe request after the node's return (requests lost while the node was down are
 the outage's own cost, before any rebalance; shown, not asserted) and no task moved twice while it
 is watched. The lab is restored
-afterwards (all workers up, web-stress at its replica count, the rule file gone) even on failure.
-Needs the stack deployed from this checkout (its controller reads this checkout's rules/)."""
+afterwards (all workers up, web-stress at its replica count, the lab rule set deactivated and
+removed) even on failure. The rule reaches the lab controller as a stored rule set (Swarm config),
+so nothing is written into the checkout's rules/, which unit tests running meanwhile load."""
 from __future__ import annotations
 
 from typing import Any
