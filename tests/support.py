@@ -8,8 +8,9 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,10 +27,76 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+T = TypeVar("T")
+
+
 def free_port() -> int:
+    """A port nothing listened on a moment ago. Only for an address that must refuse connections: a
+    server a test starts binds port 0 and says its port (OutputLines, logged_port), since a port
+    picked here and closed again can be taken by someone else before the server binds it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def logged_port(line: str, *, logger: str, msg: str) -> int | None:
+    """The `port` of a JSON log line (sgcommon.jsonlog) from `logger` with message `msg`; None for any other line."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("logger") != logger or doc.get("msg") != msg:
+        return None
+    port = doc.get("port")
+    return port if type(port) is int and port > 0 else None
+
+
+class OutputLines:
+    """A subprocess's output read line by line on a thread: a test can wait for a line while the
+    process runs (e.g. the port a server bound) and read all of it afterwards, and the process never
+    blocks on a full pipe."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        with stream:  # closed when the process's end of it is: the reader owns it
+            for line in stream:
+                with self._changed:
+                    self.lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, find: Callable[[str], T | None], *, timeout: float) -> T | None:
+        """The first `find(line)` that is not None, waiting up to `timeout` s for it; None when the
+        output ends (or the time passes) without one."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    found = find(line)
+                    if found is not None:
+                        return found
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self._ended or left <= 0:
+                    return None
+                self._changed.wait(left)
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)
 
 
 # Task states, as the engine's task documents give them, of a task on its way up and of one that holds

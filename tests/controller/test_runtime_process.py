@@ -15,18 +15,45 @@ from sgcommon.alert import Alert, encode_alert
 from sgcommon.engine import connect
 from sgcommon.engine.swarm import SwarmAdapter
 from tests.fakes.engine import FakeEngine, service_spec
-from tests.support import free_port
+from tests.support import OutputLines, free_port, logged_port
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[str], *, timeout: float = 20.0) -> dict[str, object]:
+def wait_healthy(url: str, proc: subprocess.Popen[str], output: OutputLines, *,
+                 timeout: float = 20.0) -> dict[str, object]:
+    """/healthz's answer once it comes; a refused connection or a slow answer (a busy machine) is
+    tried again until `timeout`."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        assert proc.poll() is None, proc.communicate()[1]
+        assert proc.poll() is None, output.text()
         try:
-            return requests.get(url, timeout=1).json()
-        except requests.ConnectionError:
+            answer: dict[str, object] = requests.get(url, timeout=2).json()
+            return answer
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def start_controller(args: list[str], env: dict[str, str], *,
+                     tries: int = 3) -> tuple[subprocess.Popen[str], OutputLines, int]:
+    """`swarmguard-controller run` on a free loopback port, and that port once it listens. The
+    controller takes no port 0, so the port is picked beforehand; should something take it before
+    the controller binds it (the process ends saying the address is in use), another is tried."""
+    for _ in range(tries):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "controller", "run", "--listen", "127.0.0.1", "--port",
+                                 str(port), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        assert proc.stderr is not None
+        output = OutputLines(proc.stderr)
+        if output.wait_for(lambda line: logged_port(line, logger="swarmguard.controller", msg="listening"),
+                           timeout=30) == port:
+            return proc, output, port
+        proc.kill()
+        proc.wait(timeout=10)
+        output.join()
+        if "Address already in use" not in output.text():
+            raise AssertionError(f"the controller did not start listening on {port}: {output.text()[-2000:]}")
+    raise AssertionError(f"every port tried was taken before the controller could bind it ({tries} tries)")
 
 
 @pytest.mark.slow
@@ -38,15 +65,12 @@ def test_the_controller_process_migrates_on_alerts_and_stops_cleanly_on_sigterm(
     [task] = SwarmAdapter(connect(fake_engine.base_url)).list_tasks(service="web", desired_state="running")
     token_file = tmp_path / "token"
     token_file.write_text("from-a-file\n")
-    port = free_port()
     env = {**os.environ, "ALERT_TOKEN_FILE": str(token_file), "CONTROLLER_SCRAPE_INTERVAL": "0.5"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--listen", "127.0.0.1", "--port", str(port),
-         "--docker-url", fake_engine.base_url, "--exporters", "127.0.0.1:1", "--rules", "rules"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    proc, output, port = start_controller(["--docker-url", fake_engine.base_url, "--exporters", "127.0.0.1:1",
+                                           "--rules", "rules"], env)
     try:
-        assert wait_healthy(f"{base}/healthz", proc)["reconciled"] is True
+        base = f"http://127.0.0.1:{port}"
+        assert wait_healthy(f"{base}/healthz", proc, output)["reconciled"] is True
         statuses = []
         for i in range(2):
             t = time.time() - 1.0 + 0.5 * i  # samples half a second apart, as an exporter sends them
@@ -65,7 +89,9 @@ def test_the_controller_process_migrates_on_alerts_and_stops_cleanly_on_sigterm(
         assert (record["action"], record["result"]) == ("migrate", "success")
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        output.join()
+    stderr = output.text()
     assert proc.returncode == 0, stderr[-2000:]
     assert '"msg":"controller stopped"' in stderr
     assert stderr.count('"msg":"exporter unreachable"') == 1

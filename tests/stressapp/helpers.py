@@ -15,20 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from stressapp import procfs
+from tests.support import OutputLines, logged_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def serving_port(line: str) -> int | None:
-    """The port in the app server's "serving" log line (stressapp/server.py), None for any other line."""
-    try:
-        doc = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or doc.get("logger") != "swarmguard.stressapp.server" or doc.get("msg") != "serving":
-        return None
-    port = doc.get("port")
-    return port if type(port) is int and port > 0 else None
 
 
 def get_json(url: str, *, timeout: float = 5.0) -> tuple[int, Any]:
@@ -47,33 +36,28 @@ class AppProcess:
 
     def __init__(self, *args: str, module: str = "stressapp", env: dict[str, str] | None = None, nice: int = 0) -> None:
         self.started = time.monotonic()
-        self._port: int | None = None
-        self._serving = threading.Event()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--port", "0", "--sink-port", "0", *args],
             cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if self._port is None:
-                self._port = serving_port(line)
-                if self._port is not None:
-                    self._serving.set()
-        self._serving.set()  # the output ended: nothing more to wait for
+        self._output = OutputLines(self.proc.stdout)
+        self._port: int | None = None
+
+    @property
+    def output(self) -> list[str]:
+        return self._output.lines
 
     def wait_serving(self, timeout: float = 30.0) -> int:
-        """The port the app listens on, once it says so (up to `timeout` s)."""
-        if not self._serving.wait(timeout) or self._port is None:
+        """The port the app listens on, once its server says so (up to `timeout` s)."""
+        if self._port is None:
+            self._port = self._output.wait_for(
+                lambda line: logged_port(line, logger="swarmguard.stressapp.server", msg="serving"), timeout=timeout)
+        if self._port is None:
             state = "running" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
             raise AssertionError(f"the app ({state}) did not say which port it serves within {timeout} s: "
-                                 f"{''.join(self.output)}")
+                                 f"{self._output.text()}")
         return self._port
 
     @property
@@ -87,15 +71,15 @@ class AppProcess:
     def wait_healthy(self, timeout: float = 10.0) -> float:
         """Seconds from the start of the process to the first 200 from /health."""
         deadline = time.monotonic() + timeout
+        self.wait_serving(timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the app exited with {self.proc.returncode}: {''.join(self.output)}")
-            if self._port is not None:
-                try:
-                    if get_json(self.url + "/health", timeout=1.0)[0] == 200:
-                        return time.monotonic() - self.started
-                except (OSError, ValueError):
-                    pass
+            try:
+                if get_json(self.url + "/health", timeout=1.0)[0] == 200:
+                    return time.monotonic() - self.started
+            except (OSError, ValueError):
+                pass
             time.sleep(0.02)
         raise AssertionError(f"the app did not answer /health within {timeout} s: {''.join(self.output)}")
 
@@ -116,7 +100,7 @@ class AppProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        self._reader.join(timeout=2.0)
+        self._output.join(timeout=2.0)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return code
