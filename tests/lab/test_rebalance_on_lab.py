@@ -15,18 +15,25 @@ from typing import Any
 import pytest
 
 from controller.actions.budget import tasks_in_transition
+from controller.ruleconfigs import RuleConfigs
 from labkit import controller_api as api
 from labkit import labinfo
-from labkit.rebalance_lab import Settings, format_table, ok, run
+from labkit.rebalance_lab import RULES_DIR, Settings, format_table, lab_rule_set, ok, run
 from sgcommon.engine.swarm import SwarmAdapter
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 
 
 def test_after_a_worker_comes_back_the_service_is_rebalanced_within_a_minute_without_a_failed_request_after(
-        lab: labinfo.Lab, capsys: pytest.CaptureFixture[str]) -> None:
+        lab: labinfo.Lab, client: Any, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(runs=1, watch=75.0, watch_last=75.0)
-    rows = run(lab, settings, log=lambda text: None)
+    store = RuleConfigs(SwarmAdapter(client))
+    before = store.active()
+    said: list[str] = []
+    rows = run(lab, settings, log=said.append)
+    after = store.active()
+    assert (after.name if after else None) == (before.name if before else None), said  # the lab set is gone ...
+    assert lab_rule_set(RULES_DIR).name not in {c.name for c in store.stored()}, said  # ... and removed
     with capsys.disabled():
         print("\n" + format_table(rows, settings.goal))
     [row] = rows
