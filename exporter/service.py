@@ -2,7 +2,7 @@
 
 One thread ticks every `interval` on a fixed schedule (a late tick skips to the next slot and
 counts an "overrun" rather than drifting). Each tick reads one sweep, then hands it, in order
-of urgency, to the alert path (exporter.predict's trends, exporter.follow, exporter.confirm, then
+of urgency, to the alert path (exporter.follow, exporter.predict's trends, exporter.confirm, then
 the sender's queue), the latest-sweep slot
 that /metrics reads, and the InfluxDB buffer (queue only): nothing in the loop waits on the
 network. Between ticks the same thread takes the confirming samples and the reads of followed
@@ -78,10 +78,10 @@ class Exporter:
 
     def tick(self) -> Sweep:
         sweep = self.collector.sweep(self.inventory.snapshot(), self.inventory.node)
+        if self.follower is not None:  # first: a followed run's older reads must reach the sender before this sweep's
+            self.follower.on_sweep(sweep, self._mono())
         if self.trends is not None:
             self.trends.on_sweep(sweep)
-        if self.follower is not None:
-            self.follower.on_sweep(sweep, self._mono())
         if self.confirmer is not None:
             self.confirmer.on_sweep(sweep, self._mono())
         self.latest = sweep
