@@ -26,7 +26,7 @@ docs/exporter.md ("Following a fast climb") has the settings and the measurement
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from exporter.alerts import AlertSender
 from exporter.sample import ContainerSample, Sweep
@@ -57,8 +57,8 @@ class _Run:
     samples: list[ContainerSample]
     due: float  # monotonic time of the next read
     climbs: int = 0  # climbs in a row after the first sample
-    sent: int = 0  # how many of `samples` (from the start of the run) were offered; samples[:sent]
-    dropped: int = field(default=0)  # samples let go from the front of `samples` (outside the window)
+    sent: int = 0  # samples of the run offered so far, counted from its first (dropped ones included)
+    dropped: int = 0  # samples let go from the front of `samples` (older than the window)
 
 
 def climbs(before: ContainerSample, after: ContainerSample, rate: float) -> bool:
