@@ -15,6 +15,7 @@ from prometheus_client import disable_created_metrics
 from exporter.alerts import AlertSender, Thresholds
 from exporter.collect import Collector, log_link, resolve_link
 from exporter.discovery import Discovery, Inventory
+from exporter.follow import FollowSettings
 from exporter.metrics import SelfMetrics
 from exporter.predict import TrendSettings
 from exporter.service import Exporter, make_http_server
@@ -64,7 +65,8 @@ def make_alerts(s: ExporterSettings) -> AlertSender | None:
         s.controller_url,
         token=read_secret("ALERT_TOKEN"),
         thresholds=thresholds,
-        min_gap=0.5 * (s.effective_confirm_delay or s.interval),  # the confirming sample comes confirm_delay after the first
+        # the confirming sample comes confirm_delay after the first, a followed container's every follow_interval
+        min_gap=0.5 * min(s.effective_confirm_delay or s.interval, s.effective_follow_interval or s.interval),
         queue_size=s.alert_queue_size,
         timeout=s.alert_timeout,
     )
@@ -85,7 +87,10 @@ def run(s: ExporterSettings, stop: threading.Event) -> int:
         exporter = Exporter(collector, inventory, interval=s.interval, alerts=alerts, writer=writer, self_metrics=metrics,
                             confirm_delay=s.effective_confirm_delay, confirm_margin=s.confirm_margin,
                             trend=TrendSettings(horizon=s.predict_horizon, window=s.predict_window, limit=s.predict_limit,
-                                                confidence=s.predict_confidence, metrics=tuple(s.predict_metrics)))
+                                                confidence=s.predict_confidence, metrics=tuple(s.predict_metrics)),
+                            follow=FollowSettings(interval=s.effective_follow_interval, rate=s.follow_rate, reads=s.follow_reads,
+                                                  horizon=s.predict_horizon, limit=s.predict_limit,
+                                                  confidence=s.predict_confidence))
         server = make_http_server(exporter, s.listen_address, s.port)
         discovery = Discovery(inventory, base_url=s.docker_host or None, node_name=s.node_name, on_error=exporter.self_metrics.error)
         discovery.start()

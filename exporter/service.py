@@ -2,10 +2,11 @@
 
 One thread ticks every `interval` on a fixed schedule (a late tick skips to the next slot and
 counts an "overrun" rather than drifting). Each tick reads one sweep, then hands it, in order
-of urgency, to the alert path (exporter.predict's trends, exporter.confirm, then the sender's
-queue), the latest-sweep slot
+of urgency, to the alert path (exporter.follow, exporter.predict's trends, exporter.confirm, then
+the sender's queue), the latest-sweep slot
 that /metrics reads, and the InfluxDB buffer (queue only): nothing in the loop waits on the
-network. Between ticks the same thread takes the confirming samples that are due.
+network. Between ticks the same thread takes the confirming samples and the reads of followed
+containers (a fast memory climb) that are due.
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from exporter.alerts import AlertSender
 from exporter.collect import Collector
 from exporter.confirm import Confirmer
 from exporter.discovery import Inventory
+from exporter.follow import Follower, FollowSettings
 from exporter.lineproto import sweep_lines
 from exporter.metrics import CONTENT_TYPE, SelfMetrics, StatsCollector, SweepText
 from exporter.predict import TrendAlerts, TrendSettings
-from exporter.sample import Sweep
+from exporter.sample import ContainerSample, Sweep
 from exporter.summary import SUMMARY_PATH, SweepSummary
 from sgcommon.influx import InfluxWriter
 from sgcommon.jsonlog import event, get_logger
@@ -49,6 +51,7 @@ class Exporter:
         confirm_delay: float = 0.0,
         confirm_margin: float = 10.0,
         trend: TrendSettings | None = None,
+        follow: FollowSettings | None = None,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.collector = collector
@@ -58,6 +61,8 @@ class Exporter:
         self.confirmer = Confirmer(alerts, delay=confirm_delay, margin=confirm_margin) if alerts is not None else None
         self.trends = (TrendAlerts(alerts, trend) if alerts is not None and trend is not None and trend.horizon > 0
                        and trend.metrics else None)
+        self.follower = (Follower(alerts, follow) if alerts is not None and follow is not None and follow.interval > 0
+                         else None)
         self.writer = writer
         self.self_metrics = self_metrics or SelfMetrics()
         self.registry = self.self_metrics.registry  # the exporter's own figures; the sweep is rendered apart
@@ -73,6 +78,8 @@ class Exporter:
 
     def tick(self) -> Sweep:
         sweep = self.collector.sweep(self.inventory.snapshot(), self.inventory.node)
+        if self.follower is not None:  # first: a followed run's older reads must reach the sender before this sweep's
+            self.follower.on_sweep(sweep, self._mono())
         if self.trends is not None:
             self.trends.on_sweep(sweep)
         if self.confirmer is not None:
@@ -93,9 +100,20 @@ class Exporter:
         self._thread.join(timeout)
 
     def confirm_due(self) -> None:
-        """Takes the confirming samples that are due (collection thread only)."""
+        """Takes the confirming samples and the reads of followed containers that are due (collection thread only)."""
+        def read(cid: str) -> ContainerSample | None:
+            return self.collector.confirm(cid, self.inventory.node)
+
+        if self.follower is not None:
+            self.follower.run_due(self._mono(), read)
         if self.confirmer is not None:
-            self.confirmer.run_due(self._mono(), lambda cid: self.collector.confirm(cid, self.inventory.node))
+            self.confirmer.run_due(self._mono(), read)
+
+    def next_due(self) -> float | None:
+        """The monotonic time of the earliest read due between sweeps, None when there is none."""
+        dues = [d for d in (self.confirmer.next_due() if self.confirmer is not None else None,
+                            self.follower.next_due() if self.follower is not None else None) if d is not None]
+        return min(dues, default=None)
 
     def exposition(self) -> bytes:
         """The /metrics body: the latest sweep (rendered once per sweep), then the exporter's own figures."""
@@ -123,8 +141,8 @@ class Exporter:
                 skipped = int((now - next_at) // self.interval) + 1
                 self.self_metrics.errors.labels("overrun").inc(skipped)
                 next_at += skipped * self.interval
-            while not self._stop.is_set():  # confirming samples due before the next tick
-                due = self.confirmer.next_due() if self.confirmer is not None else None
+            while not self._stop.is_set():  # confirming samples and follow reads due before the next tick
+                due = self.next_due()
                 if due is None or due >= next_at:
                     break
                 if self._stop.wait(max(due - self._mono(), 0.0)):
@@ -159,6 +177,14 @@ class Exporter:
                 "swarmguard_exporter_breaches_confirmed_next_sweep": ("counter", "Breaches confirmed by the next sweep instead.",
                                                                       c.confirmed_next_sweep),
                 "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples neither read confirmed.", c.cleared),
+            })
+        if self.follower is not None:
+            f = self.follower.stats
+            out.update({
+                "swarmguard_exporter_follow_started": ("counter", "Fast memory climbs followed between sweeps.", f.started),
+                "swarmguard_exporter_follow_reads": ("counter", "Reads of followed containers between sweeps.", f.reads),
+                "swarmguard_exporter_follow_sent": ("counter", "Samples of a followed climb sent as predictive alerts.",
+                                                    f.sent),
             })
         if self.writer is not None:
             w = self.writer.stats

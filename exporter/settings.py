@@ -42,6 +42,10 @@ class ExporterSettings:
     predict_limit: float = setting(100.0, "percent the trend must reach within predict_horizon for a predictive alert")
     predict_confidence: float = setting(2.0, "standard errors below the trend's line that must still reach the limit")
     predict_metrics: list[str] = setting(["mem"], "figures whose trend is watched: mem, cpu")
+    follow_interval: float = setting(0.25, "seconds between reads of a container whose memory climbs fast, between sweeps "
+                                     "(at most half the interval; docs/exporter.md); 0, or predict_horizon 0: not followed")
+    follow_rate: float = setting(3.0, "points of memory_percent a second a climb must keep up to be followed")
+    follow_reads: int = setting(4, "climbs in a row a followed container must show before its samples may be sent")
     alert_timeout: float = setting(1.0, "seconds before an alert POST is given up (one retry after 100 ms)")
     alert_queue_size: int = setting(64, "alerts waiting to be sent; beyond that new ones are dropped and counted")
     influxdb_url: str = setting("", "InfluxDB base URL (or its /api/v2/write URL); empty: no InfluxDB", env="INFLUXDB_URL")
@@ -78,6 +82,12 @@ class ExporterSettings:
         unknown = [m for m in self.predict_metrics if m not in ("mem", "cpu")]
         if unknown:
             errors.append(f"predict_metrics: expected mem and/or cpu, got {', '.join(unknown)}")
+        if not 0 <= self.follow_interval <= 60:
+            errors.append(f"follow_interval: expected 0..60 seconds, got {self.follow_interval}")
+        if not 0 < self.follow_rate <= 1000:
+            errors.append(f"follow_rate: expected more than 0 and at most 1000 points a second, got {self.follow_rate}")
+        if not 2 <= self.follow_reads <= 100:
+            errors.append(f"follow_reads: expected 2..100, got {self.follow_reads}")
         if self.alert_timeout <= 0 or self.alert_queue_size < 1 or self.influx_buffer_size < 1 or self.influx_flush_interval <= 0:
             errors.append("alert_timeout and influx_flush_interval must be > 0, queue and buffer sizes >= 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -89,3 +99,8 @@ class ExporterSettings:
     def effective_confirm_delay(self) -> float:
         """The confirm delay in use: a confirming read must come well before the next sweep."""
         return min(self.confirm_delay, self.interval / 2)
+
+    @property
+    def effective_follow_interval(self) -> float:
+        """The follow interval in use: 0 (off) without predictive alerts; at least one read between two sweeps."""
+        return 0.0 if self.predict_horizon <= 0 else min(self.follow_interval, self.interval / 2)

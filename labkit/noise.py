@@ -31,7 +31,8 @@ from sgcommon.engine import EngineError, connect, translate
 from sgcommon.version import add_version_argument
 
 NAMES = {"cpu": "sgi-noise-cpu", "mem": "sgi-noise-mem"}
-PREDICTIVE = ("migrate-before-oom", "migrate-before-memory-threshold", "migrate-before-cpu-threshold")
+PREDICTIVE = ("migrate-before-oom", "migrate-before-oom-fast", "migrate-before-memory-threshold",
+              "migrate-before-cpu-threshold")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The rule variant under test on the lab: the shipped rules, or today's threshold rule alone.
 
 rules/default.yml ships the predictive rules next to the threshold rule `migrate-on-container-problem`;
-every predictive rule starts with the guard `mem > trend_from` or `cpu > trend_from`, and a metric
-never exceeds 100 %, so the threshold override `trend_from=100` switches them all off and leaves the
-threshold rule as it was. The override goes through the controller service's environment
-(`SWARMGUARD_THRESHOLD_TREND_FROM`, labkit/scenario2.py's `controller_thresholds`: the controller
+every predictive rule starts with the guard `mem > trend_from`, `cpu > trend_from` or (the fast-leak
+rule) `mem > oom_from`, and a metric never exceeds 100 %, so the threshold overrides `trend_from=100`
+and `oom_from=100` switch them all off and leave the threshold rule as it was. The overrides go
+through the controller service's environment (`SWARMGUARD_THRESHOLD_TREND_FROM`,
+`SWARMGUARD_THRESHOLD_OOM_FROM`, labkit/scenario2.py's `controller_thresholds`: the controller
 restarts and the block starts once it scrapes every exporter again) and is put back afterwards;
 nothing on disk changes, and the suite's lab reset (labkit/labreset.py) redeploys the stack as its
 files define it should a run be cut short.
@@ -24,7 +25,7 @@ from sgcommon.engine import translate
 from sgcommon.engine.swarm import SwarmAdapter
 
 VARIANTS = ("threshold", "predictive")
-OFF = {"trend_from": 100.0}  # every predictive rule's guard can never hold
+OFF = {"trend_from": 100.0, "oom_from": 100.0}  # every predictive rule's guard can never hold
 EXPORTER_SERVICE = f"{labinfo.STACK}_exporter"
 
 

@@ -47,9 +47,12 @@ MAX_DEPTH = 24  # nesting depth of the syntax tree
 MAX_WINDOW = 60  # samples in a container-scope window function
 
 # predict() and predict_se(): a window in seconds, read from at most SAMPLES_PER_SECOND samples per
-# second of it (the exporter samples every second; alerts add a confirming read and little more).
+# second of it (the exporter samples every second; alerts add a confirming read and little more), and
+# from at least the newest MIN_TREND_SAMPLES: a window of a second or two may hold the exporter's reads
+# every 0.25 s of a fast memory climb (exporter/follow.py).
 MAX_HORIZON = 300.0  # seconds ahead of the newest sample
-MIN_TREND_WINDOW = 2.0
+MIN_TREND_WINDOW = 1.0  # one second holds one sweep sample, or four reads of a followed climb
+MIN_TREND_SAMPLES = 12
 MAX_TREND_WINDOW = 120.0  # the controller keeps 300 s of samples (cache_window)
 DEFAULT_WINDOW_FACTOR = 3.0  # no window given: 3 x the horizon, within the bounds (at least 10 s)
 DEFAULT_MIN_WINDOW = 10.0
@@ -667,7 +670,7 @@ def _window_fn(func: str, metric: str, size: int) -> Fn:
 
 def trend_samples(window: float) -> int:
     """How many of a container's newest samples a trend window of `window` seconds may read."""
-    return math.ceil(window * SAMPLES_PER_SECOND) + 1
+    return max(math.ceil(window * SAMPLES_PER_SECOND) + 1, MIN_TREND_SAMPLES)
 
 
 def trend_fit(env: ContainerEnv, metric: str, window: float) -> Fit | None:

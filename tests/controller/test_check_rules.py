@@ -19,7 +19,7 @@ def check(*paths: str, overrides: dict[str, float] | None = None) -> tuple[int, 
 
 
 def test_the_default_rules_pass() -> None:
-    assert check(str(ROOT / "rules")) == (0, ["OK: 7 rules in 1 file"])
+    assert check(str(ROOT / "rules")) == (0, ["OK: 8 rules in 1 file"])
 
 
 def test_a_directory_of_good_files_passes_with_counts() -> None:
@@ -49,7 +49,7 @@ def test_no_paths_or_an_empty_directory_fail(tmp_path: Path) -> None:
 def test_the_module_runs_as_a_command_with_threshold_overrides() -> None:
     ok = subprocess.run([sys.executable, "-m", "controller.check_rules", str(ROOT / "rules"),
                          "--threshold", "cpu_high=80"], capture_output=True, text=True, cwd=ROOT, check=False)
-    assert (ok.returncode, ok.stdout) == (0, "OK: 7 rules in 1 file\n")
+    assert (ok.returncode, ok.stdout) == (0, "OK: 8 rules in 1 file\n")
     bad = subprocess.run([sys.executable, "-m", "controller.check_rules", str(ROOT / "rules"),
                           "--threshold", "cpu_high=x"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode == 1 and "expected a number" in bad.stdout

@@ -97,6 +97,16 @@ def test_without_a_window_it_is_three_times_the_horizon_and_at_least_ten_seconds
     assert explain("predict(mem, 10s) > 0", history) == "predict(mem, 10s)=109"
 
 
+def test_a_short_window_draws_its_line_through_sub_second_reads_and_never_through_one_a_second() -> None:
+    # The exporter reads a fast memory climb every 0.25 s (exporter/follow.py): four reads span 0.75 s,
+    # over half of a 1.4 s window. Samples a second apart put at most two in it: no line.
+    reads = climb(n=8, start=20.0, per_s=12.0, dt=0.25)
+    assert explain("predict(mem, 10s, 1400ms) > 0", reads[-4:]) == "predict(mem, 10s, 1400ms)=161"  # 41 % + 10 s x 12 %/s
+    assert explain("predict(mem, 10s, 1400ms) > 0", climb(n=10, per_s=12.0)) == "predict(mem, 10s, 1400ms)=n/a"
+    # the engine hands a short window enough of the newest samples to hold a second of such reads
+    assert trend_samples(1.4) >= 5 and trend_samples(1.0) >= 5
+
+
 def test_the_condition_asks_the_engine_for_two_samples_a_second_of_the_longest_window() -> None:
     condition = compile_condition("avg(cpu, 3) > 1 and predict(mem, 10s, 30s) > 1 and predict(cpu, 5s, 5s) > 1",
                                   scope="container", thresholds=THRESHOLDS)
@@ -108,7 +118,7 @@ def test_the_condition_asks_the_engine_for_two_samples_a_second_of_the_longest_w
     ("predict(mem, 10s, 30) > 1", "the window must be a duration such as 10s"),
     ("predict(mem, -5s) > 1", "the horizon must be a duration"),
     ("predict(mem, 301s) > 1", "the horizon 301s is out of range (0 s to 300 s)"),
-    ("predict(mem, 10s, 1s) > 1", "the window 1s is out of range (2 s to 120 s)"),
+    ("predict(mem, 10s, 500ms) > 1", "the window 500ms is out of range (1 s to 120 s)"),
     ("predict(mem, 10s, 3m) > 1", "the window 3m is out of range"),
     ("predict(mem) > 1", "takes a metric, a horizon and optionally a window"),
     ("predict(mem, 1s, 5s, 5s) > 1", "takes a metric, a horizon and optionally a window"),

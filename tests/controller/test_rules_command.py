@@ -51,7 +51,7 @@ def test_apply_validates_stores_and_activates_the_set(controller: FakeEngine, ru
     lines = out.splitlines()
     assert lines[0] == ("checking with the threshold overrides of service swarmguard_controller: "
                         "net_high=3, net_low=1, cpu_high=80")
-    assert lines[1] == "OK: 7 rules in 1 file"
+    assert lines[1] == "OK: 8 rules in 1 file"
     assert lines[2] == f"applied {name} (default.yml; stored now)"
     active = RuleConfigs(swarm).active()
     assert active is not None and active.name == name

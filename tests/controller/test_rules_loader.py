@@ -46,11 +46,11 @@ def load_errors(*paths: str, overrides: dict[str, float] | None = None) -> list[
 def test_default_rules_ship_the_scenarios_the_predictive_rules_and_rebalancing_off() -> None:
     ruleset = load_rules([DEFAULT])
     assert dict(ruleset.thresholds) == {"cpu_high": 75, "mem_high": 80, "net_low": 35, "net_high": 65,
-                                        "max_task_skew": 1, "trend_from": 50}
+                                        "max_task_skew": 1, "trend_from": 50, "oom_from": 25}
     by_name = {rule.name: rule for rule in ruleset.rules}
     assert {name: rule.action.name for name, rule in by_name.items()} == {
         "scale-up-on-traffic": "scale_up", "migrate-on-container-problem": "migrate",
-        "migrate-before-oom": "migrate", "migrate-before-memory-threshold": "migrate",
+        "migrate-before-oom": "migrate", "migrate-before-oom-fast": "migrate", "migrate-before-memory-threshold": "migrate",
         "migrate-before-cpu-threshold": "migrate", "scale-down-when-idle": "scale_down",
         "rebalance-after-node-returns": "rebalance"}
     assert [rule.name for rule in ruleset.rules if not rule.enabled] == ["rebalance-after-node-returns"]
@@ -60,6 +60,7 @@ def test_default_rules_ship_the_scenarios_the_predictive_rules_and_rebalancing_o
     migrate = by_name["migrate-on-container-problem"]
     assert migrate.hold_samples == 2 and migrate.cooldown == 30
     assert by_name["migrate-before-oom"].hold_samples == 1  # a fast leak leaves no time for a second sample
+    assert by_name["migrate-before-oom-fast"].hold_samples == 1
     scale_up = by_name["scale-up-on-traffic"]
     assert scale_up.hold_samples == 2 and scale_up.cooldown == 60 and scale_up.params["max_replicas"] == 10
     scale_down = by_name["scale-down-when-idle"]
@@ -69,7 +70,7 @@ def test_default_rules_ship_the_scenarios_the_predictive_rules_and_rebalancing_o
 def test_default_rules_put_scale_up_before_migrate_explicitly() -> None:
     ruleset = load_rules([DEFAULT])
     order = [rule.action.name for rule in ruleset.rules]
-    assert order == ["scale_up", "migrate", "migrate", "migrate", "migrate", "scale_down", "rebalance"]
+    assert order == ["scale_up", "migrate", "migrate", "migrate", "migrate", "migrate", "scale_down", "rebalance"]
     priorities = [rule.priority for rule in ruleset.rules]
     assert priorities == sorted(priorities) and priorities[0] < priorities[1]
 
@@ -157,7 +158,7 @@ def test_overrides_replace_threshold_values_in_the_compiled_rules() -> None:
 def test_an_override_for_an_unknown_threshold_is_an_error() -> None:
     errors = load_errors(DEFAULT, overrides={"cpu_hgh": 80})
     assert errors == ["threshold override: unknown threshold 'cpu_hgh' "
-                      "(defined: cpu_high, max_task_skew, mem_high, net_high, net_low, trend_from)"]
+                      "(defined: cpu_high, max_task_skew, mem_high, net_high, net_low, oom_from, trend_from)"]
 
 
 def test_thresholds_come_from_prefixed_environment_variables() -> None:

@@ -81,7 +81,7 @@ def test_a_bad_action_setting_is_reported_by_its_path() -> None:
 def test_check_rules_accepts_the_shipped_rules_and_exits_0() -> None:
     out = io.StringIO()
     assert main(["check-rules", "rules/"], env={}, out=out) == 0
-    assert out.getvalue().startswith("OK: 7 rules")
+    assert out.getvalue().startswith("OK: 8 rules")
 
 
 def test_check_rules_prints_every_error_with_its_place_and_exits_1(tmp_path: Path) -> None:
