@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from controller.decide import RuleState, evaluate
 from controller.model import ContainerMetrics, NodeMetrics, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, RuleSet, compile_condition, load_rules
-from controller.rules.expr import ExprError
+from controller.rules.expr import Condition, ExprError
 
 THRESHOLDS = {"high": 75.0, "low": 35.0, "zero": 0.0}
 METRICS = ("cpu", "mem", "mem_mb", "net", "net_rx", "net_tx")
@@ -52,7 +52,7 @@ def sample_of(values: list[float | int], ts: float = 100.0) -> ContainerMetrics:
 samples = st.lists(figure, min_size=6, max_size=6)
 
 
-def compiled(text: str):  # type: ignore[no-untyped-def]
+def compiled(text: str) -> Condition | None:
     try:
         return compile_condition(text, scope="container", thresholds=THRESHOLDS)
     except ExprError:
@@ -156,7 +156,7 @@ def test_the_engine_decides_the_same_with_and_without_guards(tmp_path_factory, f
         for k, values, stale in step:
             cid = f"c{k}"
             sample = ContainerMetrics("n1", "web" if k % 2 else "api", cid, f"t{k}", now - 0.5,
-                                      *values, stale=stale)  # type: ignore[arg-type]
+                                      *values)._replace(stale=stale)  # type: ignore[arg-type]
             latest[cid] = sample
             history.setdefault(cid, []).append(sample)
         snapshot = Snapshot(dict(latest), {c: tuple(h) for c, h in history.items()}, services,
