@@ -7,7 +7,8 @@ summary rendered by the exporter's own code (as the bench's simulated exporters 
 cache filled with `--prefill` samples per container, then per cycle
 - parse: `parse_summary` of every node's body (a fresh sweep time written in, as the bench does);
 - add: the parsed samples and node figures into the cache (what the scraper does per answer);
-- prune, snapshot, and the evaluation of every container (`Runtime._decide`, as the cycle runs it),
+- prune, snapshot, and the evaluation of every container (`Runtime._decide`, as the cycle runs it);
+- with `--alerts K`, K alerts through `Runtime.handle_alert` (the alert path without its HTTP),
 and prints each step's wall and CPU time (median and max over `--cycles`). `--profile` also runs
 cProfile over the cycles and prints the functions with the most own time.
 
@@ -23,6 +24,7 @@ import io
 import json
 import os
 import pstats
+import random
 import statistics
 import sys
 import tempfile
@@ -41,6 +43,7 @@ def _steps(args: argparse.Namespace) -> tuple[Callable[[], dict[str, float]], di
     from controller import __main__ as cmain
     from controller.runtime import build
     from controller.scrape import parse_summary
+    from sgcommon.alert import Alert
 
     cluster = Cluster(args.nodes, args.containers)
     began = time.perf_counter()
@@ -90,7 +93,20 @@ def _steps(args: argparse.Namespace) -> tuple[Callable[[], dict[str, float]], di
         step("prune", lambda: cache.prune(now))
         step("snapshot", lambda: cache.snapshot(now))
         step("evaluate", lambda: runtime._decide(now, kind="cycle"))  # takes its own snapshot, as the cycle does
+        if args.alerts:
+            step("alerts", lambda: [runtime.handle_alert(alert(k), received=time.time()) for k in range(args.alerts)])
         return times
+
+    targets = [(cluster.node(i), *cluster.container(i, j)[:3], cluster.figures(i, j))
+               for i in range(cluster.nodes) for j in range(cluster.per_node)]
+    rng = random.Random(42)
+
+    def alert(k: int) -> Any:
+        """An alert as the scale bench sends it: a random container's fresh sample, cpu above 75."""
+        node, cid, service, task, figures = targets[rng.randrange(len(targets))]
+        now = time.time()
+        return Alert(t0=now - 0.001, t1=now, node=node, container_id=cid, service=service, task_id=task,
+                     metrics={**figures, "cpu": 80.0})
 
     return cycle, {"render_s": round(render_s, 1), "prefilled": filled, "prefill_s": round(prefill_s, 1)}
 
@@ -101,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--containers", type=int, default=30, help="containers per node")
     parser.add_argument("--prefill", type=int, default=300, help="past samples per container put in the cache first")
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--alerts", type=int, default=0,
+                        help="also this many alerts per cycle through Runtime.handle_alert (no HTTP)")
     parser.add_argument("--profile", action="store_true", help="cProfile the cycles; print the top functions")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--tree", default=None, help="source tree to import the controller from")
