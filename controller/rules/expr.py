@@ -26,6 +26,10 @@ least-squares line through its samples of the last `window` seconds (sgcommon/tr
 constants before the text is parsed. A fit is made at most once per container and call, and
 only when the condition needs it: the parts of a top-level `and` run left to right and stop at the
 first false one (the result cannot change: false), so a cheap guard first spares the fit.
+The leading parts of that `and` that read only the sample's own figures are also compiled over the
+sample itself (`Condition.guard`): the engine checks them before it builds an env, which at 1000
+nodes is most of a cycle's evaluation spared (docs/scale.md). Both are made from the one parsed tree
+by the same closures, so they cannot disagree.
 """
 from __future__ import annotations
 
