@@ -185,8 +185,27 @@ class MetricsCache:
             return self._add(sample)
 
     def add_containers(self, samples: Iterable[ContainerMetrics]) -> int:
+        """`add_container` for each of `samples` (a scrape's), under one hold of the lock; the common
+        case (a newer sample with room in its last chunk) is inlined: 30 000 a second at 1000 nodes."""
+        added = 0
+        latest_of, series_of, max_samples, pack = self._latest, self._series, self._max_samples, ROW.pack_into
         with self._lock:
-            return sum(self._add(sample) for sample in samples)
+            for sample in samples:
+                cid = sample.container_id
+                latest = latest_of.get(cid)
+                if latest is not None:
+                    series = series_of[cid]
+                    chunks, start, stop = series
+                    at = stop % CHUNK
+                    if at and sample.ts > latest.ts + SAME_SAMPLE:
+                        pack(chunks[-1], at * ROW_SIZE, *sample[_TS:_END])
+                        stop += 1
+                        series_of[cid] = (chunks, start if stop - start <= max_samples else stop - max_samples, stop)
+                        latest_of[cid] = sample
+                        added += 1
+                        continue
+                added += self._add(sample)
+        return added
 
     def _add(self, sample: ContainerMetrics) -> bool:
         cid = sample.container_id

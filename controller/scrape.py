@@ -114,6 +114,13 @@ def parse_summary(body: bytes, *, scraped_at: float) -> Parsed:
     limit = scraped_at + MAX_CLOCK_SKEW
     for row in rows:
         cid, service, task, ts, cpu, mem, mem_mb, net, net_rx, net_tx = row[:10]
+        if (type(ts) is float and type(cpu) is float and type(mem) is float and type(mem_mb) is float
+                and type(net) is float and type(net_rx) is float and type(net_tx) is float and not lacking
+                and type(cid) is str and type(service) is str and type(task) is str and cid and service):
+            total = ts + cpu + mem + mem_mb + net + net_rx + net_tx  # the common row: floats as JSON decodes them
+            if total - total == 0.0 and ts <= limit:
+                containers.append(ContainerMetrics(node, service, cid, task, ts, cpu, mem, mem_mb, net, net_rx, net_tx))
+                continue
         try:
             total = ts + cpu + mem + mem_mb + net + net_rx + net_tx  # TypeError unless all are numbers
             good = (total - total == 0.0 and type(cid) is str and type(service) is str and type(task) is str

@@ -26,6 +26,10 @@ least-squares line through its samples of the last `window` seconds (sgcommon/tr
 constants before the text is parsed. A fit is made at most once per container and call, and
 only when the condition needs it: the parts of a top-level `and` run left to right and stop at the
 first false one (the result cannot change: false), so a cheap guard first spares the fit.
+The leading parts of that `and` that read only the sample's own figures are also compiled over the
+sample itself (`Condition.guard`): the engine checks them before it builds an env, which at 1000
+nodes is most of a cycle's evaluation spared (docs/scale.md). Both are made from the one parsed tree
+by the same closures, so they cannot disagree.
 """
 from __future__ import annotations
 
@@ -164,6 +168,10 @@ class Condition:
     # False when a service-scope condition reads no container sample (only Swarm's figures, e.g.
     # `task_skew >= 2`): the engine then counts Swarm reads instead of samples (controller/decide.py).
     needs_samples: bool = True
+    # Container scope: the leading parts of a top-level `and` that read nothing but the sample's own
+    # figures and constants, compiled a second time over the sample itself (`sample_guard`). False
+    # means the condition is false; True, that `holds` must decide. None: no such leading part.
+    guard: Callable[[ContainerMetrics], bool] | None = None
 
     def holds(self, env: Any) -> bool:
         try:
@@ -300,7 +308,39 @@ class _Compiler:
         if self.errors:
             raise ExprError(list(dict.fromkeys(self.errors)))
         return Condition(self.text, self.scope, self.window, term.closure(), tuple(self.figures.items()),
-                         needs_samples=self.reads_samples)
+                         needs_samples=self.reads_samples, guard=self.sample_guard(top))
+
+    def sample_guard(self, top: ast.AST) -> Callable[[ContainerMetrics], bool] | None:
+        """The condition's leading sample-only parts as a check over the sample alone (see Condition.guard).
+
+        The parts of a top-level `and` run left to right and the first false (or missing) one makes the
+        condition false, so when these leading parts are false on the sample, `holds` is false without an
+        env being built. They are compiled again by `_SampleCompiler`, whose only difference is where a
+        metric is read from: every operator is the same closure, so each part has the same value.
+        """
+        if self.scope != "container":
+            return None
+        parts = top.values if isinstance(top, ast.BoolOp) and id(top) in self.conjunction else [top]
+        leading: list[ast.AST] = []
+        for part in parts:
+            if not _sample_only(part, self.thresholds):
+                break
+            leading.append(part)
+        if not leading:
+            return None
+        compiler = _SampleCompiler(self.text, self.scope, self.thresholds, self.durations)
+        compiler.conjunction = self.conjunction
+        fns = [compiler.node(part).closure() for part in leading]
+        if compiler.errors:  # cannot happen: the same text compiled above  # pragma: no cover
+            return None
+        fn = fns[0] if len(fns) == 1 else _all(fns)
+
+        def guard(sample: ContainerMetrics) -> bool:
+            try:
+                return bool(fn(sample))
+            except (NoValue, ArithmeticError):
+                return False
+        return guard
 
     def fail(self, message: str) -> _Term:
         self.errors.append(message)
@@ -553,6 +593,29 @@ class _Compiler:
         return _Term("bool", fn=_compare_chain(ops, fns))
 
 
+class _SampleCompiler(_Compiler):
+    """Compiles a sample-only part of a container condition (`_sample_only`) over the ContainerMetrics
+    itself instead of a ContainerEnv: a metric is read as `sample.cpu` rather than `env.sample.cpu`,
+    and every other node goes through `_Compiler`'s own handlers and closures."""
+
+    def on_Name(self, node: ast.Name) -> _Term:
+        name = node.id
+        if name in self.thresholds or name not in CONTAINER_METRICS:
+            return super().on_Name(node)
+        return _Term("num", fn=_own_metric(name), getter=attrgetter(name))
+
+
+def _sample_only(node: ast.AST, thresholds: Mapping[str, float]) -> bool:
+    """True if `node` reads nothing but the sample's own figures, thresholds and constants (no call,
+    no node figure, no replicas)."""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Call):
+            return False
+        if isinstance(child, ast.Name) and child.id not in thresholds and child.id not in CONTAINER_METRICS:
+            return False
+    return True
+
+
 def finite_number(value: Any) -> float | None:
     """`value` as a float if it is a real, finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -583,6 +646,18 @@ def _sample_metric(name: str) -> Fn:
 
     def read(env: Any) -> float:
         value = get(env)
+        if value.__class__ is float and value - value == 0.0:
+            return value
+        return _finite(value)
+    return read
+
+
+def _own_metric(name: str) -> Fn:
+    """`_sample_metric` over the sample itself (for Condition.guard)."""
+    get = attrgetter(name)
+
+    def read(sample: Any) -> float:
+        value = get(sample)
         if value.__class__ is float and value - value == 0.0:
             return value
         return _finite(value)
@@ -650,6 +725,15 @@ def _arithmetic(op: Callable[[float, float], float], left: _Term, right: _Term) 
 def _reduce(func: str, values: list[Any]) -> float:
     if not values:
         raise NoValue
+    if set(map(type, values)) == _FLOATS:  # the common case: every value a float (a sample's figures are)
+        floats: list[float] = values
+        total = sum(floats)
+        if total - total == 0.0:  # so each one is finite: an infinity or a NaN would make the sum one
+            if func == "sum":
+                return total
+            if func == "avg":
+                return total / len(floats)
+            return max(floats) if func == "max" else min(floats)
     numbers = [_finite(value) for value in values]
     if func == "max":
         return max(numbers)
@@ -661,6 +745,9 @@ def _reduce(func: str, values: list[Any]) -> float:
     if not math.isfinite(total):  # the sum overflows though the mean may not: scale first
         return _finite(sum(number / len(numbers) for number in numbers))
     return total / len(numbers)
+
+
+_FLOATS = {float}
 
 
 def _window_fn(func: str, metric: str, size: int) -> Fn:
@@ -741,7 +828,7 @@ def _trend_fn(func: str, metric: str, *, horizon: float, window: float) -> Fn:
 
 def _aggregate_fn(func: str, metric: str) -> Fn:
     get = attrgetter(metric)
-    return lambda env: _reduce(func, [get(s) for s in env.samples])
+    return lambda env: _reduce(func, list(map(get, env.samples)))
 
 
 # `and`, `or` and chained comparisons evaluate every operand (no short-circuit), so a missing

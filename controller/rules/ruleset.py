@@ -66,7 +66,7 @@ class Rule:
 
     def covers(self, service: ServiceInfo) -> bool:
         """True if this rule applies to `service` (name pattern and label opt-in)."""
-        if not any(fnmatch.fnmatchcase(service.name, pattern) for pattern in self.services):
+        if self.services != ("*",) and not any(fnmatch.fnmatchcase(service.name, pattern) for pattern in self.services):
             return False
         for key, wanted in self.labels:
             value = service.labels.get(key)
