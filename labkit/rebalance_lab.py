@@ -11,7 +11,17 @@ lab controller reads it: nothing is written into the checkout, whose rules/ othe
 Measured: the task-count skew before and after, the time from the node's return (node-start
 done) to a skew of at most 1, the probe's failed requests, and the moves: each task a rebalance
 placed is watched for `--watch` seconds after the node returned (the last run watches
-`--watch-last`, e.g. 600 s) and must not be moved again (no ping-pong).
+`--watch-last`, e.g. 600 s) and must not be moved again (no ping-pong). The probe's failed
+requests are split by phase: the outage (node-stop until node-start is done), the rebalance (the
+node's return until a skew of at most 1) and the rest of the watch.
+
+Which worker stops (`--stop`): `rotate` takes one worker after the other. With 4 replicas on 3
+workers that makes back-to-back runs unbalanceable by design: after run 1 the task it placed runs
+on a node that the next outage fills up to the most tasks, and the action refuses to move while a
+node with the most tasks runs a task placed within `moved_hold` (10 min; docs/actions.md).
+`last-target` stops the worker the previous run's rebalance placed its task on (the first run,
+or after a run without a move, the next in turn): that task ends with its node, so each run is a
+fresh outage with the product's default `moved_hold`, and the runs can follow each other.
 
 The lab is restored afterwards whatever happens: every stopped worker is started again, the rule
 set is deactivated (the set active before, if any, is active again) and removed, the service goes
@@ -59,6 +69,35 @@ class Settings:
     interval: float = 0.1  # probe interval
     service: str = api.APP_SERVICE
     target: str = "http://web-stress:8080/health"
+    stop: str = "rotate"  # which worker each run stops: see STOP_ORDERS
+
+
+STOP_ORDERS = ("rotate", "last-target")
+
+
+def next_worker(workers: Sequence[str], rows: Sequence[dict[str, Any]], *, order: str) -> str:
+    """The worker the next run stops, after `rows` (the runs so far): one after the other
+    ("rotate"), or where the previous run's rebalance placed its task ("last-target"; falls back to
+    the next in turn when the previous run moved nothing or placed it on no known worker)."""
+    if order not in STOP_ORDERS:
+        raise ValueError(f"unknown stop order {order!r}: one of {', '.join(STOP_ORDERS)}")
+    in_turn = workers[len(rows) % len(workers)]
+    if order == "rotate" or not rows:
+        return in_turn
+    targets = [a.get("node_to") for a in rows[-1].get("actions", [])
+               if a.get("action") == "rebalance" and a.get("result") == "success"]
+    return targets[-1] if targets and targets[-1] in workers else in_turn
+
+
+def failures_by_phase(records: Sequence[dict[str, Any]], *, back: float,
+                      balanced_at: float | None) -> dict[str, int]:
+    """The probe's failed requests in the outage (before `back`, node-start done), the rebalance
+    (from `back` to `balanced_at`, a skew of at most 1; the whole watch if never balanced) and after."""
+    end = float("inf") if balanced_at is None else balanced_at
+    failed = [r["ts"] for r in records if not r["ok"]]
+    return {"failed_outage": sum(1 for t in failed if t < back),
+            "failed_rebalance": sum(1 for t in failed if back <= t < end),
+            "failed_after_balanced": sum(1 for t in failed if t >= end)}
 
 
 def lab_rule_text(default_rules: Path) -> str:
@@ -198,9 +237,10 @@ def run_once(lab: Lab, node: str, *, watch: float, log: Callable[[str], None]) -
     moves_per_task = Counter({task: 1 + (task in gone) for task in first_seen})
     row["max_moves_per_task"] = max(moves_per_task.values(), default=0)
     row["failed"], row["requests"] = summary["failures"], summary["requests"]
-    # Which phase lost requests: the outage (node-stop until node-start) or the rebalance after it.
-    row["failed_outage"] = sum(1 for r in probe.records if not r["ok"] and r["ts"] < back)
-    row["failed_after_return"] = sum(1 for r in probe.records if not r["ok"] and r["ts"] >= back)
+    # Which phase lost requests: the outage (node-stop until node-start), the rebalance after it
+    # (until the skew is at most 1) or the rest of the watch.
+    row.update(failures_by_phase(probe.records, back=back, balanced_at=balanced_at))
+    row["failed_after_return"] = row["failed_rebalance"] + row["failed_after_balanced"]
     row["downtime_s"] = summary["total_downtime"]
     return row
 
@@ -219,14 +259,15 @@ def _seconds(value: float | None) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]], goal: float) -> str:
     lines = [f"{'run':>3} {'node':9} {'skew before->after':>18} {'to skew<=1':>10} {'(from Ready)':>12} "
-             f"{'failed':>10} {'(outage/after)':>14} {'moves':>5} {'moves/task':>10} {'moved again':>11} {'watched':>7} {'ok':>3}"]
+             f"{'failed':>10} {'(outage/rebal/after)':>20} {'moves':>5} {'moves/task':>10} {'moved again':>11} {'watched':>7} {'ok':>3}"]
     for i, row in enumerate(rows, 1):
         skews = f"{row.get('skew_before')} -> {row.get('skew_after')}"
+        phases = f"{row['failed_outage']}/{row['failed_rebalance']}/{row['failed_after_balanced']}"
         lines.append(
             f"{i:>3} {row['node']:9} {skews:>18} {_seconds(row.get('back_to_balanced_s')):>10} "
             f"{_seconds(row.get('ready_to_balanced_s')):>12} "
             f"{str(row['failed']) + '/' + str(row['requests']):>10} "
-            f"{str(row['failed_outage']) + '/' + str(row['failed_after_return']):>14} {row['moves']:>5} {row['max_moves_per_task']:>10} "
+            f"{phases:>20} {row['moves']:>5} {row['max_moves_per_task']:>10} "
             f"{row['moved_again']:>11} {str(row['watched_s']) + ' s':>7} {'yes' if ok(row, goal) else 'NO':>3}")
     values = sorted(r["back_to_balanced_s"] for r in rows if r.get("back_to_balanced_s") is not None)
     if values:
@@ -254,13 +295,15 @@ def run(lab_info: labinfo.Lab, settings: Settings, *, log: Callable[[str], None]
         lab.clear_labels()
         lab.swarm.scale(settings.service, settings.replicas)
         for i in range(1, settings.runs + 1):
-            node = lab.workers[(i - 1) % len(lab.workers)]
+            node = next_worker(lab.workers, rows, order=settings.stop)
             watch = settings.watch_last if i == settings.runs else settings.watch
             log(f"==> run {i}/{settings.runs}: {node} stops and comes back; watching {watch:g} s after its return")
             row = run_once(lab, node, watch=watch, log=log)
             rows.append(row)
             log(f"    skew {row['skew_before']} -> {row['skew_after']}, skew <= 1 after {row['back_to_balanced_s']} s, "
-                f"{row['failed']}/{row['requests']} failed, {row['moves']} move(s), moved again {row['moved_again']}")
+                f"{row['failed']}/{row['requests']} failed (outage {row['failed_outage']}, rebalance "
+                f"{row['failed_rebalance']}, after {row['failed_after_balanced']}), {row['moves']} move(s), "
+                f"moved again {row['moved_again']}")
     finally:
         log("==> restoring the lab")
         for worker in lab.workers:
@@ -294,6 +337,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="s watched after the node returned in the last run (default: --watch); 600 checks "
                              "that no task moves twice within 10 minutes")
     parser.add_argument("--goal", type=float, default=d.goal, help="s to a skew <= 1 (default %(default)s)")
+    parser.add_argument("--stop", choices=STOP_ORDERS, default=d.stop,
+                        help="which worker each run stops: one after the other (rotate), or the one the previous "
+                             "run's rebalance placed its task on (last-target: that task ends with its node, so "
+                             "moved_hold does not block the next run; docs/actions.md) (default %(default)s)")
     parser.add_argument("--output", type=Path, help="JSON rows (default results/rebalance-<time>.json)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.replicas < 2:
@@ -308,7 +355,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(runs=args.runs, replicas=args.replicas, watch=args.watch,
-                        watch_last=args.watch if args.watch_last is None else args.watch_last, goal=args.goal)
+                        watch_last=args.watch if args.watch_last is None else args.watch_last, goal=args.goal,
+                        stop=args.stop)
     try:
         rows = run(labinfo.check_lab(), settings, log=lambda text: print(text, flush=True))
     except labinfo.LabNotUp as exc:
