@@ -112,12 +112,18 @@ def _run(args: argparse.Namespace, *, env: dict[str, str] | None, err: TextIO) -
     except RuleError as exc:
         print("swarmguard-controller: the rule files are broken:\n  " + "\n  ".join(exc.errors), file=err)
         return 2
-    return serve(settings, runtime, config)
+    return serve(settings, runtime, config, err=err)
 
 
-def serve(settings: ControllerSettings, runtime: Runtime, config: AppConfig) -> int:
-    """What `run` does once the runtime is built: serve HTTP until SIGTERM or SIGINT, then stop it."""
-    server = make_server(settings, runtime, config)
+def serve(settings: ControllerSettings, runtime: Runtime, config: AppConfig, *, err: TextIO = sys.stderr) -> int:
+    """What `run` does once the runtime is built: serve HTTP until SIGTERM or SIGINT, then stop it.
+    A port that cannot be bound (in use, not allowed, no such address) ends it with one line and 2."""
+    try:
+        server = make_server(settings, runtime, config)
+    except OSError as exc:
+        print(f"swarmguard-controller: cannot listen on {settings.listen}:{settings.port}: {exc.strerror or exc}",
+              file=err)
+        return 2
     _on_signals(server.shutdown)
     try:
         runtime.start()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,3 +96,16 @@ def test_the_controller_process_migrates_on_alerts_and_stops_cleanly_on_sigterm(
     assert proc.returncode == 0, stderr[-2000:]
     assert '"msg":"controller stopped"' in stderr
     assert stderr.count('"msg":"exporter unreachable"') == 1
+
+
+@pytest.mark.slow
+def test_a_port_already_in_use_ends_the_controller_with_one_clear_line_and_status_2(fake_engine: FakeEngine) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "controller", "run", "--listen", "127.0.0.1", "--port", str(port),
+                               "--docker-url", fake_engine.base_url, "--exporters", "127.0.0.1:1", "--rules", "rules",
+                               "--insecure-no-alert-token"],
+                              env={**os.environ}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"swarmguard-controller: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr

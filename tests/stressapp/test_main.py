@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 import sys
 
@@ -46,3 +47,13 @@ def test_the_console_script_exits_2_with_the_message(args: list[str], env: dict[
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_port_already_in_use_ends_the_app_with_a_clear_line_not_a_traceback() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "stressapp", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                                env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"{port} is in use" in result.stderr  # werkzeug's own message (werkzeug.serving.prepare_socket)
+    assert "Traceback" not in result.stderr
