@@ -596,6 +596,9 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
             _collect(client, seen, actions, say)
             time.sleep(2.0)
         replicas_after = replica_count(client)
+    # The scale-down's CPU window starts `settle` s after its T5, later than the loop above ends:
+    # the sink is read once every window has passed, else that step has no samples.
+    time.sleep(max(0.0, min(windows_end(actions, opt) - time.time(), opt.settle + opt.window)))
     try:
         series = cpu_series(opt.sink, start=started - 30, end=time.time())
     except (requests.RequestException, ValueError, KeyError) as exc:
@@ -626,6 +629,12 @@ def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Ca
         actions.append(record)
         say(f"    {record['action']} {record['result']}: replicas {record.get('replicas_before')} -> "
             f"{record.get('replicas_after')}, T0->T5 {span(record, start=0, end=5)} s")
+
+
+def windows_end(actions: Sequence[Mapping[str, Any]], opt: Scenario2Options) -> float:
+    """When the last successful step's CPU window (`_steps`) ends: T5 + settle + window (0 if none)."""
+    return max((a["t5"] + opt.settle + opt.window for a in actions
+                if a.get("result") == "success" and a.get("t5") is not None), default=0.0)
 
 
 def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: Scenario2Options,

@@ -219,3 +219,12 @@ def test_thresholds_already_set_are_compared_as_numbers() -> None:
     assert scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "3", "SWARMGUARD_THRESHOLD_NET_LOW": "1.0"}, want)
     assert not scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "3", "SWARMGUARD_THRESHOLD_NET_LOW": None}, want)
     assert not scenario2.same_values({"SWARMGUARD_THRESHOLD_NET_HIGH": "x", "SWARMGUARD_THRESHOLD_NET_LOW": "1"}, want)
+
+
+def test_the_sink_is_read_after_the_last_steps_cpu_window_has_passed() -> None:
+    opt = scenario2.Scenario2Options(settle=5.0, window=15.0)
+    actions = [{"action": "scale_up", "result": "success", "t5": 100.0},
+               {"action": "scale_down", "result": "success", "t5": 300.0},
+               {"action": "scale_up", "result": "failed", "t5": 400.0}]
+    assert scenario2.windows_end(actions, opt) == 320.0
+    assert scenario2.windows_end([], opt) == 0.0
