@@ -50,13 +50,19 @@ def test_the_crossing_is_where_the_line_reaches_the_level_and_none_for_a_flat_or
     ([0.0, math.nan, 2.0], [1.0, 2.0, 3.0]),
     ([0.0, 1.0, 2.0], [1e308, 1e308, 1e308]),  # the sum overflows
     ([0.0, 1.0, 2.0], [1.0, 2.0]),  # mismatched lengths
+    ([0.0, 1.3e-205, 5e-324], [0.0, 0.0, 0.0]),  # distinct, but their spread squares to 0
 ])
 def test_no_line_is_drawn_through_what_cannot_carry_one(times: list[float], values: list[float]) -> None:
     assert fit_line(times, values) is None
 
 
+# Times are sample times in seconds, at the clock's 1 us resolution: times apart by less than a
+# float can square (5e-324 and 1e-205 s) are the same time to the fit, which then draws no line.
+TIMES = st.integers(0, 1_000_000_000).map(lambda us: us / 1e6)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1000), st.floats(-1e6, 1e6)), min_size=3, max_size=50, unique_by=lambda p: p[0]))
+@given(st.lists(st.tuples(TIMES, st.floats(-1e6, 1e6)), min_size=3, max_size=50, unique_by=lambda p: p[0]))
 def test_the_fit_never_raises_and_its_figures_are_finite_and_order_free(points: list[tuple[float, float]]) -> None:
     fit = fit_line([t for t, _ in points], [v for _, v in points])
     again = fit_line([t for t, _ in reversed(points)], [v for _, v in reversed(points)])
