@@ -19,7 +19,9 @@ Semantics (docs/rules.md has the operator's view):
   The rule fires when the run has `for` samples (or, for `for: 90s`, spans that long);
   Decision.t0 is the timestamp of the run's first sample.
 - Firing starts the rule's cooldown for that service and restarts the run; samples seen
-  during a cooldown are not counted. An action with `not_after` spacing (scale_down: the rule's
+  during a cooldown are not counted. A decision the executor did not take (busy, rate limited,
+  over budget: `RuleState.release`) gets its cooldown back and its run as it was, so the next
+  fresh breaching sample fires again. An action with `not_after` spacing (scale_down: the rule's
   `after_scale_up` seconds after a scale_up of the same service) is held back meanwhile, keeping
   its run, so it fires on the first evaluation after the spacing if its condition still holds.
 - Rules go in priority order and a service gets at most one decision per call; a rule
@@ -57,6 +59,7 @@ class _Run:
     last_ts: float  # timestamp of the last sample counted
     count: int = 0  # consecutive breaching samples
     start: float | None = None  # timestamp of the run's first breaching sample
+    fired: tuple[int, float | None] | None = None  # (count, start) when it last fired: what `release` puts back
 
 
 @dataclass
@@ -73,6 +76,12 @@ class RuleState:
         """Takes back what `decision` started, for a decision the executor did not take (its verdict is
         not `taken`, e.g. rate_limited): the rule may then fire again after `for` fresh samples."""
         self.cooldown_until.pop((decision.rule, decision.service), None)
+        # The run goes on as if it had not fired: the next fresh breaching sample fires again. A
+        # `for: 180s` rule refused for a moment (another action's claim on the service) would
+        # otherwise wait another 180 s.
+        run = self.runs.get(decision.rule, {}).get(decision.container_id or decision.service)
+        if run is not None and run.fired is not None and run.start is None:
+            run.count, run.start = run.fired
         key = (decision.action.name, decision.service)
         fired = self.last_fired.pop(key, None)
         if fired is not None and fired[1] is not None:
@@ -335,4 +344,5 @@ class _Cycle:
         self.state.cooldown_until[(rule.name, service.name)] = self.now + rule.cooldown
         key = (rule.action.name, service.name)
         self.state.last_fired[key] = (self.now, self.state.fired_at(*key))
+        run.fired = (run.count, run.start)
         run.count, run.start = 0, None

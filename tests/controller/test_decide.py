@@ -136,17 +136,29 @@ def test_a_rule_does_not_fire_again_within_its_cooldown(world: World, state: Rul
     assert fired == [(1, 100.0), (32, 131.0)]
 
 
-def test_a_released_decision_can_fire_again_after_fresh_samples(world: World, state: RuleState) -> None:
+def test_a_released_decision_keeps_its_run_and_fires_again_on_the_next_fresh_sample(world: World,
+                                                                                      state: RuleState) -> None:
     for ts in (100.0, 101.0):
         world.sample("c1", ts, TRAFFIC)
         decisions = run(DEFAULT, world, ts + 0.1, state)
     [decision] = decisions
     state.release(decision)  # e.g. the executor answered "rate_limited"
     assert state.in_cooldown("web", 101.2) == [] and state.fired_at("scale_up", "web") is None
+    assert run(DEFAULT, world, 101.5, state) == []  # no fresh sample: nothing new to count
     world.sample("c1", 102.0, TRAFFIC)
+    [again] = run(DEFAULT, world, 102.1, state)
+    assert (again.action.name, again.t0) == ("scale_up", 100.0)  # the breach still began at 100
+
+
+def test_a_released_decision_whose_breach_ended_does_not_fire_again(world: World, state: RuleState) -> None:
+    for ts in (100.0, 101.0):
+        world.sample("c1", ts, TRAFFIC)
+        decisions = run(DEFAULT, world, ts + 0.1, state)
+    state.release(decisions[0])
+    world.sample("c1", 102.0, CALM)
     assert run(DEFAULT, world, 102.1, state) == []
     world.sample("c1", 103.0, TRAFFIC)
-    assert [d.action.name for d in run(DEFAULT, world, 103.1, state)] == ["scale_up"]
+    assert run(DEFAULT, world, 103.1, state) == []  # a new run: `for: 2` from here
 
 
 def test_releasing_a_decision_restores_the_time_of_the_one_before(world: World, state: RuleState) -> None:
@@ -280,6 +292,20 @@ def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(worl
     assert step == 180
     assert decision.action is SCALE_DOWN and decision.container_id is None and decision.t0 == 100.0
     assert decision.params["replicas"] == 3 and decision.params["target_replicas"] == 2
+
+
+def test_a_scale_down_the_executor_was_busy_for_fires_at_the_next_round_not_180_s_later(world: World,
+                                                                                         state: RuleState) -> None:
+    # The exclusions job holds a service for a moment; a decision in that moment is answered "busy".
+    scale_down_world(world, 3, IDLE)
+    fired = []
+    for step in range(0, 200, 5):
+        advance(world, 100.0 + step)
+        for decision in run(DEFAULT, world, 100.5 + step, state, scope="service"):
+            fired.append((step, decision.t0))
+            if len(fired) == 1:
+                state.release(decision)
+    assert fired == [(180, 100.0), (185, 100.0)]
 
 
 def test_scale_down_waits_when_the_total_would_overload_the_remaining_replicas(world: World,
