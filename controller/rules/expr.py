@@ -641,27 +641,25 @@ def _const_fn(value: float) -> Fn:
     return lambda env: value
 
 
-def _sample_metric(name: str) -> Fn:
-    get = attrgetter(f"sample.{name}")
+def _metric_reader(path: str) -> Fn:
+    """Reads the metric at attribute `path` as a finite float (a plain finite float is taken as is)."""
+    get = attrgetter(path)
 
-    def read(env: Any) -> float:
-        value = get(env)
+    def read(source: Any) -> float:
+        value = get(source)
         if value.__class__ is float and value - value == 0.0:
             return value
         return _finite(value)
     return read
+
+
+def _sample_metric(name: str) -> Fn:
+    return _metric_reader(f"sample.{name}")
 
 
 def _own_metric(name: str) -> Fn:
     """`_sample_metric` over the sample itself (for Condition.guard)."""
-    get = attrgetter(name)
-
-    def read(sample: Any) -> float:
-        value = get(sample)
-        if value.__class__ is float and value - value == 0.0:
-            return value
-        return _finite(value)
-    return read
+    return _metric_reader(name)
 
 
 def _replicas(env: Any) -> float:
