@@ -242,31 +242,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("baseline_reactive_test")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    lab = labinfo.check_lab()
+    baseline = Baseline(lab, args.service, interval=args.interval, timeout=args.timeout, target=args.target)
+    paused = pause_controllers(baseline.client)
+    iterations: list[Iteration] = []
     try:
-        lab = labinfo.check_lab()
-        baseline = Baseline(lab, args.service, interval=args.interval, timeout=args.timeout, target=args.target)
-        paused = pause_controllers(baseline.client)
-        iterations: list[Iteration] = []
-        try:
-            for i in range(1, args.iterations + 1):
-                print(f"==> {args.mode} {i}/{args.iterations}", flush=True)
-                it = baseline.iteration(args.mode)
-                iterations.append(it)
-                print(f"    {it.node} -> {it.new_node}: started {it.task_started_s} s, healthy "
-                      f"{it.task_healthy_s} s, served {it.first_ok_s} s, down {it.downtime_s} s, "
-                      f"{it.failed_requests}/{it.requests} failed", flush=True)
-        finally:
-            for name, replicas in paused.items():
-                with translate(f"restore {name}"):
-                    _scale(baseline.client, name, replicas)
-    except labinfo.LabNotUp as exc:
-        print(f"baseline_reactive_test: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"baseline_reactive_test: {exc}", file=sys.stderr)
-        return 1
+        for i in range(1, args.iterations + 1):
+            print(f"==> {args.mode} {i}/{args.iterations}", flush=True)
+            it = baseline.iteration(args.mode)
+            iterations.append(it)
+            print(f"    {it.node} -> {it.new_node}: started {it.task_started_s} s, healthy "
+                  f"{it.task_healthy_s} s, served {it.first_ok_s} s, down {it.downtime_s} s, "
+                  f"{it.failed_requests}/{it.requests} failed", flush=True)
+    finally:
+        for name, replicas in paused.items():
+            with translate(f"restore {name}"):
+                _scale(baseline.client, name, replicas)
     summary = stats(iterations)
     print(format_table(iterations, summary))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine import connect, translate
 from labkit import labinfo
 from labkit.zerodowntime import PROBE_LABEL
 from sgcommon.version import add_version_argument
@@ -74,26 +74,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@labinfo.lab_tool("cleanup")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        lab = None if args.docker_host else labinfo.check_lab()
-        client = connect(args.docker_host or lab.host_socket, timeout=30)
-        print(f"==> cleanup of stack {args.stack}", flush=True)
-        with translate("services"):
-            names = doomed_services(client.services(), args.stack)
-        remove_services(client, names)
-        print(f"    removed {remove_probes(client)} probe containers")
-        if args.full:
-            prune_stopped(list(lab.node_sockets.values()) if lab else [args.docker_host])
-        with translate("services"):
-            left = sorted(s["Spec"]["Name"] for s in client.services())
-    except labinfo.LabNotUp as exc:
-        print(f"cleanup: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"cleanup: {exc}", file=sys.stderr)
-        return 1
+    lab = None if args.docker_host else labinfo.check_lab()
+    client = connect(args.docker_host or lab.host_socket, timeout=30)
+    print(f"==> cleanup of stack {args.stack}", flush=True)
+    with translate("services"):
+        names = doomed_services(client.services(), args.stack)
+    remove_services(client, names)
+    print(f"    removed {remove_probes(client)} probe containers")
+    if args.full:
+        prune_stopped(list(lab.node_sockets.values()) if lab else [args.docker_host])
+    with translate("services"):
+        left = sorted(s["Spec"]["Name"] for s in client.services())
     print(f"==> clean: services left: {', '.join(left) or 'none'}")
     return 0
 

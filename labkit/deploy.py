@@ -354,43 +354,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("deploy")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        docker_host = labinfo.check_lab().host_socket if args.lab else args.docker_host
-        client = connect(docker_host, timeout=30)
-        print(f"==> deploy stack {args.stack} to {docker_host} from {' + '.join(args.files)}", flush=True)
-        stack, notes = shape_stack(
-            merged_config(args.files, docker_host=docker_host),
-            lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
-        )
-        notes += use_start_interval(stack, api_version=client.api_version)
-        notes += name_configs_by_content(stack)
-        if args.lab:
-            notes += ensure_lab_secrets(client, stack)
-        for note in notes:
-            print(f"    {note}")
-        if ensure_network(client, args.network):
-            print(f"    created the attachable overlay network {args.network}")
-        services = [f"{args.stack}_{name}" for name in stack.get("services", {})]
-        before = {name: update_started_at(client, name) for name in services}
-        started = time.monotonic()
-        # Pinning each image's digest makes a rebuilt `:latest` roll out on the next deploy.
-        stack_deploy(stack, args.stack, docker_host=docker_host, resolve="always")
-        if args.wait > 0:
-            app = stack["services"].get(APP, {})
-            for name in services:
-                want = app.get("deploy", {}).get("replicas", 1) if name == f"{args.stack}_{APP}" else None
-                waited = wait_running(client, name, want, timeout=args.wait, since_update=before[name])
-                print(f"==> {name}: rolled out, {time.monotonic() - started:.1f} s after deploy "
-                      f"({waited:.1f} s waiting)", flush=True)
-        return 0
-    except labinfo.LabNotUp as exc:
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:  # RolloutFailed included
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 1
+    docker_host = labinfo.check_lab().host_socket if args.lab else args.docker_host
+    client = connect(docker_host, timeout=30)
+    print(f"==> deploy stack {args.stack} to {docker_host} from {' + '.join(args.files)}", flush=True)
+    stack, notes = shape_stack(
+        merged_config(args.files, docker_host=docker_host),
+        lab=args.lab, replicas=args.replicas, port=args.port, network=args.network,
+    )
+    notes += use_start_interval(stack, api_version=client.api_version)
+    notes += name_configs_by_content(stack)
+    if args.lab:
+        notes += ensure_lab_secrets(client, stack)
+    for note in notes:
+        print(f"    {note}")
+    if ensure_network(client, args.network):
+        print(f"    created the attachable overlay network {args.network}")
+    services = [f"{args.stack}_{name}" for name in stack.get("services", {})]
+    before = {name: update_started_at(client, name) for name in services}
+    started = time.monotonic()
+    # Pinning each image's digest makes a rebuilt `:latest` roll out on the next deploy.
+    stack_deploy(stack, args.stack, docker_host=docker_host, resolve="always")
+    if args.wait > 0:
+        app = stack["services"].get(APP, {})
+        for name in services:
+            want = app.get("deploy", {}).get("replicas", 1) if name == f"{args.stack}_{APP}" else None
+            waited = wait_running(client, name, want, timeout=args.wait, since_update=before[name])
+            print(f"==> {name}: rolled out, {time.monotonic() - started:.1f} s after deploy "
+                  f"({waited:.1f} s waiting)", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from labkit import controller_api as api
 from labkit import labinfo, labreset, leak, onetask, variants
 from labkit.scenario1 import lift_exclusions
 from labkit.zerodowntime import ProbeRun
-from sgcommon.engine import EngineError, connect, translate
+from sgcommon.engine import connect, translate
 from sgcommon.version import add_version_argument
 
 NAME = "sgi-fastleak"
@@ -243,18 +243,12 @@ def passed(run: dict[str, Any]) -> bool:
                 and not run["leak"]["oom"])
 
 
+@labinfo.lab_tool("fast_leak")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(rate=args.rate, limit_mb=args.limit, settle=args.settle)
-    try:
-        lab = labinfo.check_lab()
-        runs = run_many(lab, settings, args.runs, variant=args.variant, exporter_predict=args.exporter_predict == "on")
-    except labinfo.LabNotUp as exc:
-        print(f"fast_leak: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"fast_leak: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    runs = run_many(lab, settings, args.runs, variant=args.variant, exporter_predict=args.exporter_predict == "on")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"records": runs}, indent=2) + "\n")
     good = sum(passed(r) for r in runs)

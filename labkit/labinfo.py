@@ -7,8 +7,12 @@ overlay network. They live here once, and `check_lab()` turns "not up" into one 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
 import requests
 
@@ -26,6 +30,30 @@ BASE_IMAGE = f"{REGISTRY}/swarmguard-base:latest"
 
 class LabNotUp(RuntimeError):
     """The lab (or the swarm a tool was pointed at) is not there; the message says what to do."""
+
+
+P = ParamSpec("P")
+
+
+def lab_tool(prog: str, *, also: tuple[type[Exception], ...] = ()) -> Callable[[Callable[P, int]], Callable[P, int]]:
+    """A lab tool's `main`, with the exits every tool shares: one line on stderr, `prog: message`, and
+    exit status 2 when the lab is not up, 1 on an engine error (a failed rollout or a lab-state error
+    are engine errors) or on one of `also`. Anything else is a bug and keeps its traceback."""
+    failures: tuple[type[Exception], ...] = (EngineError, *also)
+
+    def wrap(main: Callable[P, int]) -> Callable[P, int]:
+        @functools.wraps(main)
+        def run(*args: P.args, **kwargs: P.kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except LabNotUp as exc:
+                print(f"{prog}: {exc}", file=sys.stderr)
+                return 2
+            except failures as exc:
+                print(f"{prog}: {exc}", file=sys.stderr)
+                return 1
+        return run
+    return wrap
 
 
 def worker_socket(n: int) -> str:

@@ -230,6 +230,7 @@ class LoadHosts:
         self._containers.clear()
 
 
+@labinfo.lab_tool("loadhosts")
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m labkit.loadhosts`: load hosts to try the ssh path by hand, until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m labkit.loadhosts",
@@ -239,21 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, required=True, help="where the keys, ssh_config and known_hosts go")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave through the context manager's cleanup
-    try:
-        lab = labinfo.check_lab()
-        client = connect(lab.host_socket, timeout=60)
-        with LoadHosts(client, args.dir, count=args.count) as hosts:
-            print(f"tests/scripts/alpine_load_orchestrator --ssh-hosts {','.join(hosts.names)} "
-                  f"--ssh-config {hosts.ssh_config} --rps 50 --ramp-time 5 --hold-time 20 --ramp-down-time 5\n"
-                  f"ssh -F {hosts.ssh_config} {hosts.names[0]}\n(Ctrl-C removes the hosts)", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                signal.pause()
-    except labinfo.LabNotUp as exc:
-        print(f"loadhosts: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"loadhosts: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    client = connect(lab.host_socket, timeout=60)
+    with LoadHosts(client, args.dir, count=args.count) as hosts:
+        print(f"tests/scripts/alpine_load_orchestrator --ssh-hosts {','.join(hosts.names)} "
+              f"--ssh-config {hosts.ssh_config} --rps 50 --ramp-time 5 --hold-time 20 --ramp-down-time 5\n"
+              f"ssh -F {hosts.ssh_config} {hosts.names[0]}\n(Ctrl-C removes the hosts)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
     return 0
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sgcommon.engine import EngineError, connect
+from sgcommon.engine import connect
 from labkit import controller_api as api
 from labkit import labinfo
 from sgcommon.version import add_version_argument
@@ -89,28 +89,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("measure_mttr")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        lab = labinfo.check_lab()
-        if args.last:
-            found = [r for r in api.events(connect(lab.host_socket, timeout=30), limit=200)
-                     if r.get("action") == PRIMARY[args.scenario]]
-            if not found:
-                print(f"measure_mttr: the controller has no {PRIMARY[args.scenario]} record", file=sys.stderr)
-                return 1
-            record: dict[str, Any] | None = max(found, key=lambda r: r.get("t0") or 0.0)
-            doc: dict[str, Any] = {"record": record}
-        else:
-            run = run_one(args.scenario, lab)
-            record = primary_action(run, args.scenario)
-            doc = {"records": [run]}
-    except labinfo.LabNotUp as exc:
-        print(f"measure_mttr: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"measure_mttr: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    if args.last:
+        found = [r for r in api.events(connect(lab.host_socket, timeout=30), limit=200)
+                 if r.get("action") == PRIMARY[args.scenario]]
+        if not found:
+            print(f"measure_mttr: the controller has no {PRIMARY[args.scenario]} record", file=sys.stderr)
+            return 1
+        record: dict[str, Any] | None = max(found, key=lambda r: r.get("t0") or 0.0)
+        doc: dict[str, Any] = {"record": record}
+    else:
+        run = run_one(args.scenario, lab)
+        record = primary_action(run, args.scenario)
+        doc = {"records": [run]}
     if record is None:
         print(f"measure_mttr: the run has no {PRIMARY[args.scenario]} action", file=sys.stderr)
         return 1

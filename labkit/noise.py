@@ -133,6 +133,7 @@ def _spread(points: Sequence[tuple[float, float]]) -> dict[str, float]:
             "above_75": sum(v > 75 for v in values), "above_80": sum(v > 80 for v in values)}
 
 
+@labinfo.lab_tool("noise_false_triggers")
 def main(argv: Sequence[str] | None = None) -> int:
     d = Settings()
     parser = argparse.ArgumentParser(prog="noise_false_triggers", description=__doc__.split("\n")[0])
@@ -142,15 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="JSON (default results/noise-<time>.json)")
     args = parser.parse_args(argv)
     output = args.output or labinfo.REPO / "results" / f"noise-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    try:
-        lab = labinfo.check_lab()
-        result = run(lab, Settings(minutes=args.minutes, step=args.step))
-    except labinfo.LabNotUp as exc:
-        print(f"noise_false_triggers: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"noise_false_triggers: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    result = run(lab, Settings(minutes=args.minutes, step=args.step))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2) + "\n")
     replay = output.with_suffix(".series.json")

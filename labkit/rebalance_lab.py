@@ -352,19 +352,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("rebalance_test")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(runs=args.runs, replicas=args.replicas, watch=args.watch,
                         watch_last=args.watch if args.watch_last is None else args.watch_last, goal=args.goal,
                         stop=args.stop)
-    try:
-        rows = run(labinfo.check_lab(), settings, log=lambda text: print(text, flush=True))
-    except labinfo.LabNotUp as exc:
-        print(f"rebalance_test: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"rebalance_test: {exc}", file=sys.stderr)
-        return 1
+    rows = run(labinfo.check_lab(), settings, log=lambda text: print(text, flush=True))
     print(format_table(rows, settings.goal))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"settings": dataclasses.asdict(settings), "runs": rows}, indent=2) + "\n")

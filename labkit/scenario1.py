@@ -212,17 +212,11 @@ def save(path: Path, runs: Sequence[dict[str, Any]]) -> None:
     path.write_text(json.dumps({"records": list(runs)}, indent=2) + "\n")
 
 
+@labinfo.lab_tool("stress_scenario1")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        lab = labinfo.check_lab()
-        runs = run_iterations(lab, settings_from(args), args.iterations)
-    except labinfo.LabNotUp as exc:
-        print(f"stress_scenario1: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"stress_scenario1: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    runs = run_iterations(lab, settings_from(args), args.iterations)
     print(format_table(runs))
     print("\nwhere the time went, seconds (docs/fast-recovery.md; parts from the nodes' engine events):")
     print(timeline.format_parts(parts_rows(runs)))

@@ -727,6 +727,7 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
     return args
 
 
+@labinfo.lab_tool("stress_scenario2", also=(requests.RequestException,))
 def main_scenario(argv: Sequence[str] | None = None) -> int:
     args = parse_scenario_args(argv)
     opt = Scenario2Options(rps=args.rps, ramp=args.ramp_time, hold=args.hold_time, ramp_down=args.ramp_down_time,
@@ -734,14 +735,7 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
                            thresholds={"net_high": args.net_high, "net_low": args.net_low},
                            scale_down_timeout=args.scale_down_timeout, ssh_hosts=args.hosts,
                            ssh_config=str(args.ssh_config) if args.ssh_config else None)
-    try:
-        result = run_scenario2(opt)
-    except labinfo.LabNotUp as exc:
-        print(f"stress_scenario2: {exc}", file=sys.stderr)
-        return 2
-    except (EngineError, requests.RequestException) as exc:
-        print(f"stress_scenario2: {exc}", file=sys.stderr)
-        return 1
+    result = run_scenario2(opt)
     output = args.output or labinfo.REPO / "results" / f"scenario2-{time.strftime('%Y%m%dT%H%M%S')}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=1))
@@ -811,6 +805,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+@labinfo.lab_tool("alpine_load_orchestrator", also=(OSError,))
 def main_orchestrator(argv: Sequence[str] | None = None) -> int:
     args = parse_orchestrator_args(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the run as Ctrl-C does
@@ -822,12 +817,6 @@ def main_orchestrator(argv: Sequence[str] | None = None) -> int:
                 f"missed {ln['missed']:3}  p50 {ln['latency_p50']}", flush=True)
         interrupted = run_generators(generators, seconds=args.ramp_time + args.hold_time + args.ramp_down_time)
         summary = load_outcome(generators)
-    except labinfo.LabNotUp as exc:
-        print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
-        return 2
-    except (EngineError, OSError) as exc:
-        print(f"alpine_load_orchestrator: {exc}", file=sys.stderr)
-        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(json.dumps({"summary": summary}), flush=True)

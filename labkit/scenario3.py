@@ -198,19 +198,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("stress_scenario3")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(metric=args.metric, start=args.start, end=args.end, ramp=args.ramp, level=args.level,
                         settle=args.settle)
-    try:
-        lab = labinfo.check_lab()
-        runs = run_variants(lab, settings, args.runs, variants_=args.variants)
-    except labinfo.LabNotUp as exc:
-        print(f"stress_scenario3: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"stress_scenario3: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    runs = run_variants(lab, settings, args.runs, variants_=args.variants)
     print(format_table(runs))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"records": runs}, indent=2) + "\n")

@@ -396,17 +396,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("run_full_test_suite", also=(report_mod.RecordError,))
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        lab = labinfo.check_lab()
-        return Suite(lab, args.out, args.iterations, short=args.short).run()
-    except labinfo.LabNotUp as exc:
-        print(f"run_full_test_suite: {exc}", file=sys.stderr)
-        return 2
-    except (EngineError, report_mod.RecordError) as exc:  # labreset.LabStateError included
-        print(f"run_full_test_suite: {exc}", file=sys.stderr)
-        return 1
+    lab = labinfo.check_lab()
+    return Suite(lab, args.out, args.iterations, short=args.short).run()
 
 
 if __name__ == "__main__":

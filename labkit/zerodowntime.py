@@ -148,33 +148,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@labinfo.lab_tool("validate_zero_downtime")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        docker_host = args.docker_host or labinfo.check_lab().host_socket
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        print(f"==> probing {args.target} every {args.interval} s for {args.duration} s "
-              f"from inside {args.network}; log {args.output}", flush=True)
-        with args.output.open("w") as log:
-            def write(record: Record) -> None:
-                log.write(json.dumps(record) + "\n")
-                if not record["ok"]:
-                    print(f"    FAIL {record['ts']:.3f} {record['status'] or record['error']}", flush=True)
+    docker_host = args.docker_host or labinfo.check_lab().host_socket
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"==> probing {args.target} every {args.interval} s for {args.duration} s "
+          f"from inside {args.network}; log {args.output}", flush=True)
+    with args.output.open("w") as log:
+        def write(record: Record) -> None:
+            log.write(json.dumps(record) + "\n")
+            if not record["ok"]:
+                print(f"    FAIL {record['ts']:.3f} {record['status'] or record['error']}", flush=True)
 
-            run = ProbeRun(docker_host, image=args.image, network=args.network, target=args.target,
-                           interval=args.interval, duration=args.duration, timeout=args.timeout,
-                           on_record=write).start()
-            try:
-                summary = run.finish(timeout=args.duration + 30)
-            except KeyboardInterrupt:
-                summary = run.finish(stop=True)
-            log.write(json.dumps({"summary": summary}) + "\n")
-    except labinfo.LabNotUp as exc:
-        print(f"validate_zero_downtime: {exc}", file=sys.stderr)
-        return 2
-    except EngineError as exc:
-        print(f"validate_zero_downtime: {exc}", file=sys.stderr)
-        return 1
+        run = ProbeRun(docker_host, image=args.image, network=args.network, target=args.target,
+                       interval=args.interval, duration=args.duration, timeout=args.timeout,
+                       on_record=write).start()
+        try:
+            summary = run.finish(timeout=args.duration + 30)
+        except KeyboardInterrupt:
+            summary = run.finish(stop=True)
+        log.write(json.dumps({"summary": summary}) + "\n")
     print(format_summary(summary))
     if args.max_failures is not None and summary["failures"] > args.max_failures:
         print(f"validate_zero_downtime: {summary['failures']} failures > {args.max_failures}", file=sys.stderr)
