@@ -60,8 +60,10 @@ def export_series(container_id: str, metric: str, *, start: float, end: float, s
 def crossing(points: Sequence[tuple[float, float]], level: float, *, after: float,
              fit_seconds: float = 15.0) -> tuple[float | None, bool]:
     """(time, observed): when the samples after `after` first reach `level` (interpolated between the
-    sample below and the first at or above it); else where the line through their last `fit_seconds`
-    reaches it (observed False); (None, False) when neither can say."""
+    sample below and the first at or above it); else where the line through the climb's last
+    `fit_seconds` reaches it (observed False); (None, False) when neither can say. The climb ends at
+    its highest sample: a stress stopped before its container (on SIGTERM) leaves a plateau that
+    would flatten the line and put the crossing hours away."""
     mine = [(t, v) for t, v in points if t >= after]
     for i, (t, v) in enumerate(mine):
         if v >= level:
@@ -71,8 +73,9 @@ def crossing(points: Sequence[tuple[float, float]], level: float, *, after: floa
             return (t0 + (t - t0) * (level - v0) / (v - v0) if v > v0 else t), True
     if not mine:
         return None, False
-    last = mine[-1][0]
-    tail = [(t, v) for t, v in mine if t > last - fit_seconds]
+    top = max(v for _, v in mine)
+    last = next(t for t, v in mine if v == top)
+    tail = [(t, v) for t, v in mine if last - fit_seconds < t <= last]
     fit = fit_line([t for t, _ in tail], [v for _, v in tail])
     return (None if fit is None else fit.crossing(level)), False
 

@@ -31,6 +31,13 @@ def test_a_container_stopped_before_the_level_gets_its_crossing_extrapolated_fro
     assert not observed and t == pytest.approx(T + 40.0)
 
 
+def test_a_plateau_after_the_climb_does_not_flatten_the_extrapolated_crossing() -> None:
+    # The stress stopped at 64 % (its SIGTERM) and the container lived on for 20 s at that level.
+    points = climb(n=25) + [(T + 25 + i, 64.0) for i in range(20)]
+    t, observed = leak.crossing(points, 80.0, after=T)
+    assert not observed and t == pytest.approx(T + 40.0)
+
+
 def test_no_samples_after_the_start_give_no_crossing() -> None:
     assert leak.crossing(climb(), 80.0, after=T + 100) == (None, False)
 
