@@ -29,7 +29,7 @@ from controller.actions.budget import DisruptionBudget, Hold, tasks_in_transitio
 from controller.actions.context import Abandoned, ActionContext, Swarm
 from controller.actions.ownership import ACTION_LABEL
 from controller.actions.plugin import ActionPlugin, Rejected, TimedOut
-from controller.actions.reconcile import lift_expired, owned_services, resolve_interrupted
+from controller.actions.reconcile import lift_expired, may_have_expired, owned_services, resolve_interrupted
 from controller.actions.registry import PLUGINS
 from controller.actions.settings import ActionSettings
 from controller.model import ActionRecord, Decision, Result, Submission, Timeline, Verdict
@@ -129,7 +129,9 @@ class Executor:
         if self._reconcile_pending:
             self.reconcile()
             return 0  # reconcile lifted what it could
-        return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock())) or [])
+        now = self._clock()
+        return sum(self._each_owned("lifting an exclusion", lambda view: lift_expired(self._swarm, view, self._clock()),
+                                    only=lambda listed: may_have_expired(listed, now)) or [])
 
     def release_settled(self) -> int:
         """Gives back the budget of timed-out actions whose change Swarm has finished since; returns how many."""
@@ -172,11 +174,12 @@ class Executor:
         self.lift_expired_exclusions()
         return True
 
-    def _each_owned(self, what: str, work: Callable[[ServiceView], int]) -> list[int] | None:
-        """Runs `work` on a fresh read of each service with SwarmGuard labels, holding its lock;
-        None when the services cannot be listed."""
+    def _each_owned(self, what: str, work: Callable[[ServiceView], int], *,
+                    only: Callable[[ServiceView], bool] = lambda listed: True) -> list[int] | None:
+        """Runs `work` on a fresh read of each service with SwarmGuard labels (those whose listing
+        passes `only`), holding its lock; None when the services cannot be listed."""
         try:
-            names = [view.name for view in owned_services(self._swarm)]
+            names = [view.name for view in owned_services(self._swarm) if only(view)]
         except EngineError as exc:
             event(log, f"{what} postponed: engine unreachable", level=logging.WARNING, error=str(exc))
             return None

@@ -41,6 +41,15 @@ def owned_services(swarm: Swarm) -> list[ServiceView]:
     return [s for s in swarm.list_services() if EXCLUSIONS_LABEL in s.labels or ACTION_LABEL in s.labels]
 
 
+def may_have_expired(service: ServiceView, now: float) -> bool:
+    """Whether `lift_expired` has work on this service (an unreadable label counts, so it is reported):
+    the job reads and holds only those, so a decision never finds a service busy with nothing to lift."""
+    try:
+        return any(expiry <= now for expiry in read_exclusions(service.labels).values())
+    except LabelError:
+        return True
+
+
 def lift_expired(swarm: Swarm, service: ServiceView, now: float) -> int:
     """Lifts this service's expired owned exclusions; returns how many."""
     try:

@@ -182,6 +182,19 @@ def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, ma
     assert not fake_engine.wait_until(lambda: fake_engine.running_tasks("web") != running, timeout=0.2)
 
 
+def test_the_lifting_job_reads_and_holds_only_services_with_an_expired_exclusion(fake_engine, make_executor, records) -> None:
+    clock = FakeClock()
+    deploy(fake_engine, "web")
+    executor = make_executor(clock=clock)
+    executor.submit(migrate_decision(fake_engine, "web", exclusion_ttl=300.0), Timeline())
+    assert records.wait()[0].result == "success"
+    fake_engine.requests.clear()
+    assert executor.lift_expired_exclusions() == 0
+    assert [path for method, path in fake_engine.requests if method == "GET" and "/services/" in path] == []
+    clock.advance(301.0)
+    assert executor.lift_expired_exclusions() == 1
+
+
 def test_an_operator_constraint_is_never_lifted(fake_engine, make_executor, swarm) -> None:
     clock = FakeClock()
     deploy(fake_engine, "web")
