@@ -183,7 +183,7 @@ def test_the_chunks_hold_little_more_than_the_window_however_long_the_cache_runs
     for ts in range(5000):
         cache.add_container(sample(ts=float(ts)))
         cache.prune(now=float(ts))
-    chunks, _, _ = cache._series["c1"]
+    chunks, _ = cache._series["c1"]
     assert len(cache.snapshot(5000.0).history["c1"]) == 101
     assert len(chunks) <= 101 // CHUNK + 2 and not any(gc.is_tracked(c) for c in chunks)
 
