@@ -12,9 +12,12 @@ the tuple layout before took 180-280 bytes a sample, 2.5 GB at that size. The ru
 `Snapshot.history[cid]` as a Sequence of ContainerMetrics, oldest first, built only for the
 containers and samples it reads.
 
-A container's history is an immutable Series (its chunks, the first and the end row), replaced on
-every sample; a snapshot keeps the Series of each container as it was, so it never sees a later
-row, and a chunk is only written past the end of every Series that holds it. The window is applied
+A container's history is an immutable Series (its chunks, the first and the end row); a snapshot
+keeps the Series of each container as it was, so it never sees a later row, and a chunk is only
+written past the end of every Series that holds it. The cache keeps a Series as its Head (chunks,
+first row), replaced only when a chunk is started or the first row moves, and its end row in a map
+of ints: a tuple replaced on every sample was 30 000 new objects a second at 1000 nodes for the
+cycle collector's young passes (docs/scale.md), an int is none. The window is applied
 when a history is read, from the cut-off of the last `prune` before the snapshot; chunks whose rows
 are all outside it, or over max_samples, are let go as new ones are started.
 The alert path asks for `container_snapshot`, which touches only its own container.
@@ -49,6 +52,7 @@ EVICT_SHARE = 100  # a full cache drops its least recently seen 1/EVICT_SHARE at
 # One container's rows [start, stop), counted from row 0 of chunks[0]: (chunks, start, stop). A plain
 # tuple of bytearrays and ints, which the cycle collector stops tracking (a named tuple it would walk).
 Series = tuple[tuple[bytearray, ...], int, int]
+Head = tuple[tuple[bytearray, ...], int]  # a Series without its end row, which is kept apart
 EMPTY: Series = ((), 0, 0)
 
 
@@ -132,17 +136,19 @@ class History(Sequence[ContainerMetrics]):
 class HistoryView(Mapping[str, History]):
     """Snapshot.history: per container id, its History (built when asked for)."""
 
-    __slots__ = ("_latest", "_series", "_cutoff")
+    __slots__ = ("_latest", "_series", "_stops", "_cutoff")
 
-    def __init__(self, latest: Mapping[str, ContainerMetrics], series: Mapping[str, Series], *,
-                 cutoff: float) -> None:
+    def __init__(self, latest: Mapping[str, ContainerMetrics], series: Mapping[str, Head],
+                 stops: Mapping[str, int], *, cutoff: float) -> None:
         self._latest = latest
         self._series = series
+        self._stops = stops
         self._cutoff = cutoff
 
     def __getitem__(self, cid: str) -> History:
         like = self._latest[cid]
-        series = self._series[cid]
+        chunks, start = self._series[cid]
+        series = (chunks, start, self._stops[cid])
         return History(like, series, *_live(series, self._cutoff))
 
     def __iter__(self) -> Iterator[str]:
@@ -170,7 +176,8 @@ class MetricsCache:
         self._stale_after = stale_after
         self._forget_after = forget_after
         self._lock = threading.Lock()
-        self._series: dict[str, Series] = {}
+        self._series: dict[str, Head] = {}
+        self._stops: dict[str, int] = {}  # the end row of each Series
         self._latest: dict[str, ContainerMetrics] = {}
         self._cutoff = -math.inf  # samples older than this are outside the window (set by `prune`)
         self._evicted = 0
@@ -188,19 +195,22 @@ class MetricsCache:
         """`add_container` for each of `samples` (a scrape's), under one hold of the lock; the common
         case (a newer sample with room in its last chunk) is inlined: 30 000 a second at 1000 nodes."""
         added = 0
-        latest_of, series_of, max_samples, pack = self._latest, self._series, self._max_samples, ROW.pack_into
+        latest_of, series_of, stops, max_samples = self._latest, self._series, self._stops, self._max_samples
+        pack = ROW.pack_into
         with self._lock:
             for sample in samples:
                 cid = sample.container_id
                 latest = latest_of.get(cid)
                 if latest is not None:
-                    series = series_of[cid]
-                    chunks, start, stop = series
+                    stop = stops[cid]
                     at = stop % CHUNK
                     if at and sample.ts > latest.ts + SAME_SAMPLE:
+                        chunks, start = series_of[cid]
                         pack(chunks[-1], at * ROW_SIZE, *sample[_TS:_END])
                         stop += 1
-                        series_of[cid] = (chunks, start if stop - start <= max_samples else stop - max_samples, stop)
+                        stops[cid] = stop
+                        if stop - start > max_samples:
+                            series_of[cid] = (chunks, stop - max_samples)
                         latest_of[cid] = sample
                         added += 1
                         continue
@@ -214,15 +224,19 @@ class MetricsCache:
             return False
         if latest is None and len(self._latest) >= self._max_containers:
             self._drop_least_recent()
-        series = self._series.get(cid, EMPTY)
-        chunks, start, stop = series
+        chunks, start = self._series.get(cid, EMPTY[:2])
+        stop = self._stops.get(cid, 0)
         at = stop % CHUNK
         if at:  # room in the last chunk: the common case, inline (30 000 samples a second at 1000 nodes)
             ROW.pack_into(chunks[-1], at * ROW_SIZE, *sample[_TS:_END])
             stop += 1
-            self._series[cid] = (chunks, start if stop - start <= self._max_samples else stop - self._max_samples, stop)
+            if stop - start > self._max_samples:
+                self._series[cid] = (chunks, stop - self._max_samples)
         else:
-            self._series[cid] = _append(series, sample, cutoff=self._cutoff, max_samples=self._max_samples)
+            chunks, start, stop = _append((chunks, start, stop), sample, cutoff=self._cutoff,
+                                          max_samples=self._max_samples)
+            self._series[cid] = (chunks, start)
+        self._stops[cid] = stop
         self._latest[cid] = sample
         return True
 
@@ -233,6 +247,7 @@ class MetricsCache:
         for oldest in heapq.nsmallest(count, self._latest.values(), key=lambda s: s.ts):
             del self._latest[oldest.container_id]
             del self._series[oldest.container_id]
+            del self._stops[oldest.container_id]
         self._evicted += count
 
     def add_nodes(self, samples: Iterable[NodeMetrics]) -> None:
@@ -270,6 +285,7 @@ class MetricsCache:
             for cid in gone:
                 del self._latest[cid]
                 del self._series[cid]
+                del self._stops[cid]
             for node in [n for n, s in self._nodes.items() if s.ts < forget]:
                 del self._nodes[node]
             return len(gone)
@@ -280,6 +296,7 @@ class MetricsCache:
         with self._lock:
             latest = dict(self._latest)
             series = dict(self._series)
+            stops = dict(self._stops)
             nodes = dict(self._nodes)
             down = dict(self._down_nodes)
             services = self._services
@@ -291,7 +308,7 @@ class MetricsCache:
         for name, node in nodes.items():
             if name in down or node.ts < limit:
                 nodes[name] = dataclasses.replace(node, stale=True)
-        return Snapshot(containers=latest, history=HistoryView(latest, series, cutoff=cutoff),
+        return Snapshot(containers=latest, history=HistoryView(latest, series, stops, cutoff=cutoff),
                         services=services, nodes=nodes)
 
     def container_snapshot(self, cid: str, now: float) -> Snapshot:
@@ -301,6 +318,7 @@ class MetricsCache:
         with self._lock:
             sample = self._latest.get(cid)
             series = self._series.get(cid)
+            stop = self._stops.get(cid, 0)
             node = self._nodes.get(sample.node) if sample is not None else None
             down = self._down_nodes.get(sample.node) if sample is not None else None
             services = self._services
@@ -313,7 +331,9 @@ class MetricsCache:
             containers[cid] = sample._replace(stale=True) if stale else sample
         if node is not None:
             nodes[node.node] = dataclasses.replace(node, stale=True) if down is not None or node.ts < limit else node
-        history = HistoryView(containers, {cid: series} if containers and series is not None else {}, cutoff=cutoff)
+        kept = containers and series is not None
+        history = HistoryView(containers, {cid: series} if kept and series is not None else {},
+                              {cid: stop} if kept else {}, cutoff=cutoff)
         return Snapshot(containers=containers, history=history, services=services, nodes=nodes)
 
     def node_load(self) -> dict[str, float]:
@@ -327,7 +347,7 @@ class MetricsCache:
         with self._lock:
             return {
                 "containers": len(self._latest),
-                "samples": sum(stop - start for _, start, stop in self._series.values()),
+                "samples": sum(self._stops.values()) - sum(start for _, start in self._series.values()),
                 "nodes": len(self._nodes),
                 "nodes_down": len(self._down_nodes),
                 "services": len(self._services),

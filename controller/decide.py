@@ -54,19 +54,33 @@ _TS = attrgetter("ts")
 _SKIP, _COOLING, _LIVE = 0, 1, 2  # what a container rule does with a service's samples this call
 
 
-@dataclass
-class _Run:
-    last_ts: float  # timestamp of the last sample counted
-    count: int = 0  # consecutive breaching samples
-    start: float | None = None  # timestamp of the run's first breaching sample
-    fired: tuple[int, float | None] | None = None  # (count, start) when it last fired: what `release` puts back
+# A rule's run on one container or service: (count, start, fired), a plain tuple replaced as it changes.
+# count: consecutive breaching samples; start: the timestamp of the run's first breaching sample (None
+# exactly when count is 0); fired: (count, start) when it last fired, what `release` puts back. Only runs
+# with something in them are kept (RuleState.runs); the timestamp of the last sample counted is kept
+# for every container apart (RuleState.counted), a float in a map. At 1000 nodes there are 180 000 of
+# those (containers x container rules) and almost no runs: as objects, the cycle collector walked all
+# of them on every full pass (pauses of 100 ms that every thread waits for); floats it never tracks,
+# and a new tuple per sample would sit in its young generation (docs/scale.md).
+Run = tuple[int, float | None, tuple[int, float | None] | None]
+IDLE: Run = (0, None, None)
+
+
+def _reset(runs: dict[str, Run], key: str) -> None:
+    """Ends the breaching run of runs[key] (which exists), keeping what it last fired with."""
+    fired = runs[key][2]
+    if fired is None:
+        del runs[key]
+    else:
+        runs[key] = (0, None, fired)
 
 
 @dataclass
 class RuleState:
     """Everything the engine remembers between calls (see the module docstring on serialising them)."""
 
-    runs: dict[str, dict[str, _Run]] = field(default_factory=dict)  # rule -> container/service -> run
+    runs: dict[str, dict[str, Run]] = field(default_factory=dict)  # rule -> container/service -> run (not IDLE)
+    counted: dict[str, dict[str, float]] = field(default_factory=dict)  # rule -> container/service -> last ts counted
     fingerprints: dict[str, str] = field(default_factory=dict)  # rule -> fingerprint its runs belong to
     cooldown_until: dict[tuple[str, str], float] = field(default_factory=dict)  # (rule, service) -> until
     # (action, service) -> (time of its last decision, the one before it: what `release` restores)
@@ -79,13 +93,15 @@ class RuleState:
         # The run goes on as if it had not fired: the next fresh breaching sample fires again. A
         # `for: 180s` rule refused for a moment (another action's claim on the service) would
         # otherwise wait another 180 s.
-        run = self.runs.get(decision.rule, {}).get(decision.container_id or decision.service)
-        if run is not None and run.fired is not None and run.start is None:
-            run.count, run.start = run.fired
-        key = (decision.action.name, decision.service)
-        fired = self.last_fired.pop(key, None)
+        runs = self.runs.get(decision.rule, {})
+        key = decision.container_id or decision.service
+        run = runs.get(key)
+        if run is not None and run[2] is not None and run[1] is None:
+            runs[key] = (*run[2], run[2])
+        action = (decision.action.name, decision.service)
+        fired = self.last_fired.pop(action, None)
         if fired is not None and fired[1] is not None:
-            self.last_fired[key] = (fired[1], None)
+            self.last_fired[action] = (fired[1], None)
 
     def fired_at(self, action: str, service: str) -> float | None:
         """When the last decision of `action` on `service` was made, if the engine remembers it."""
@@ -147,17 +163,22 @@ def _sync(state: RuleState, rules: RuleSet) -> None:
         if state.fingerprints.get(rule.name) != rule.fingerprint:
             state.fingerprints[rule.name] = rule.fingerprint
             state.runs[rule.name] = {}
+            state.counted[rule.name] = {}
     for name in [n for n in state.fingerprints if n not in names]:
         del state.fingerprints[name]
         state.runs.pop(name, None)
+        state.counted.pop(name, None)
 
 
 def _prune(state: RuleState, snapshot: Snapshot, now: float) -> None:
     """Drops runs and action times of containers and services that left the snapshot, and ended cooldowns."""
     containers, services = snapshot.containers.keys(), snapshot.services.keys()
     for runs in state.runs.values():
-        for name in runs.keys() - containers - services:  # set arithmetic: 30 000 keys a rule at 1000 nodes
+        for name in runs.keys() - containers - services:
             del runs[name]
+    for counted in state.counted.values():
+        for name in counted.keys() - containers - services:  # set arithmetic: 30 000 keys a rule at 1000 nodes
+            del counted[name]
     for ended in [k for k, until in state.cooldown_until.items() if until <= now]:
         del state.cooldown_until[ended]
     for left in [k for k in state.last_fired if k[1] not in snapshot.services]:
@@ -184,6 +205,7 @@ class _Cycle:
         # The hot loop of a full cycle (every container x every container rule): per-service
         # answers are computed once per call and the common "no breach" path stays inline.
         runs = self.state.runs.setdefault(rule.name, {})
+        counted = self.state.counted.setdefault(rule.name, {})
         services = self.snapshot.services
         nodes = self.snapshot.nodes
         condition = rule.condition
@@ -198,9 +220,8 @@ class _Cycle:
             samples = () if one is None else (one,)
         for sample in samples:
             if sample.stale:  # a gap in the data breaks a run: `for: N` means N samples in a row
-                stale_run = runs.get(sample.container_id)
-                if stale_run is not None:
-                    stale_run.count, stale_run.start = 0, None
+                if sample.container_id in runs:
+                    _reset(runs, sample.container_id)
                 continue
             name = sample.service
             mode = modes.get(name)
@@ -209,14 +230,13 @@ class _Cycle:
             if mode == _SKIP:
                 continue
             cid, ts = sample.container_id, sample.ts
-            run = runs.get(cid)
-            if run is None:
-                run = runs[cid] = _Run(ts)
-            elif ts <= run.last_ts + SAME_SAMPLE:
+            last = counted.get(cid)
+            if last is not None and ts <= last + SAME_SAMPLE:
                 continue
-            run.last_ts = ts
+            counted[cid] = ts
             if mode == _COOLING or (guard is not None and not guard(sample)):  # cooling, or false on the sample
-                run.count, run.start = 0, None
+                if cid in runs:
+                    _reset(runs, cid)
                 continue
             service = services[name]
             # Built only if the condition reads it (controller/rules/expr.py: a false guard first spares it),
@@ -227,9 +247,10 @@ class _Cycle:
                 container_fits = fits[cid] = {}
             env = ContainerEnv(sample, history, nodes.get(sample.node), service.replicas, container_fits)
             if not condition.holds(env):
-                run.count, run.start = 0, None
+                if cid in runs:
+                    _reset(runs, cid)
                 continue
-            if self._breach(rule, run, ts, service, env, sample) and rule.cooldown > 0:
+            if self._breach(rule, runs, cid, ts, service, env, sample) and rule.cooldown > 0:
                 modes[name] = _COOLING
 
     def _mode(self, rule: Rule, service: ServiceInfo | None) -> int:
@@ -256,6 +277,7 @@ class _Cycle:
 
     def service_rule(self, rule: Rule) -> None:
         runs = self.state.runs.setdefault(rule.name, {})
+        counted = self.state.counted.setdefault(rule.name, {})
         groups, has_stale = self._service_groups()
         for name, service in self.snapshot.services.items():
             if not rule.covers(service):
@@ -263,7 +285,7 @@ class _Cycle:
             samples = groups.get(name) or []
             if rule.condition.needs_samples:
                 if name in has_stale and name in runs:  # a gap in the data breaks a run (as above)
-                    runs[name].count, runs[name].start = 0, None
+                    _reset(runs, name)
                 if not samples or name in has_stale:
                     continue
                 ts = max(map(_TS, samples))
@@ -271,17 +293,16 @@ class _Cycle:
                 ts = service.observed  # Swarm's figures only: each read of them is a sample
             else:
                 continue
-            run = runs.get(name)
-            if run is not None and ts <= run.last_ts + SAME_SAMPLE:
+            last = counted.get(name)
+            if last is not None and ts <= last + SAME_SAMPLE:
                 continue
-            if run is None:
-                run = runs[name] = _Run(ts)
-            run.last_ts = ts
+            counted[name] = ts
             env = ServiceEnv(samples, service.replicas, service.tasks_per_node)
             if self._cooling(rule, name) or not rule.condition.holds(env):
-                run.count, run.start = 0, None
+                if name in runs:
+                    _reset(runs, name)
                 continue
-            self._breach(rule, run, ts, service, env, None)
+            self._breach(rule, runs, name, ts, service, env, None)
 
     def _service_groups(self) -> tuple[dict[str, list[ContainerMetrics]], set[str]]:
         if self._groups is None:
@@ -297,19 +318,22 @@ class _Cycle:
 
     # -- the state machine ----------------------------------------------------------------
 
-    def _breach(self, rule: Rule, run: _Run, ts: float, service: ServiceInfo,
+    def _breach(self, rule: Rule, runs: dict[str, Run], key: str, ts: float, service: ServiceInfo,
                 env: ContainerEnv | ServiceEnv, sample: ContainerMetrics | None) -> bool:
-        """Counts a breaching sample; fires if the run is long enough. True if it fired."""
-        run.count += 1
-        if run.start is None:
-            run.start = ts
-        if run.count < rule.hold_samples:
+        """Counts a breaching sample at `ts` into runs[key]; fires if the run is long enough. True if it fired."""
+        count, start, fired = runs.get(key, IDLE)
+        count += 1
+        if start is None:
+            start = ts
+        runs[key] = (count, start, fired)
+        if count < rule.hold_samples:
             return False
-        if rule.hold_seconds is not None and ts - run.start < rule.hold_seconds:
+        if rule.hold_seconds is not None and ts - start < rule.hold_seconds:
             return False
         if service.name in self.decided or not self._may_fire(rule, service):
             return False
-        self._fire(rule, run, service, env, sample)
+        self._fire(rule, service, env, sample, t0=start)
+        runs[key] = (0, None, (count, start))  # a new run starts; `release` puts this one back
         return True
 
     def _may_fire(self, rule: Rule, service: ServiceInfo) -> bool:
@@ -325,8 +349,8 @@ class _Cycle:
     def _cooling(self, rule: Rule, service: str) -> bool:
         return self.state.cooldown_until.get((rule.name, service), 0.0) > self.now
 
-    def _fire(self, rule: Rule, run: _Run, service: ServiceInfo, env: ContainerEnv | ServiceEnv,
-              sample: ContainerMetrics | None) -> None:
+    def _fire(self, rule: Rule, service: ServiceInfo, env: ContainerEnv | ServiceEnv,
+              sample: ContainerMetrics | None, *, t0: float) -> None:
         params = {"cooldown": rule.cooldown, "priority": rule.priority, **rule.params,
                   **rule.action.plan(service, rule.params)}
         reason = f"{rule.condition.text} held for {rule.hold_text()} ({rule.condition.explain(env)})"
@@ -336,7 +360,7 @@ class _Cycle:
             service=service.name,
             container_id=sample.container_id if sample else None,
             node=sample.node if sample else None,
-            t0=run.start,
+            t0=t0,
             reason=reason,
             params=params,
         ))
@@ -344,5 +368,3 @@ class _Cycle:
         self.state.cooldown_until[(rule.name, service.name)] = self.now + rule.cooldown
         key = (rule.action.name, service.name)
         self.state.last_fired[key] = (self.now, self.state.fired_at(*key))
-        run.fired = (run.count, run.start)
-        run.count, run.start = 0, None

@@ -20,9 +20,10 @@ class ContainerMetrics(NamedTuple):
     """One sample of one container, as the exporter defines it (docs/metrics.md).
 
     A named tuple rather than a frozen dataclass: at 1000 nodes the controller makes 30 000 of these a
-    second and holds one per container; a tuple is built in a third of the time, and a tuple of strings
-    and numbers is left alone by the cycle collector, whose full passes over 30 000 dataclass objects
-    paused the controller for up to 300 ms (docs/scale.md). A changed copy is `sample._replace(...)`.
+    second and holds one per container; a tuple is built in a third of the time and is cheaper for the
+    cycle collector to walk than a dataclass with its __dict__ (whose full passes over 30 000 of them
+    paused the controller for up to 300 ms). Unlike a plain tuple, a named tuple stays tracked by the
+    collector while it lives (docs/scale.md). A changed copy is `sample._replace(...)`.
     """
 
     node: str

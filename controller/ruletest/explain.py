@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from controller.decide import RuleState
+from controller.decide import IDLE, RuleState
 from controller.model import ContainerMetrics, Decision, ServiceInfo, Snapshot
 from controller.rules import ContainerEnv, Rule, ServiceEnv
 
@@ -85,11 +85,11 @@ def _service_env(snapshot: Snapshot, info: ServiceInfo) -> tuple[ServiceEnv, str
 
 
 def _run_text(rule: Rule, state: RuleState, key: str, clock: Clock) -> str:
-    run = state.runs.get(rule.name, {}).get(key)
-    if run is None or run.start is None:
+    count, start, _ = state.runs.get(rule.name, {}).get(key, IDLE)
+    if start is None:
         return f"breaching run: none (for: {rule.hold_text()})"
-    count, start = run.count, run.start
     if rule.hold_seconds is not None:
-        return (f"breaching run: {count} samples since {clock(start)}, spanning {run.last_ts - start:g}s "
+        last = state.counted.get(rule.name, {}).get(key, start)
+        return (f"breaching run: {count} samples since {clock(start)}, spanning {last - start:g}s "
                 f"of {rule.hold_text()}")
     return f"breaching run: {count} of {rule.hold_samples} samples since {clock(start)}"

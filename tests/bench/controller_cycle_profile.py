@@ -10,7 +10,9 @@ cache filled with `--prefill` samples per container, then per cycle
 - prune, snapshot, and the evaluation of every container (`Runtime._decide`, as the cycle runs it);
 - with `--alerts K`, K alerts through `Runtime.handle_alert` (the alert path without its HTTP),
 and prints each step's wall and CPU time (median and max over `--cycles`). `--profile` also runs
-cProfile over the cycles and prints the functions with the most own time.
+cProfile over the cycles and prints the functions with the most own time; `--full-gc` then counts the
+objects the cycle collector tracks and times 5 full collections (thread CPU): what a full pass of it
+costs the controller at that size.
 
 Run from the repo root:
   .venv/bin/python -m tests.bench.controller_cycle_profile --nodes 1000 --cycles 5 [--profile] [--tree DIR]
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import os
@@ -122,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the cycles; print the top functions")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--tree", default=None, help="source tree to import the controller from")
+    parser.add_argument("--full-gc", action="store_true", help="then count tracked objects, time full collections")
     args = parser.parse_args(argv)
     if args.tree:
         sys.path.insert(0, str(Path(args.tree).resolve()))
@@ -146,6 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key:16s} {statistics.median(values) * 1e3:10.1f} {max(values) * 1e3:10.1f}")
     total = [sum(v for k, v in r.items() if k.endswith("_cpu")) for r in records]
     print(f"{'total_cpu':16s} {statistics.median(total) * 1e3:10.1f} {max(total) * 1e3:10.1f}  (load {os.getloadavg()[0]:.1f})")
+    if args.full_gc:
+        gc.collect()
+        tracked = len(gc.get_objects())
+        passes = []
+        for _ in range(5):
+            began = time.thread_time()
+            gc.collect()
+            passes.append((time.thread_time() - began) * 1e3)
+        print(f"tracked objects {tracked} (frozen {gc.get_freeze_count()}); full collection ms: median "
+              f"{statistics.median(passes):.1f}, min {min(passes):.1f}, max {max(passes):.1f}")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)

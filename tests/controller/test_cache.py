@@ -183,7 +183,7 @@ def test_the_chunks_hold_little_more_than_the_window_however_long_the_cache_runs
     for ts in range(5000):
         cache.add_container(sample(ts=float(ts)))
         cache.prune(now=float(ts))
-    chunks, _, _ = cache._series["c1"]
+    chunks, _ = cache._series["c1"]
     assert len(cache.snapshot(5000.0).history["c1"]) == 101
     assert len(chunks) <= 101 // CHUNK + 2 and not any(gc.is_tracked(c) for c in chunks)
 
@@ -216,3 +216,18 @@ def test_a_full_cache_drops_the_least_recently_seen_in_a_batch_and_counts_them()
     held = set(cache.snapshot(1000.0).containers)
     assert "new" in held and "c0" not in held and "c1" not in held and "c2" in held  # 1 % (2) at once
     assert cache.stats()["evicted"] == 2 and cache.stats()["containers"] == 199
+
+
+def test_every_snapshot_holds_exactly_the_samples_added_before_it_across_chunks_and_the_size_bound() -> None:
+    cache = MetricsCache(window=1e9, max_samples=70)
+    added: list[float] = []
+    snapshots = []
+    for i in range(5 * CHUNK + 3):  # across chunk starts, and past max_samples (the first row moves)
+        ts = 1000.0 + i
+        assert cache.add_containers([sample(ts=ts, cpu=float(i % 97))]) == 1
+        added.append(ts)
+        snapshots.append((cache.snapshot(ts), added[-70:]))
+    for snap, expected in snapshots:
+        assert [s.ts for s in snap.history["c1"]] == expected
+        assert snap.containers["c1"].ts == expected[-1]
+    assert cache.stats()["samples"] == 70

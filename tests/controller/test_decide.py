@@ -555,3 +555,18 @@ def test_the_rule_engine_loads_no_executor_and_no_docker_code() -> None:
              "or m.startswith(('sgcommon.engine', 'controller.actions.executor', 'controller.actions.context'))))")
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert found.stdout.strip() == "[]"
+
+
+def test_containers_without_a_breach_leave_no_run_object_for_the_cycle_collector(world: World, state: RuleState) -> None:
+    import gc
+
+    for i in range(50):
+        world.sample(f"c{i}", 100.0, CALM)
+    world.sample("hot", 100.0, PROBLEM)
+    run(DEFAULT, world, 100.1, state)
+    runs = state.runs["migrate-on-container-problem"]
+    assert set(runs) == {"hot"}  # a run only where a breach is counted
+    assert len(state.counted["migrate-on-container-problem"]) == 51
+    gc.collect()
+    assert not any(gc.is_tracked(run) for rule_runs in state.runs.values() for run in rule_runs.values())
+    assert not any(gc.is_tracked(counted) for counted in state.counted.values())
