@@ -13,8 +13,13 @@ rates over those d seconds, memory as it is then), and that read decides:
   after the first, as with d = 0); if not, nothing;
 - a **new figure in a confirmed breach** (say memory crossing while CPU is already over: a load
   ramping up, scenario 2): the sweep sample is sent at once, as every breaching sample of a
-  confirmed breach is, and the read is sent too when it confirms the new figure, so a rule that
-  needs that figure as well gets its second sample d later instead of one interval later.
+  confirmed breach is, and the read is sent too when it confirms the new figure and every figure
+  the sweep sample had over is still over, so a rule that needs them all gets its second sample d
+  later instead of one interval later. A read with one of them back under would reach the
+  controller as a sample between the two sweep samples that do meet such a rule, and restart its
+  `for: 2` count (seen on the lab: a read whose 0.25 s CPU rate was under 75 delayed the decision
+  by a whole interval), so such a read is not sent; the container is read once more d later
+  (rates over 2 d since the sweep, less noisy), and that read is sent if they are all over.
 
 What confirms a figure, from measurements on noisy steady loads and ramps (tests/bench/
 confirm_noise.py, docs/exporter.md): the read is over the threshold by `margin` points, or, for a
@@ -30,6 +35,7 @@ sent at once.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -88,6 +94,7 @@ class Pending:
     sample: ContainerSample  # the sweep sample that crossed
     previous: ContainerSample | None  # the container's sweep sample before it
     crossed: frozenset[str] | None  # the figures it newly crossed in a confirmed breach; None: a first breach
+    again: bool = True  # in a confirmed breach: one more read d later when this one had a figure over back under
 
 
 class Confirmer:
@@ -159,8 +166,11 @@ class Confirmer:
                     self.stats.unreadable += 1
                 elif confirms(first, again, self.alerts.thresholds, self.margin, previous=pending.previous,
                               figures=pending.crossed, in_breach=True):
-                    self.stats.confirmed_in_breach += 1
-                    self.alerts.offer(again)
+                    if over(first, self.alerts.thresholds) <= over(again, self.alerts.thresholds):
+                        self.stats.confirmed_in_breach += 1
+                        self.alerts.offer(again)
+                    elif pending.again:  # a figure over already dipped in the short window: once more, over 2 d
+                        self._pending[cid] = dataclasses.replace(pending, due=pending.due + self.delay, again=False)
                 continue
             if again is None:
                 self.stats.unreadable += 1

@@ -147,6 +147,26 @@ def test_a_figure_crossing_in_a_confirmed_breach_is_read_again_and_sent_a_quarte
     assert offers.offered[-1][1] == 101.0 and c.next_due() is None
 
 
+def test_a_read_with_a_figure_back_under_its_threshold_is_not_sent_as_it_would_break_the_rules_pairing() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=77.3)
+    c.run_due(5.25, lambda cid: sample(cpu=70.0, mem_pct=81.5, ts=100.25))  # memory holds, CPU's 0.25 s rate dipped
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0] and c.stats.confirmed_in_breach == 0
+    assert c.next_due() == 5.5  # read once more, over twice the window
+    c.run_due(5.5, lambda cid: sample(cpu=78.0, mem_pct=81.6, ts=100.5))
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0, 100.5] and c.stats.confirmed_in_breach == 1
+
+
+def test_the_second_read_in_a_breach_is_the_last_one_before_the_next_sweep() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=77.3)
+    c.run_due(5.25, lambda cid: sample(cpu=70.0, mem_pct=81.5, ts=100.25))
+    c.run_due(5.5, lambda cid: sample(cpu=72.0, mem_pct=81.6, ts=100.5))
+    assert len(offers.offered) == 3 and c.next_due() is None
+
+
 def test_a_figure_that_jumped_into_a_confirmed_breach_waits_for_the_next_sweep_as_before() -> None:
     offers = Offers()
     c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
