@@ -12,7 +12,7 @@ rates over those d seconds, memory as it is then), and that read decides:
   next sweep, as before: if that sample breaches too, both go to the sender then (one interval
   after the first, as with d = 0); if not, nothing;
 - a **new figure in a confirmed breach** (say memory crossing while CPU is already over: a load
-  ramping up, scenario 2): the sweep sample is sent at once, as every breaching sample of a
+  ramping up, scenario 2), or in the sweep sample whose pairing confirms the breach: the sweep sample is sent at once, as every breaching sample of a
   confirmed breach is, and the read is sent too when it confirms the new figure and every figure
   the sweep sample had over is still over, so a rule that needs them all gets its second sample d
   later instead of one interval later. A read with one of them back under would reach the
@@ -141,6 +141,8 @@ class Confirmer:
                 self._breaching.add(cid)
                 self.alerts.offer(first)
                 self.alerts.offer(sample)
+                if crossed:  # and a figure over for the first time, now in a confirmed breach
+                    self._pending[cid] = Pending(now + self.delay, sample, previous, crossed)
             else:  # a first breaching sample (one still pending from a late confirm is replaced)
                 self._pending[cid] = Pending(now + self.delay, sample, previous, None)
         for gone in [c for c in self._breaching if c not in seen]:

@@ -167,6 +167,18 @@ def test_the_second_read_in_a_breach_is_the_last_one_before_the_next_sweep() -> 
     assert len(offers.offered) == 3 and c.next_due() is None
 
 
+def test_a_figure_crossing_in_the_sweep_sample_that_confirms_a_breach_is_read_again_too() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    c.on_sweep(sweep(sample(cpu=56.0, mem_pct=77.1, ts=98.0)), now=3.0)
+    c.on_sweep(sweep(sample(cpu=74.6, mem_pct=81.0, ts=99.0)), now=4.0)  # memory crosses: a level needs the margin
+    c.run_due(4.25, lambda cid: sample(cpu=75.0, mem_pct=83.0, ts=99.25))
+    c.on_sweep(sweep(sample(cpu=76.5, mem_pct=84.9, ts=100.0)), now=5.0)  # pairs memory's breach; CPU crosses
+    assert [ts for _, ts, _ in offers.offered] == [99.0, 100.0] and c.next_due() == 5.25
+    c.run_due(5.25, lambda cid: sample(cpu=77.0, mem_pct=85.0, ts=100.25))
+    assert [ts for _, ts, _ in offers.offered] == [99.0, 100.0, 100.25] and c.stats.confirmed_in_breach == 1
+
+
 def test_a_figure_that_jumped_into_a_confirmed_breach_waits_for_the_next_sweep_as_before() -> None:
     offers = Offers()
     c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
