@@ -12,10 +12,10 @@ rates over those d seconds, memory as it is then), and that read decides:
   next sweep, as before: if that sample breaches too, both go to the sender then (one interval
   after the first, as with d = 0); if not, nothing;
 - a **new figure in a confirmed breach** (say memory crossing while CPU is already over: a load
-  ramping up, scenario 2), or in the sweep sample whose pairing confirms the breach: the sweep sample is sent at once, as every breaching sample of a
-  confirmed breach is, and the read is sent too when it confirms the new figure and every figure
-  the sweep sample had over is still over, so a rule that needs them all gets its second sample d
-  later instead of one interval later. A read with one of them back under would reach the
+  ramping up, scenario 2), or in the sweep sample whose pairing confirms the breach: the sweep
+  sample is sent at once, as every breaching sample of a confirmed breach is, and the read is
+  sent too when it confirms the new figure and every figure the sweep sample had over is still
+  over, so a rule that needs them all gets its second sample d later instead of one interval later. A read with one of them back under would reach the
   controller as a sample between the two sweep samples that do meet such a rule, and restart its
   `for: 2` count (seen on the lab: a read whose 0.25 s CPU rate was under 75 delayed the decision
   by a whole interval), so such a read is not sent; the container is read once more d later
