@@ -15,17 +15,20 @@ rates over those d seconds, memory as it is then), and that read decides:
   ramping up, scenario 2), or in the sweep sample whose pairing confirms the breach: the sweep
   sample is sent at once, as every breaching sample of a confirmed breach is, and the read is
   sent too when it confirms the new figure and every figure the sweep sample had over is still
-  over, so a rule that needs them all gets its second sample d later instead of one interval later. A read with one of them back under would reach the
-  controller as a sample between the two sweep samples that do meet such a rule, and restart its
-  `for: 2` count (seen on the lab: a read whose 0.25 s CPU rate was under 75 delayed the decision
-  by a whole interval), so such a read is not sent; the container is read once more d later
-  (rates over 2 d since the sweep, less noisy), and that read is sent if they are all over.
+  over, so a rule that needs them all gets its second sample d later instead of one interval
+  later. A read with one of them back under would reach the controller as a sample between the
+  two sweep samples that do meet such a rule, and restart its `for: 2` count (seen on the lab: a
+  read whose 0.25 s CPU rate was under 75 delayed the decision by a whole interval), so such a
+  read is not sent; the container is read once more d later (rates over 2 d since the sweep,
+  less noisy), and that read is sent if they are all over.
 
 What confirms a figure, from measurements on noisy steady loads and ramps (tests/bench/
 confirm_noise.py, docs/exporter.md): the read is over the threshold by `margin` points, or, for a
 rate (CPU, network), over the threshold and not below the first sample: the load over the d seconds
 after the crossing is at least what it averaged over the interval that crossed, so it is not falling
-back toward its mean, as a noise peak does. A memory figure is a level, not a rate over a window: a
+back toward its mean, as a noise peak does; and only after a climb: the sweep sample before the
+first one within `margin` points below the threshold (a jump from far below is what noise does).
+A memory figure is a level, not a rate over a window: a
 level that jumped and holds looks the same d later, so for a first breach only the margin confirms
 it; in a confirmed breach a memory level still over its threshold d later confirms it (the other
 figures are over already; the lab's memory noise loads have no such container).
