@@ -177,6 +177,9 @@ class Exporter:
                 "swarmguard_exporter_breaches_confirmed_next_sweep": ("counter", "Breaches confirmed by the next sweep instead.",
                                                                       c.confirmed_next_sweep),
                 "swarmguard_exporter_breaches_cleared": ("counter", "First breaching samples neither read confirmed.", c.cleared),
+                "swarmguard_exporter_breaches_confirmed_in_breach": ("counter", "Figures crossing in a confirmed breach, "
+                                                                     "confirmed and sent by the read confirm_delay after.",
+                                                                     c.confirmed_in_breach),
             })
         if self.follower is not None:
             f = self.follower.stats

@@ -34,8 +34,10 @@ class ExporterSettings:
     confirm_delay: float = setting(0.25, "seconds after a container's first breaching sample to read it again and alert "
                                    "if it still breaches (at most half the interval; docs/exporter.md); 0: the next "
                                    "sweep confirms, as the rules' for: 2 did before")
-    confirm_margin: float = setting(10.0, "points by which the read confirm_delay after a first breaching sample must "
-                                    "exceed its threshold to alert at once; otherwise the next sweep confirms")
+    confirm_margin: float = setting(10.0, "points by which the read confirm_delay after a breaching sample must exceed "
+                                    "its threshold to alert at once; a rate (CPU, network) that climbed from within this "
+                                    "margin below needs only to stay over it and not fall (docs/exporter.md); otherwise "
+                                    "the next sweep confirms")
     predict_horizon: float = setting(10.0, "seconds ahead a container's trend is extrapolated for a predictive alert; "
                                      "0: no predictive alerts (docs/exporter.md)")
     predict_window: float = setting(5.0, "seconds of a container's samples the trend's line goes through")

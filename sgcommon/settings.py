@@ -23,8 +23,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
-import yaml
-
 T = TypeVar("T")
 
 
@@ -166,6 +164,8 @@ def load_settings(
 
 
 def _read_yaml(yaml_path: str, cls: type, raw: dict[str, tuple[Any, str]], errors: list[str]) -> None:
+    import yaml  # here: only a settings file needs it, and every command's start pays for the import
+
     try:
         with open(yaml_path, encoding="utf-8") as fh:
             doc = yaml.safe_load(fh) or {}

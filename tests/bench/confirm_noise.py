@@ -43,7 +43,7 @@ from exporter.confirm import confirms
 from exporter.discovery import Inventory
 from exporter.metrics import SelfMetrics
 from exporter.procfs import ZERO_NET
-from exporter.sample import RawContainer, container_sample
+from exporter.sample import ContainerSample, RawContainer, container_sample
 from exporter.service import Exporter
 from sgcommon.alert import decode_alert
 from sgcommon.engine import connect
@@ -54,10 +54,14 @@ from tests.exporter.peers import Controller
 LABEL = "swarmguard.bench"
 IMAGES = ("10.99.0.1:5000/swarmguard-base:latest", "10.99.0.1:5000/stressapp:latest")
 THRESHOLD = 75.0
+RAMP_SECONDS = 12.0  # a ramp from 40 % to 95 % (4.6 points/s, about scenario 2's ramp: docs/fast-recovery.md),
+RAMP_PERIOD = RAMP_SECONDS + 3 + 4  # then 3 s at 95 % and 4 s at 30 %: the LOAD script's values
 LOAD = r"""
 import random, sys, time
+RAMP_STEPS, RAMP_SECONDS = 48, 12.0
 mean, noise, step, steady, breaches, seed = (float(a) for a in sys.argv[1:7])
 normal = sys.argv[7] == "normal"
+ramps = int(sys.argv[8]) if len(sys.argv) > 8 else 0
 rnd = random.Random(int(seed))
 PERIOD = 0.01
 def burn(level, seconds):
@@ -78,6 +82,11 @@ for _ in range(int(breaches)):
     burn(30, 3)
     burn(95, 3)
 burn(30, 3)
+for _ in range(ramps):
+    for k in range(RAMP_STEPS):
+        burn(40 + 55 * (k + 1) / RAMP_STEPS, RAMP_SECONDS / RAMP_STEPS)
+    burn(95, 3)
+    burn(30, 4)
 """
 
 
@@ -88,6 +97,8 @@ class Design:
     margin: float = 0.0
     trailing: bool = False  # also require the rate over the last full interval at confirm time
     fallback: bool = False  # an unconfirmed first sample is still confirmed by the next sweep (as d=0)
+    holding: bool = False  # exporter.confirm.confirms: also a rate over the threshold, not below the first sample, after a climb
+    any_previous: bool = False  # holding without the climb: the sweep sample before the first one may be anywhere
 
 
 DESIGNS = (
@@ -100,7 +111,18 @@ DESIGNS = (
     Design("d=0.25, margin 10, else next sweep", 0.25, margin=10.0, fallback=True),
     Design("d=0.25, margin 15, else next sweep", 0.25, margin=15.0, fallback=True),
     Design("d=0.25, margin 5, else next sweep", 0.25, margin=5.0, fallback=True),
+    Design("d=0.25, margin 10 or holding (any previous), else next sweep", 0.25, margin=10.0, fallback=True, holding=True,
+           any_previous=True),
+    Design("d=0.25, margin 10 or holding after a climb, else next sweep", 0.25, margin=10.0, fallback=True, holding=True),
 )
+
+
+def margin_confirms(first: ContainerSample, again: ContainerSample, thresholds: Thresholds, margin: float) -> bool:
+    """The criterion before holding rates were accepted: a figure the first sample breached is over by `margin`."""
+    pairs = ((first.cpu_percent, again.cpu_percent, thresholds.cpu),
+             (first.memory_percent, again.memory_percent, thresholds.memory),
+             (first.network_percent, again.network_percent, thresholds.network))
+    return any(before > limit and after > limit + margin for before, after, limit in pairs)
 
 
 class Trace:
@@ -179,7 +201,10 @@ def replay(trace: Trace, meta: LocalContainer, design: Design, *, start: float, 
             else:
                 c = t + design.delay
                 again = sample(c, t)
-                ok = confirms(s, again, thresholds, design.margin)
+                if design.holding:
+                    ok = confirms(s, again, thresholds, design.margin, previous=s if design.any_previous else previous)
+                else:
+                    ok = margin_confirms(s, again, thresholds, design.margin)
                 if ok and design.trailing:
                     ok = thresholds.breached(sample(c, c - 1.0))
                 if ok:
@@ -220,24 +245,40 @@ def window_noise(trace: Trace, start: float, end: float) -> str:
             f"{statistics.mean(quarter):.1f} sd {statistics.pstdev(quarter):.1f}, {sum(v > THRESHOLD for v in quarter)} above")
 
 
-def report(trace: Trace, meta: LocalContainer, steady_from: float, steady_to: float) -> None:
-    """The table of designs over one trace."""
+def report(trace: Trace, meta: LocalContainer, steady_from: float, steady_to: float, ramps_from: float | None = None, *,
+           phases: int = 1) -> None:
+    """The table of designs over one trace (the ramps, when the trace has them, in columns of their own),
+    replayed with the sweeps at `phases` offsets spread over one interval (the counts are their sums)."""
     end = trace.times[-1]
-    onsets = breach_onsets(trace, steady_to, end)
-    print(f"trace: {len(trace.times)} readings over {end - trace.times[0]:.0f} s; {len(onsets)} breach onsets found")
+    steps_end = end if ramps_from is None else ramps_from - 1.5
+    onsets = breach_onsets(trace, steady_to, steps_end)
+    ramps = [] if ramps_from is None else [ramps_from + k * RAMP_PERIOD for k in range(int((end - ramps_from) // RAMP_PERIOD))]
+    crossings = [r + RAMP_SECONDS * (THRESHOLD - 40) / 55 for r in ramps]  # where the load itself passes the threshold
+    offsets = [k / phases for k in range(phases)]
+    print(f"trace: {len(trace.times)} readings over {end - trace.times[0]:.0f} s; {len(onsets)} breach onsets found, "
+          f"{len(ramps)} ramps; sweeps replayed at {phases} phase(s)")
     print(window_noise(trace, steady_from, steady_to))
     print()
     print("| design | false alerts in the steady phase (per 10 min) | real breaches confirmed | onset -> T0 (s) "
-          "| T0 -> T1 (s), median (min..max) |")
-    print("|---|---|---|---|---|")
+          "| T0 -> T1 (s), median (min..max) | ramps confirmed (in 0.25 s) | ramps: T0 -> T1 (s) | ramps: crossing -> T1 (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for design in DESIGNS:
-        false = replay(trace, meta, design, start=steady_from, end=steady_to)
-        real = replay(trace, meta, design, start=steady_to, end=end)
+        false = [f for k in offsets for f in replay(trace, meta, design, start=steady_from + k, end=steady_to)]
+        real = [r for k in offsets for r in replay(trace, meta, design, start=steady_to + k, end=steps_end)]
         lags = [t1 - t0 for t0, t1 in real]
         onset_lag = [t0 - max(o for o in onsets if o <= t0) for t0, _ in real if any(o <= t0 for o in onsets)]
-        per10 = len(false) * 600 / max(steady_to - steady_from, 1)
-        print(f"| {design.name} | {len(false)} ({per10:.1f}) | {len(real)} of {len(onsets)} | {summary(onset_lag)} "
-              f"| {summary(lags)} |")
+        per10 = len(false) / phases * 600 / max(steady_to - steady_from, 1)
+        row = (f"| {design.name} | {len(false)} ({per10:.1f}) | {len(real)} of {len(onsets) * phases} | {summary(onset_lag)} "
+               f"| {summary(lags)} |")
+        if ramps:
+            found = [r for k in offsets for r in replay(trace, meta, design, start=ramps[0] - 1.0 + k, end=end)]
+            ramp_lags = [t1 - t0 for t0, t1 in found]
+            late = [t1 - max(c for c in crossings if c <= t0) for t0, t1 in found if any(c <= t0 for c in crossings)]
+            row += (f" {len(found)} of {len(ramps) * phases} ({sum(lag < 0.5 for lag in ramp_lags)}) | {summary(ramp_lags)} "
+                    f"| {summary(late)} |")
+        else:
+            row += " - | - | - |"
+        print(row)
 
 
 def pick_image(client: docker.APIClient) -> str:
@@ -288,7 +329,7 @@ def run_in_cgroup(args: argparse.Namespace) -> int:
             fh.write("100000")
         steady = args.minutes * 60
         proc = subprocess.Popen([sys.executable, "-c", LOAD, *(str(v) for v in (args.mean, args.noise, args.step, steady,
-                                 args.breaches, args.seed)), "normal" if args.normal else "uniform"])
+                                 args.breaches, args.seed)), "normal" if args.normal else "uniform", str(args.ramps)])
         for path in groups.values():
             with open(f"{path}/cgroup.procs", "w") as fh:
                 fh.write(str(proc.pid))
@@ -310,8 +351,9 @@ def run_in_cgroup(args: argparse.Namespace) -> int:
         if args.save_trace:
             with open(args.save_trace, "w") as fh:
                 json.dump({"title": title, "times": trace.times, "cpu": trace.cpu, "steady_from": steady_from,
-                           "steady_to": steady_to, "meta": dataclasses.asdict(meta)}, fh)
-        report(trace, meta, steady_from, steady_to)
+                           "steady_to": steady_to, "ramps_from": steady_to + args.breaches * 6 + 3, "meta": dataclasses.asdict(meta)}, fh)
+        report(trace, meta, steady_from, steady_to, steady_to + args.breaches * 6 + 3 if args.ramps else None,
+               phases=args.phases)
         return 0
     finally:
         if proc is not None and proc.poll() is None:
@@ -336,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
                         "standard deviation with --normal")
     parser.add_argument("--normal", action="store_true", help="normal noise instead of uniform")
     parser.add_argument("--step", type=float, default=0.5, help="seconds between two draws of the level")
+    parser.add_argument("--ramps", type=int, default=10, help="ramps 40 %% -> 95 %% over 12 s after the steps")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--phases", type=int, default=10, help="replay each design with the sweeps at this many offsets "
+                        "spread over one interval (more confirmations counted on the same load)")
     parser.add_argument("--save-trace", metavar="FILE", help="keep the CPU trace (JSON) to replay other designs later")
     parser.add_argument("--replay", metavar="FILE", help="no container: replay the designs on a saved trace")
     parser.add_argument("--process", action="store_true", help="no engine: run the load as a plain process in cgroup v1 "
@@ -350,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         trace = Trace.__new__(Trace)
         trace.times, trace.cpu = saved["times"], saved["cpu"]
         print(saved["title"])
-        report(trace, LocalContainer(**saved["meta"]), saved["steady_from"], saved["steady_to"])
+        report(trace, LocalContainer(**saved["meta"]), saved["steady_from"], saved["steady_to"], saved.get("ramps_from"),
+               phases=args.phases)
         return 0
     client = connect(timeout=120)
     image = pick_image(client)
@@ -359,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     created = client.create_container(
         image, entrypoint=["python3", "-c", LOAD],
         command=[*(str(v) for v in (args.mean, args.noise, args.step, steady, args.breaches, args.seed)),
-                 "normal" if args.normal else "uniform"],
+                 "normal" if args.normal else "uniform", str(args.ramps)],
         labels={LABEL: "confirm_noise"}, name=f"sgbench-confirm-{os.getpid()}",
         host_config=client.create_host_config(nano_cpus=1_000_000_000))
     cid = created["Id"]
@@ -372,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         exporter.start()
         steady_from, steady_to = began + 4.0, began + 3.0 + steady
-        total = 3.0 + steady + args.breaches * 6 + 3
+        total = 3.0 + steady + args.breaches * 6 + 3 + args.ramps * RAMP_PERIOD
         title = (f"container {cid[:12]} ({image}): {args.mean:g} +/- {args.noise:g} % of 1 CPU "
                  f"({'normal, sd' if args.normal else 'uniform, half-width'} {args.noise:g}), level redrawn every "
                  f"{args.step:g} s, {args.minutes:g} min steady, then {args.breaches} steps 30 -> 95 %; threshold {THRESHOLD:g} %")
@@ -389,8 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_trace:
             with open(args.save_trace, "w") as fh:
                 json.dump({"title": title, "times": trace.times, "cpu": trace.cpu, "steady_from": steady_from,
-                           "steady_to": steady_to, "meta": dataclasses.asdict(meta)}, fh)
-        report(trace, meta, steady_from, steady_to)
+                           "steady_to": steady_to, "ramps_from": steady_to + args.breaches * 6 + 3, "meta": dataclasses.asdict(meta)}, fh)
+        report(trace, meta, steady_from, steady_to, steady_to + args.breaches * 6 + 3 if args.ramps else None,
+               phases=args.phases)
         stats = exporter.confirmer.stats if exporter.confirmer is not None else None
         received = [decode_alert(body) for _, body in controller.received]
         by_container: dict[float, float] = {}

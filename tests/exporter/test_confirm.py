@@ -95,6 +95,98 @@ def test_a_confirmation_needs_the_same_figure_above_its_threshold_by_the_margin(
     assert confirms(sample(cpu=90.0, mem_pct=95.0), sample(cpu=10.0, mem_pct=95.0), t, 0.0)
 
 
+def test_a_rate_over_its_threshold_after_a_climb_and_not_falling_back_confirms_without_the_margin() -> None:
+    t = Thresholds()
+    climbing = sample(cpu=70.0)  # the sweep before: within the 10-point margin below 75
+    assert confirms(sample(cpu=78.0), sample(cpu=80.0), t, 10.0, previous=climbing)
+    assert confirms(sample(cpu=78.0), sample(cpu=78.0), t, 10.0, previous=climbing)  # holding is enough
+    assert not confirms(sample(cpu=78.0), sample(cpu=76.0), t, 10.0, previous=climbing)  # falling back toward the mean
+    assert not confirms(sample(cpu=78.0), sample(cpu=80.0), t, 10.0, previous=sample(cpu=60.0))  # a jump from far below
+    assert not confirms(sample(cpu=78.0), sample(cpu=80.0), t, 10.0)  # nothing before it: no climb seen
+    assert confirms(sample(net_pct=70.0), sample(net_pct=71.0), t, 10.0, previous=sample(net_pct=60.0))  # network too
+
+
+def test_a_memory_level_confirms_a_first_breach_only_by_the_margin_but_a_new_figure_in_a_breach_when_still_over() -> None:
+    t = Thresholds()
+    climbing = sample(mem_pct=77.0)
+    assert not confirms(sample(mem_pct=81.0), sample(mem_pct=82.0), t, 10.0, previous=climbing)  # a held level proves no trend
+    assert confirms(sample(mem_pct=81.0), sample(mem_pct=91.0), t, 10.0, previous=climbing)
+    assert confirms(sample(mem_pct=81.0), sample(mem_pct=80.9), t, 10.0, previous=climbing, figures={"memory"}, in_breach=True)
+    assert not confirms(sample(mem_pct=81.0), sample(mem_pct=79.0), t, 10.0, previous=climbing, figures={"memory"},
+                        in_breach=True)
+    assert not confirms(sample(mem_pct=81.0), sample(mem_pct=81.0), t, 10.0, previous=sample(mem_pct=50.0),
+                        figures={"memory"}, in_breach=True)  # jumped from far below and holds: what memory noise does
+
+
+def test_a_ramping_first_breach_is_confirmed_by_the_read_a_quarter_interval_later() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    c.on_sweep(sweep(sample(cpu=70.0, ts=99.0)), now=4.0)
+    c.on_sweep(sweep(sample(cpu=78.0, ts=100.0)), now=5.0)  # crosses by 3 points, 8 above the sample before
+    c.run_due(5.25, lambda cid: sample(cpu=81.0, ts=100.25))  # still climbing, though not 10 points over
+    assert [ts for _, ts, _ in offers.offered] == [100.0, 100.25] and c.stats.confirmed == 1
+
+
+def ramp_to_memory_crossing(c: Confirmer, *, memory_before: float) -> None:
+    """CPU and network high and confirmed for two sweeps, then memory crosses 80 (scenario 2's ramp)."""
+    c.on_sweep(sweep(sample(cpu=80.0, mem_pct=memory_before - 4, ts=98.0)), now=3.0)
+    c.run_due(3.25, lambda cid: sample(cpu=77.0, mem_pct=memory_before - 3, ts=98.25))  # not 10 over, no climb seen
+    c.on_sweep(sweep(sample(cpu=82.0, mem_pct=memory_before, ts=99.0)), now=4.0)  # the pairing confirms the CPU breach
+    c.on_sweep(sweep(sample(cpu=84.6, mem_pct=81.3, ts=100.0)), now=5.0)  # memory crosses, by 1.3 points
+
+
+def test_a_figure_crossing_in_a_confirmed_breach_is_read_again_and_sent_a_quarter_interval_later() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=77.3)
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0] and c.next_due() == 5.25
+    c.run_due(5.25, lambda cid: sample(cpu=83.0, mem_pct=81.4, ts=100.25))
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0, 100.25]
+    assert c.stats.confirmed_in_breach == 1 and c.next_due() is None
+    c.on_sweep(sweep(sample(cpu=84.0, mem_pct=83.0, ts=101.0)), now=6.0)  # nothing new crosses: no read
+    assert offers.offered[-1][1] == 101.0 and c.next_due() is None
+
+
+def test_a_read_with_a_figure_back_under_its_threshold_is_not_sent_as_it_would_break_the_rules_pairing() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=77.3)
+    c.run_due(5.25, lambda cid: sample(cpu=70.0, mem_pct=81.5, ts=100.25))  # memory holds, CPU's 0.25 s rate dipped
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0] and c.stats.confirmed_in_breach == 0
+    assert c.next_due() == 5.5  # read once more, over twice the window
+    c.run_due(5.5, lambda cid: sample(cpu=78.0, mem_pct=81.6, ts=100.5))
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0, 100.5] and c.stats.confirmed_in_breach == 1
+
+
+def test_the_second_read_in_a_breach_is_the_last_one_before_the_next_sweep() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=77.3)
+    c.run_due(5.25, lambda cid: sample(cpu=70.0, mem_pct=81.5, ts=100.25))
+    c.run_due(5.5, lambda cid: sample(cpu=72.0, mem_pct=81.6, ts=100.5))
+    assert len(offers.offered) == 3 and c.next_due() is None
+
+
+def test_a_figure_crossing_in_the_sweep_sample_that_confirms_a_breach_is_read_again_too() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    c.on_sweep(sweep(sample(cpu=56.0, mem_pct=77.1, ts=98.0)), now=3.0)
+    c.on_sweep(sweep(sample(cpu=74.6, mem_pct=81.0, ts=99.0)), now=4.0)  # memory crosses: a level needs the margin
+    c.run_due(4.25, lambda cid: sample(cpu=75.0, mem_pct=83.0, ts=99.25))
+    c.on_sweep(sweep(sample(cpu=76.5, mem_pct=84.9, ts=100.0)), now=5.0)  # pairs memory's breach; CPU crosses
+    assert [ts for _, ts, _ in offers.offered] == [99.0, 100.0] and c.next_due() == 5.25
+    c.run_due(5.25, lambda cid: sample(cpu=77.0, mem_pct=85.0, ts=100.25))
+    assert [ts for _, ts, _ in offers.offered] == [99.0, 100.0, 100.25] and c.stats.confirmed_in_breach == 1
+
+
+def test_a_figure_that_jumped_into_a_confirmed_breach_waits_for_the_next_sweep_as_before() -> None:
+    offers = Offers()
+    c = Confirmer(offers, delay=0.25, margin=10.0)  # type: ignore[arg-type]
+    ramp_to_memory_crossing(c, memory_before=55.0)  # 55 -> 81.3: a jump, not a climb
+    c.run_due(5.25, lambda cid: sample(cpu=83.0, mem_pct=81.3, ts=100.25))
+    assert [ts for _, ts, _ in offers.offered] == [98.0, 99.0, 100.0] and c.stats.confirmed_in_breach == 0
+
+
 @pytest.fixture
 def controller() -> Iterator[Controller]:
     c = Controller()
