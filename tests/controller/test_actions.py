@@ -166,12 +166,19 @@ def test_a_service_without_healthcheck_is_migrated_with_a_warning(fake_engine, m
     assert "zero downtime not guaranteed" in record.reason
 
 
-def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, make_executor, records) -> None:
-    clock = FakeClock()
+def migrated_with_exclusion(fake_engine: FakeEngine, make_executor: Callable[..., Executor], records: Records,
+                            clock: FakeClock) -> Executor:
+    """An executor that has moved "web" off worker-1, excluding that node for 300 s."""
     deploy(fake_engine, "web")
     executor = make_executor(clock=clock)
     executor.submit(migrate_decision(fake_engine, "web", exclusion_ttl=300.0), Timeline())
     assert records.wait()[0].result == "success"
+    return executor
+
+
+def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, make_executor, records) -> None:
+    clock = FakeClock()
+    executor = migrated_with_exclusion(fake_engine, make_executor, records, clock)
     running = fake_engine.running_tasks("web")
     assert executor.lift_expired_exclusions() == 0
     clock.advance(301.0)
@@ -184,10 +191,7 @@ def test_expired_exclusions_are_lifted_and_lifting_moves_nothing(fake_engine, ma
 
 def test_the_lifting_job_reads_and_holds_only_services_with_an_expired_exclusion(fake_engine, make_executor, records) -> None:
     clock = FakeClock()
-    deploy(fake_engine, "web")
-    executor = make_executor(clock=clock)
-    executor.submit(migrate_decision(fake_engine, "web", exclusion_ttl=300.0), Timeline())
-    assert records.wait()[0].result == "success"
+    executor = migrated_with_exclusion(fake_engine, make_executor, records, clock)
     fake_engine.requests.clear()
     assert executor.lift_expired_exclusions() == 0
     assert [path for method, path in fake_engine.requests if method == "GET" and "/services/" in path] == []

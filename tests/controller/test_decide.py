@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -281,14 +282,19 @@ def advance(world: World, ts: float) -> None:
                      service=metrics.service, node=metrics.node)
 
 
+def rounds(world: World, state: RuleState, *, seconds: int, every: int,
+           **kwargs: object) -> Iterator[tuple[int, list[Decision]]]:
+    """Every `every` s from 100: the same figures again, then an evaluation 0.5 s later; (step, decisions)."""
+    for step in range(0, seconds, every):
+        advance(world, 100.0 + step)
+        yield step, run(DEFAULT, world, 100.5 + step, state, **kwargs)
+
+
 def test_scale_down_fires_after_the_total_stays_under_the_formula_for_180_s(world: World,
                                                                             state: RuleState) -> None:
     scale_down_world(world, 3, IDLE)
-    fired = []
-    for step in range(0, 200, 5):
-        advance(world, 100.0 + step)
-        fired += [(step, d) for d in run(DEFAULT, world, 100.5 + step, state, scope="service")]
-    [(step, decision)] = fired
+    [(step, decision)] = [(step, d) for step, decisions in rounds(world, state, seconds=200, every=5, scope="service")
+                          for d in decisions]
     assert step == 180
     assert decision.action is SCALE_DOWN and decision.container_id is None and decision.t0 == 100.0
     assert decision.params["replicas"] == 3 and decision.params["target_replicas"] == 2
@@ -299,9 +305,8 @@ def test_a_scale_down_the_executor_was_busy_for_fires_at_the_next_round_not_180_
     # The exclusions job holds a service for a moment; a decision in that moment is answered "busy".
     scale_down_world(world, 3, IDLE)
     fired = []
-    for step in range(0, 200, 5):
-        advance(world, 100.0 + step)
-        for decision in run(DEFAULT, world, 100.5 + step, state, scope="service"):
+    for step, decisions in rounds(world, state, seconds=200, every=5, scope="service"):
+        for decision in decisions:
             fired.append((step, decision.t0))
             if len(fired) == 1:
                 state.release(decision)
@@ -311,24 +316,18 @@ def test_a_scale_down_the_executor_was_busy_for_fires_at_the_next_round_not_180_
 def test_scale_down_waits_when_the_total_would_overload_the_remaining_replicas(world: World,
                                                                               state: RuleState) -> None:
     scale_down_world(world, 3, {"cpu": 55.0, "mem": 10.0, "net": 50.0})  # 165 >= 75 * 2
-    for step in range(0, 400, 10):
-        advance(world, 100.0 + step)
-        assert run(DEFAULT, world, 100.5 + step, state) == []
+    assert all(decisions == [] for _, decisions in rounds(world, state, seconds=400, every=10))
 
 
 def test_scale_down_never_goes_below_min_replicas(world: World, state: RuleState) -> None:
     scale_down_world(world, 1, IDLE)
-    for step in range(0, 400, 10):
-        advance(world, 100.0 + step)
-        assert run(DEFAULT, world, 100.5 + step, state) == []
+    assert all(decisions == [] for _, decisions in rounds(world, state, seconds=400, every=10))
 
 
 def test_scale_down_waits_until_every_replica_reports(world: World, state: RuleState) -> None:
     scale_down_world(world, 3, IDLE)
     world.service("web", replicas=4)  # a fourth replica is starting and has no samples yet
-    for step in range(0, 400, 10):
-        advance(world, 100.0 + step)
-        assert run(DEFAULT, world, 100.5 + step, state) == []
+    assert all(decisions == [] for _, decisions in rounds(world, state, seconds=400, every=10))
 
 
 def test_scale_down_never_fires_within_after_scale_up_of_a_scale_up_of_the_service(world: World,
