@@ -35,7 +35,7 @@ from sgcommon.engine.swarm import SwarmAdapter
 
 STATE = Path("/run/swarmguard-lab")
 HOST_PIDFILE = Path("/var/run/docker.pid")
-SINK = "http://10.99.0.1:8428"
+SINK = labinfo.SINK
 EXPORTER_PORT = 9101
 T = TypeVar("T")
 

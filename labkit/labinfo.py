@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAB_SCRIPT = REPO / "swarm" / "lab"
 HOST_SOCKET = "unix:///var/run/docker.sock"
 REGISTRY = "10.99.0.1:5000"
+SINK = "http://10.99.0.1:8428"  # the lab host's victoria-metrics, where the exporters write (docs/exporter.md)
 NETWORK = "swarmguard-net"
 STACK = "swarmguard"
 WORKERS_FILE = Path("/run/swarmguard-lab/workers")

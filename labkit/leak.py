@@ -28,8 +28,8 @@ from labkit import labinfo
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.trend import fit_line
 
-SINK = "http://10.99.0.1:8428"
-FIELDS = {"mem": "memory_percent", "cpu": "cpu_percent"}  # rule key -> line-protocol field (docs/metrics.md)
+SINK = labinfo.SINK
+FIELDS = {"mem": "memory_percent", "cpu": "cpu_percent", "net": "network_percent"}  # rule key -> line-protocol field (docs/metrics.md)
 LIMIT_REACHED = 99.5  # percent: the container got to its limit (memory: the OOM killer's line)
 Points = list[tuple[float, float]]
 
@@ -45,7 +45,7 @@ def parse_export(text: str) -> Points:
 
 
 def export_series(container_id: str, metric: str, *, start: float, end: float, sink: str = SINK) -> Points:
-    """The exporter's samples of `metric` (mem, cpu) for one container between start and end;
+    """The exporter's samples of `metric` (mem, cpu, net) for one container between start and end;
     EngineError (the lab tools' one error) when the sink cannot give them."""
     try:
         response = requests.get(f"{sink}/api/v1/export", timeout=10, params={

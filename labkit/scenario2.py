@@ -40,7 +40,7 @@ import requests
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
-from labkit import deploy, labinfo, loadgen
+from labkit import deploy, labinfo, leak, loadgen
 from labkit.zerodowntime import ProbeRun
 from sgcommon.version import add_version_argument
 
@@ -48,7 +48,7 @@ LOADGEN_SOURCE = Path(__file__).with_name("loadgen.py")
 GENERATOR_LABEL = "org.swarmguard.loadgen"
 SERVICE = api.APP_SERVICE
 CONTROLLER = api.CONTROLLER_SERVICE
-SINK = "http://10.99.0.1:8428"
+SINK = labinfo.SINK
 THRESHOLD_PREFIX = "SWARMGUARD_THRESHOLD_"
 
 # The lab's network thresholds, in % of the 100 Mbit/s link the lab exporters assume
@@ -87,9 +87,15 @@ def env_values(env: Sequence[str], names: Iterable[str]) -> dict[str, str | None
     return {name: found.get(name) for name in names}
 
 
-def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str], service: str) -> list[dict[str, Any]]:
-    """Scale records of `service` not in `seen`, oldest first (the controller lists newest first)."""
-    return [dict(r) for r in api.new_records(events, seen, service=service) if r.get("action") in ("scale_up", "scale_down")]
+SCALE_ACTIONS = ("scale_up", "scale_down")
+
+
+def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str],
+                service: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records of `service` not in `seen`, oldest first (the controller lists newest first): its scale
+    actions, and any other action (a migration the run did not ask for)."""
+    new = [dict(r) for r in api.new_records(events, seen, service=service)]
+    return [r for r in new if r.get("action") in SCALE_ACTIONS], [r for r in new if r.get("action") not in SCALE_ACTIONS]
 
 
 def span(record: Mapping[str, Any], *, start: int, end: int) -> float | None:
@@ -511,6 +517,9 @@ class Scenario2Options:
     generators: int = 2
     workers: int = 32
     memory_mb: int = 400  # held on the first replica during ramp + hold (see docs/load.md)
+    # The memory stress starts once the load serves this many req/s (docs/load.md): memory climbing
+    # with no traffic yet is what the predictive migrate rules are for, and they would move the replica.
+    memory_after_rps: float = 100.0  # capped at half of `rps`
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(LAB_THRESHOLDS))
     settle: float = 5.0  # seconds after a new replica is healthy before its CPU counts
     window: float = 15.0  # seconds of samples averaged for the per-replica CPU
@@ -566,22 +575,23 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
     with controller_thresholds(client, opt.thresholds, nodes=nodes, say=say):
         seen = {e["id"] for e in api.events(client, limit=200)}
         replicas_before = replica_count(client)
-        say(f"==> memory stress {opt.memory_mb} MB on the replica for {opt.ramp + opt.hold - 2:g} s; "
-            f"{opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
-            f"ramp-down {opt.ramp_down:g} s")
+        say(f"==> {opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
+            f"ramp-down {opt.ramp_down:g} s; memory stress {opt.memory_mb} MB on the replica once the load "
+            f"serves {opt.memory_after_rps:g} req/s, until 2 s before the hold ends")
         started = time.time()
-        first_container = stress_memory(lab, client, megabytes=opt.memory_mb, ramp=opt.ramp,
-                                        duration=max(opt.hold - 2, 1))
         probe = ProbeRun(lab.host_socket, image=opt.image, network=lab.network,
                          target=opt.target.replace("/api/data", "/health"), duration=duration + 5).start()
         generators = scenario_generators(opt, lab)
         actions: list[dict[str, Any]] = []
+        others: list[dict[str, Any]] = []
+        first_container = ""
         try:
             for gen in generators:
                 gen.start()
+            first_container = _memory_after_traffic(lab, client, generators, opt, say=say)
             load_end = started + duration
             while time.time() < load_end + 3:
-                _collect(client, seen, actions, say)
+                _collect(client, seen, actions, others, say)
                 time.sleep(1.0)
         finally:
             for gen in generators:
@@ -590,10 +600,11 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         load = load_outcome(generators)
         say(f"==> load done: {load['ok']} ok, {load['failed']} failed, {load['missed']} missed, "
             f"hold {load['hold_achieved_rps']} req/s; waiting up to {opt.scale_down_timeout:g} s for the scale-down")
-        deadline = time.time() + opt.scale_down_timeout
+        # without a scale-up there is nothing to scale down
+        deadline = time.time() + (opt.scale_down_timeout if scaled_up(actions) else 0.0)
         while time.time() < deadline and not (any(a["action"] == "scale_down" for a in actions)
                                               and len(running_replicas(client)) == 1):
-            _collect(client, seen, actions, say)
+            _collect(client, seen, actions, others, say)
             time.sleep(2.0)
         replicas_after = replica_count(client)
     # The scale-down's CPU window starts `settle` s after its T5, later than the loop above ends:
@@ -605,8 +616,8 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         say(f"    no per-replica CPU: the sink {opt.sink} did not answer ({exc})")
         series = []
     steps = _steps(actions, series, opt, load_end=started + opt.ramp + opt.hold)
-    return {
-        "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions,
+    result = {
+        "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions, "other_actions": others,
         "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
         "steps": steps, "timings": [dict(action=a["action"], **timings(a)) for a in actions],
         "load_stopped_at": load_end, "scale_down_after_load_s": _after(actions, "scale_down", since=load_end),
@@ -614,6 +625,13 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         "lab_adaptation": {"thresholds": dict(opt.thresholds), "memory_mb": opt.memory_mb},
         "options": {k: v for k, v in vars(opt).items() if k != "thresholds"},
     }
+    if not scaled_up(actions):
+        result["no_scale_up"] = no_scale_up(client, opt, container_id=first_container, start=started, end=load_end)
+    return result
+
+
+def scaled_up(actions: Sequence[Mapping[str, Any]]) -> bool:
+    return any(a["action"] == "scale_up" and a.get("result") == "success" for a in actions)
 
 
 def _after(actions: Sequence[Mapping[str, Any]], action: str, *, since: float) -> float | None:
@@ -623,12 +641,70 @@ def _after(actions: Sequence[Mapping[str, Any]], action: str, *, since: float) -
     return round(min(done) - since, 3) if done else None
 
 
-def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], say: Callable[[str], None]) -> None:
-    for record in new_actions(api.events(client, limit=50), seen, SERVICE):
-        seen.add(record["id"])
-        actions.append(record)
+def _collect(client: Any, seen: set[str], actions: list[dict[str, Any]], others: list[dict[str, Any]],
+             say: Callable[[str], None]) -> None:
+    """The controller's new records of the service: scale actions into `actions`, any other (a
+    migration the run did not ask for) into `others`."""
+    scale, other = new_actions(api.events(client, limit=50), seen, SERVICE)
+    for record in scale:
         say(f"    {record['action']} {record['result']}: replicas {record.get('replicas_before')} -> "
             f"{record.get('replicas_after')}, T0->T5 {span(record, start=0, end=5)} s")
+    for record in other:
+        say(f"    unexpected {record.get('action')} {record.get('result')} by rule {record.get('rule')}: "
+            f"{record.get('node_from')} -> {record.get('node_to')}")
+    seen.update(r["id"] for r in scale + other)
+    actions += scale
+    others += other
+
+
+def latest_rate(lines: Sequence[Sequence[Mapping[str, Any]]]) -> float:
+    """The req/s the generators served together in their latest reported second (one list per generator)."""
+    return float(sum(gen[-1].get("ok", 0) for gen in lines if gen))
+
+
+def _memory_after_traffic(lab: labinfo.Lab, client: Any, generators: Sequence[GeneratorRun], opt: Scenario2Options,
+                          *, say: Callable[[str], None]) -> str:
+    """Waits until the load serves `memory_after_rps`, then starts the memory stress: full when the
+    load's ramp ends (the part of the ramp the served rate has not covered yet) and held until 2 s
+    before the hold ends. The stressed container's id."""
+    wanted = min(opt.memory_after_rps, opt.rps / 2)
+
+    def served() -> tuple[float] | None:
+        rate = latest_rate([list(g.lines) for g in generators])
+        return (rate,) if rate >= wanted else None
+
+    [rate] = api.eventually(served, timeout=opt.ramp + 30, every=0.25,
+                            what=f"the load to serve {wanted:g} req/s before the memory stress starts")
+    ramp = max(opt.ramp * (1.0 - rate / opt.rps), 1.0)
+    say(f"    the load serves {rate:g} req/s: memory stress {opt.memory_mb} MB, ramp {ramp:.1f} s")
+    return stress_memory(lab, client, megabytes=opt.memory_mb, ramp=ramp, duration=max(opt.hold - 2, 1.0))
+
+
+def no_scale_up(client: Any, opt: Scenario2Options, *, container_id: str, start: float, end: float) -> dict[str, Any]:
+    """What a run without a scale-up saw: the stressed container's figures during the load (median
+    and max from the sink) and the controller's decisions and warnings, so a failure says why."""
+    figures: dict[str, Any] = {}
+    for name in ("cpu", "mem", "net"):
+        try:
+            values = [v for _, v in leak.export_series(container_id, name, start=start, end=end, sink=opt.sink)]
+        except EngineError as exc:
+            figures[name] = str(exc)[:200]
+            continue
+        figures[name] = ({"median": round(statistics.median(values), 1), "max": round(max(values), 1),
+                          "samples": len(values)} if values else "no samples")
+    return {"container_id": container_id[:12], "figures": figures, "controller_log": controller_log(client, since=start)}
+
+
+def controller_log(client: Any, *, since: float, keep: int = 30) -> list[str]:
+    """The controller's decisions, warnings and errors since `since` (newest `keep`, cut to 300 characters)."""
+    try:
+        with translate(f"logs of {CONTROLLER}"):
+            raw = client.service_logs(CONTROLLER, stdout=True, stderr=True, since=int(since) - 1)
+            lines = b"".join(raw).decode(errors="replace").splitlines()  # frames, not lines
+    except EngineError as exc:
+        return [f"the controller's log could not be read: {exc}"[:300]]
+    wanted = ('"decision"', '"action ', '"warning"', '"error"')
+    return [line[:300] for line in lines if any(w in line for w in wanted)][-keep:]
 
 
 def windows_end(actions: Sequence[Mapping[str, Any]], opt: Scenario2Options) -> float:
@@ -673,6 +749,13 @@ def format_result(result: Mapping[str, Any]) -> str:
         lines.append(f"{a['action']:10} {a['result']:8} {a.get('replicas_before')} -> {a.get('replicas_after')}  "
                      f"T0->T5 {t['t0_t5']} s  T0->T6 {t['t0_t6']} s  T2-T1 {t['alert_t2_t1']} s  T3-T2 {t['decision_t3_t2']} s  "
                      f"T5-T4 {t['action_t5_t4']} s")
+    for a in result.get("other_actions", []):
+        lines.append(f"unexpected {a['action']} {a['result']} by rule {a.get('rule')}: {a.get('node_from')} -> "
+                     f"{a.get('node_to')} ({a.get('reason')})")
+    if "no_scale_up" in result:
+        lines.append(f"no scale-up; the stressed container's figures during the load: "
+                     f"{result['no_scale_up']['figures']}")
+        lines += [f"  controller: {line}" for line in result["no_scale_up"]["controller_log"]]
     for s in result["steps"]:
         lines.append(f"after {s['action']}: {s['replicas']} replicas, CPU each {s['cpu_per_replica']} "
                      f"(before {s['cpu_before_total']} in all; split {s['split']})")
@@ -713,14 +796,17 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
     parser.add_argument("--generators", type=int, default=defaults.generators, help="generator containers (default %(default)s)")
     add_ssh_args(parser)
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory stress on the replica (default %(default)s)")
+    parser.add_argument("--memory-after-rps", type=float, default=defaults.memory_after_rps,
+                        help="start the memory stress once the load serves this many req/s (at most half of --rps; "
+                             "default %(default)s)")
     parser.add_argument("--net-high", type=float, default=LAB_THRESHOLDS["net_high"], help="lab net_high, %% (default %(default)s)")
     parser.add_argument("--net-low", type=float, default=LAB_THRESHOLDS["net_low"], help="lab net_low, %% (default %(default)s)")
     parser.add_argument("--scale-down-timeout", type=float, default=defaults.scale_down_timeout, help="default %(default)s s")
     parser.add_argument("--output", type=Path, help="JSON result (default results/scenario2-<time>.json)")
     args = parser.parse_args(argv)
     loadgen.check_schedule_args(parser, args)
-    if args.generators < 1 or args.memory_mb < 0:
-        parser.error("--generators must be >= 1 and --memory-mb >= 0")
+    if args.generators < 1 or args.memory_mb < 0 or args.memory_after_rps < 0:
+        parser.error("--generators must be >= 1, --memory-mb and --memory-after-rps >= 0")
     if not 0 < args.net_low < args.net_high:
         parser.error("need 0 < --net-low < --net-high")
     check_ssh_args(parser, args)
@@ -731,7 +817,8 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
 def main_scenario(argv: Sequence[str] | None = None) -> int:
     args = parse_scenario_args(argv)
     opt = Scenario2Options(rps=args.rps, ramp=args.ramp_time, hold=args.hold_time, ramp_down=args.ramp_down_time,
-                           generators=args.generators, memory_mb=args.memory_mb, target=args.target,
+                           generators=args.generators, memory_mb=args.memory_mb,
+                           memory_after_rps=args.memory_after_rps, target=args.target,
                            thresholds={"net_high": args.net_high, "net_low": args.net_low},
                            scale_down_timeout=args.scale_down_timeout, ssh_hosts=args.hosts,
                            ssh_config=str(args.ssh_config) if args.ssh_config else None)
@@ -741,8 +828,7 @@ def main_scenario(argv: Sequence[str] | None = None) -> int:
     output.write_text(json.dumps(result, indent=1))
     print(format_result(result))
     print(f"result: {output}")
-    ok = (any(a["action"] == "scale_up" and a["result"] == "success" for a in result["actions"])
-          and result["probe"]["failures"] == 0 and result["replicas_after"] == 1)
+    ok = (scaled_up(result["actions"]) and result["probe"]["failures"] == 0 and result["replicas_after"] == 1)
     return 0 if ok else 1
 
 

@@ -42,7 +42,7 @@ from labkit import controller_api as api
 from labkit import report as report_mod
 from sgcommon.version import add_version_argument
 
-SINK_URL = "http://10.99.0.1:8428"
+SINK_URL = labinfo.SINK
 E2E_LABEL = labreset.E2E_LABEL
 CONCURRENT = {"a": "sgi-conc-a", "b": "sgi-conc-b", "c": "sgi-conc-c", "sink": "sgi-conc-sink"}
 

@@ -93,7 +93,7 @@ def test_env_edits_replace_add_and_remove_and_keep_everything_else() -> None:
     assert scenario2.env_values(edited, ["B", "A", "C"]) == {"B": "x=y", "A": None, "C": "3"}
 
 
-def test_only_new_scale_records_of_the_service_are_taken_oldest_first() -> None:
+def test_new_records_of_the_service_are_taken_oldest_first_scale_actions_apart_from_the_rest() -> None:
     events = [
         {"id": "3", "service": scenario2.SERVICE, "action": "scale_down", "t0": 30.0},
         {"id": "2", "service": scenario2.SERVICE, "action": "scale_up", "t0": 20.0},
@@ -101,7 +101,9 @@ def test_only_new_scale_records_of_the_service_are_taken_oldest_first() -> None:
         {"id": "8", "service": scenario2.SERVICE, "action": "migrate", "t0": 22.0},
         {"id": "1", "service": scenario2.SERVICE, "action": "scale_up", "t0": 10.0},
     ]
-    assert [e["id"] for e in scenario2.new_actions(events, {"1"}, scenario2.SERVICE)] == ["2", "3"]
+    scale, other = scenario2.new_actions(events, {"1"}, scenario2.SERVICE)
+    assert [e["id"] for e in scale] == ["2", "3"]
+    assert [e["id"] for e in other] == ["8"]
 
 
 def test_timings_are_the_spans_between_the_records_timestamps() -> None:
@@ -228,3 +230,98 @@ def test_the_sink_is_read_after_the_last_steps_cpu_window_has_passed() -> None:
                {"action": "scale_up", "result": "failed", "t5": 400.0}]
     assert scenario2.windows_end(actions, opt) == 320.0
     assert scenario2.windows_end([], opt) == 0.0
+
+
+def test_the_served_rate_is_the_generators_latest_seconds_added() -> None:
+    assert scenario2.latest_rate([[{"ok": 10}, {"ok": 40}], [{"ok": 55}], []]) == 95.0
+    assert scenario2.latest_rate([]) == 0.0
+
+
+def test_the_memory_stress_waits_for_traffic_and_is_full_with_the_load_and_over_before_the_hold_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Memory climbing with no traffic is what the predictive migrate rules act on: started first,
+    # it can get the replica moved instead of scaled.
+    import threading
+
+    calls: list[dict[str, float]] = []
+    monkeypatch.setattr(scenario2, "stress_memory", lambda lab, client, **kw: calls.append(kw) or "cid")
+    gen = scenario2.GeneratorRun("gen-1")
+    gen.take(json.dumps({"second": 1, "ok": 30}))
+    timer = threading.Timer(0.6, lambda: (calls.append({"traffic": 1.0}), gen.take(json.dumps({"second": 2, "ok": 120}))))
+    opt = scenario2.Scenario2Options(rps=400.0, ramp=20.0, hold=45.0, memory_after_rps=100.0)
+    timer.start()
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    assert scenario2._memory_after_traffic(lab, None, [gen], opt, say=lambda _: None) == "cid"
+    traffic, stress = calls
+    assert traffic == {"traffic": 1.0}  # the stress came after the generator served 100 req/s
+    assert stress == {"megabytes": 400, "ramp": pytest.approx(14.0),  # full when the 20 s ramp (at 120 of 400) is
+                      "duration": 43.0}  # held until 2 s before the hold ends
+
+
+def test_with_little_traffic_the_memory_stress_waits_for_half_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    waited: list[str] = []
+    monkeypatch.setattr(scenario2, "stress_memory", lambda lab, client, **kw: "cid")
+    monkeypatch.setattr(scenario2.api, "eventually", lambda check, **kw: waited.append(kw["what"]) or check())
+    gen = scenario2.GeneratorRun("gen-1")
+    gen.take(json.dumps({"second": 1, "ok": 30}))
+    opt = scenario2.Scenario2Options(rps=60.0, memory_after_rps=100.0)
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    scenario2._memory_after_traffic(lab, None, [gen], opt, say=lambda _: None)
+    assert waited == ["the load to serve 30 req/s before the memory stress starts"]
+    # 0 starts it at once, before any second was reported
+    scenario2._memory_after_traffic(lab, None, [scenario2.GeneratorRun("gen-2")],
+                                    scenario2.Scenario2Options(memory_after_rps=0.0), say=lambda _: None)
+    assert waited[-1] == "the load to serve 0 req/s before the memory stress starts"
+
+
+class _Logs:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.asked: dict[str, object] = {}
+
+    def service_logs(self, service: str, **kw: object) -> list[bytes]:
+        self.asked = {"service": service, **kw}
+        return [line.encode() + b"\n" for line in self.lines]
+
+
+def test_a_run_without_a_scale_up_says_what_the_container_and_the_controller_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Answer:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def raise_for_status(self) -> None:
+            pass
+
+    asked: list[str] = []
+
+    def get(url: str, *, timeout: float, params: dict[str, str]) -> Answer:
+        asked.append(params["match[]"])
+        values = {"cpu": [60.0, 70.0, 90.0], "memory": [80.0, 84.0, 85.0], "network": []}
+        name = params["match[]"].split("_")[2]
+        if not values[name]:
+            return Answer("")
+        return Answer(json.dumps({"metric": {"container_id": "c1"}, "values": values[name],
+                                  "timestamps": [1000, 2000, 3000]}))
+
+    monkeypatch.setattr(scenario2.requests, "get", get)
+    logs = _Logs(['{"level":"info","msg":"scrape round"}',
+                  '{"level":"info","msg":"decision","rule":"migrate-before-oom"}',
+                  '{"level":"warning","msg":"action not started","verdict":"busy"}'])
+    out = scenario2.no_scale_up(logs, scenario2.Scenario2Options(), container_id="c1" * 20, start=100.0, end=200.0)
+    assert out["figures"] == {"cpu": {"median": 70.0, "max": 90.0, "samples": 3},
+                              "mem": {"median": 84.0, "max": 85.0, "samples": 3}, "net": "no samples"}
+    assert all('container_id="' + "c1" * 20 + '"' in m for m in asked)
+    assert [json.loads(line)["msg"] for line in out["controller_log"]] == ["decision", "action not started"]
+    assert logs.asked["service"] == scenario2.CONTROLLER and logs.asked["since"] == 99
+
+
+def test_a_controller_log_that_cannot_be_read_is_said_not_raised() -> None:
+    class Broken:
+        def service_logs(self, service: str, **kw: object) -> list[bytes]:
+            raise EngineError("no such service")
+
+    [line] = scenario2.controller_log(Broken(), since=0.0)
+    assert "could not be read" in line and "no such service" in line
