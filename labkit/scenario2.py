@@ -519,7 +519,7 @@ class Scenario2Options:
     memory_mb: int = 400  # held on the first replica during ramp + hold (see docs/load.md)
     # The memory stress starts once the load serves this many req/s (docs/load.md): memory climbing
     # with no traffic yet is what the predictive migrate rules are for, and they would move the replica.
-    memory_after_rps: float = 100.0  # capped at half of `rps`
+    memory_after_rps: float = 100.0  # capped at half of `rps`: `memory_after()`
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(LAB_THRESHOLDS))
     settle: float = 5.0  # seconds after a new replica is healthy before its CPU counts
     window: float = 15.0  # seconds of samples averaged for the per-replica CPU
@@ -529,6 +529,10 @@ class Scenario2Options:
     sink: str = SINK
     ssh_hosts: Sequence[str] = ()  # generators on these hosts over ssh instead of containers
     ssh_config: str | None = None  # ssh -F (a str: the options go into the JSON result)
+
+    def memory_after(self) -> float:
+        """The req/s the load serves before the memory stress starts."""
+        return min(self.memory_after_rps, self.rps / 2)
 
 
 def scenario_generators(opt: Scenario2Options, lab: labinfo.Lab) -> list[GeneratorRun]:
@@ -577,7 +581,7 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         replicas_before = replica_count(client)
         say(f"==> {opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
             f"ramp-down {opt.ramp_down:g} s; memory stress {opt.memory_mb} MB on the replica once the load "
-            f"serves {opt.memory_after_rps:g} req/s, until 2 s before the hold ends")
+            f"serves {opt.memory_after():g} req/s, until 2 s before the hold ends")
         started = time.time()
         probe = ProbeRun(lab.host_socket, image=opt.image, network=lab.network,
                          target=opt.target.replace("/api/data", "/health"), duration=duration + 5).start()
@@ -667,7 +671,7 @@ def _memory_after_traffic(lab: labinfo.Lab, client: Any, generators: Sequence[Ge
     """Waits until the load serves `memory_after_rps`, then starts the memory stress: full when the
     load's ramp ends (the part of the ramp the served rate has not covered yet) and held until 2 s
     before the hold ends. The stressed container's id."""
-    wanted = min(opt.memory_after_rps, opt.rps / 2)
+    wanted = opt.memory_after()
 
     def served() -> tuple[float] | None:
         rate = latest_rate([list(g.lines) for g in generators])
