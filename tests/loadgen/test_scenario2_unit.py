@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 from pathlib import Path
 
 import pytest
@@ -242,8 +243,6 @@ def test_the_memory_stress_waits_for_traffic_and_is_full_with_the_load_and_over_
 ) -> None:
     # Memory climbing with no traffic is what the predictive migrate rules act on: started first,
     # it can get the replica moved instead of scaled.
-    import threading
-
     calls: list[dict[str, float]] = []
     monkeypatch.setattr(scenario2, "stress_memory", lambda lab, client, **kw: calls.append(kw) or "cid")
     gen = scenario2.GeneratorRun("gen-1")
