@@ -331,9 +331,10 @@ class MetricsCache:
             containers[cid] = sample._replace(stale=True) if stale else sample
         if node is not None:
             nodes[node.node] = dataclasses.replace(node, stale=True) if down is not None or node.ts < limit else node
-        kept = containers and series is not None
-        history = HistoryView(containers, {cid: series} if kept and series is not None else {},
-                              {cid: stop} if kept else {}, cutoff=cutoff)
+        if containers and series is not None:
+            history = HistoryView(containers, {cid: series}, {cid: stop}, cutoff=cutoff)
+        else:
+            history = HistoryView(containers, {}, {}, cutoff=cutoff)
         return Snapshot(containers=containers, history=history, services=services, nodes=nodes)
 
     def node_load(self) -> dict[str, float]:
