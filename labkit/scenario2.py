@@ -757,6 +757,9 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
         say(f"    no per-replica CPU: {exc}")
         series = []
     steps = _steps(actions, series, opt, load_end=started + opt.ramp + opt.hold)
+    for step in steps:
+        say(f"    after {step['action']}: {step['replicas']} replicas, CPU each {step['cpu_per_replica']} "
+            f"(at the breach {step['cpu_before_total']} in all)")
     result = {
         "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions, "other_actions": others,
         "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
