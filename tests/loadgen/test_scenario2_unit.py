@@ -1,4 +1,5 @@
-"""Scenario 2's parts that need no lab: the ssh command and options, env edits, events, sink parsing, load split.
+"""Scenario 2's parts that need no lab: the ssh command and options, env edits, events, sink parsing, load split,
+the calibrated hold rate (fake generators and a fake sink).
 
 The ssh generator itself (through a stand-in ssh) is in test_ssh_generator.py."""
 from __future__ import annotations
@@ -7,9 +8,11 @@ import dataclasses
 import json
 import shlex
 import threading
+import types
 from pathlib import Path
 
 import pytest
+import requests
 
 from sgcommon.engine import EngineError
 from labkit import labinfo, report, scenario2, sink
@@ -408,3 +411,81 @@ def test_the_options_have_no_hold_rate_until_one_is_chosen_and_the_memory_stress
     assert dataclasses.replace(opt, rps=640.0).memory_after() == 100.0
     assert dataclasses.replace(opt, rps=150.0).memory_after() == 75.0
     assert scenario2.parse_scenario_args([]).rps is None and scenario2.parse_scenario_args(["--rps", "300"]).rps == 300.0
+
+
+class _FakeGenerator(scenario2.GeneratorRun):
+    """A generator that prints its seconds (100 req/s each) and summary at start, as loadgen.py would."""
+
+    def __init__(self, name: str, ts0: float) -> None:
+        super().__init__(name)
+        self.ts0 = ts0
+
+    def start(self) -> _FakeGenerator:
+        lines = calibration_lines(self.ts0, [30, 60, 90] + [100] * 12)
+        for line in lines:
+            self.take(json.dumps(line))
+        self.take(json.dumps({"summary": {"target_rps": 100.0, "planned": 1380, "sent": 1380, "ok": 1380, "failed": 0,
+                                          "missed": 0, "hold_achieved_rps": 100.0, "addresses": {}, "errors": {}}}))
+        return self
+
+    def finish(self, *, timeout: float, stop: bool = False) -> None:
+        pass
+
+
+def fake_calibration_lab(monkeypatch: pytest.MonkeyPatch, sink_points: list[tuple[float, float]] | None,
+                         ) -> tuple[list[scenario2.Scenario2Options], list[dict[str, str]]]:
+    """scenario2 with a fixed clock (1000 s), one replica, fake generators and a fake sink
+    (None: the sink refuses connections). The options the generators were made with, the sink's queries."""
+    made: list[scenario2.Scenario2Options] = []
+    queries: list[dict[str, str]] = []
+    monkeypatch.setattr(scenario2, "time", types.SimpleNamespace(time=lambda: 1000.0))
+    monkeypatch.setattr(scenario2, "running_replicas",
+                        lambda client: [{"Status": {"ContainerStatus": {"ContainerID": "c" * 64}}}])
+
+    def generators(opt: scenario2.Scenario2Options, lab: labinfo.Lab) -> list[scenario2.GeneratorRun]:
+        made.append(opt)
+        return [_FakeGenerator("gen-1", 1000.2), _FakeGenerator("gen-2", 1000.5)]
+
+    monkeypatch.setattr(scenario2, "scenario_generators", generators)
+
+    def get(url: str, *, timeout: float, params: dict[str, str]) -> types.SimpleNamespace:
+        queries.append(params)
+        if sink_points is None:
+            raise requests.ConnectionError("connection refused")
+        text = json.dumps({"metric": {"container_id": "c" * 64}, "values": [v for _, v in sink_points],
+                           "timestamps": [int(t * 1000) for t, _ in sink_points]})
+        return types.SimpleNamespace(text=text, raise_for_status=lambda: None)
+
+    monkeypatch.setattr(sink.requests, "get", get)
+    return made, queries
+
+
+def test_the_calibration_runs_a_short_load_without_memory_stress_and_holds_the_rate_its_cpu_cost_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # idle 2 % before the load, 40 % over the hold, back to 2 % 3 s after it: 0.19 % per req/s
+    points = [(990.0 + i, 2.0) for i in range(10)] + [(1001.0 + i, 40.0) for i in range(15)]
+    points += [(1016.0 + i, 2.0) for i in range(5)]
+    made, queries = fake_calibration_lab(monkeypatch, points)
+    said: list[str] = []
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    record = scenario2.calibrate(lab, None, scenario2.Scenario2Options(), say=said.append)
+    [opt] = made
+    assert (opt.rps, opt.ramp, opt.hold, opt.ramp_down) == (200.0, 3.0, 12.0, 0.0)
+    assert record["served_rps"] == 200.0 and record["window"] == [1007.5, 1015.2]
+    assert (record["cpu_median"], record["cpu_idle"], record["cpu_per_rps"]) == (40.0, 2.0, 0.19)
+    assert record["chosen_rps"] == 450.0 and record["measured"] and record["container_id"] == "c" * 12
+    assert 'container_id="' + "c" * 64 + '"' in queries[0]["match[]"] and float(queries[0]["start"]) == 985.0
+    assert "calibrating the hold rate" in said[0] and "hold rate 450 req/s" in said[-1]
+
+
+def test_a_calibration_whose_sink_does_not_answer_holds_the_fixed_rate_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_calibration_lab(monkeypatch, None)
+    said: list[str] = []
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    record = scenario2.calibrate(lab, None, scenario2.Scenario2Options(), say=said.append)
+    assert record["chosen_rps"] == 400.0 and not record["measured"] and record["served_rps"] == 200.0
+    assert "no CPU sample" in record["note"]
+    assert any("connection refused" in line for line in said) and "the fixed 400 req/s" in said[-1]
