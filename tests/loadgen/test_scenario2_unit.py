@@ -309,7 +309,7 @@ def test_a_run_without_a_scale_up_says_what_the_container_and_the_controller_did
         return Answer(json.dumps({"metric": {"container_id": "c1"}, "values": values[name],
                                   "timestamps": [1000, 2000, 3000]}))
 
-    monkeypatch.setattr(sink.requests, "get", get)
+    monkeypatch.setattr("labkit.sink.requests.get", get)
     logs = _Logs(['{"level":"info","msg":"scrape round"}',
                   '{"level":"info","msg":"decision","rule":"migrate-before-oom"}',
                   '{"level":"warning","msg":"action not started","verdict":"busy"}'])
@@ -456,7 +456,7 @@ def fake_calibration_lab(monkeypatch: pytest.MonkeyPatch, sink_points: list[tupl
                            "timestamps": [int(t * 1000) for t, _ in sink_points]})
         return types.SimpleNamespace(text=text, raise_for_status=lambda: None)
 
-    monkeypatch.setattr(sink.requests, "get", get)
+    monkeypatch.setattr("labkit.sink.requests.get", get)
     return made, queries
 
 
