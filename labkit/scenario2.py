@@ -175,10 +175,14 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # rate both breaches cpu_high (75 %) on one replica and stays clear of its limit. Unless a rate is
 # given, the run first measures the cost with a short load that no rule can act on and holds the
 # rate that puts one replica at TARGET_CPU.
-CALIBRATION_RPS = 200.0  # 26-44 % of the limit at those costs: under cpu_high, and no memory stress
+CALIBRATION_RPS = 200.0  # 26-66 % of the limit at the costs measured so far, and no memory stress: no rule fires
 CALIBRATION_RAMP = 3.0
-CALIBRATION_HOLD = 12.0
-CALIBRATION_TAIL = 8.0  # the hold's last seconds are measured: the ramp has left the samples by then
+CALIBRATION_HOLD = 15.0
+# The hold's last 12 s are measured (its first 3 s left out: the ramp's samples). The cost drifts
+# within seconds (60 -> 47 % at a constant 200 req/s, docs/load.md): the longer the window, the less
+# one dip decides the rate.
+CALIBRATION_TAIL = 12.0
+IDLE_SECONDS = 10.0  # before the calibration's load: the replica's idle CPU (its healthcheck, every 2 s)
 # 88 %: above cpu_high by more than the samples' second-to-second spread (a few %) and the
 # calibration's own error, so the rule's two consecutive samples breach; under ~95 %, where the
 # CFS quota throttles the replica, requests queue and time out. After the scale-up the larger
@@ -234,7 +238,7 @@ def calibration_record(*, asked: float, served: tuple[float, float, float] | Non
                        limits: tuple[float, float] = RATE_LIMITS, fallback: float = FALLBACK_RPS) -> dict[str, Any]:
     """What the calibration measured and the rate it chose, from the generators' served rate and
     the replica's CPU samples. A sample stands for the second before it, so the window's samples are
-    those at start + 1 .. end; the idle CPU is the median of the samples before the load started.
+    those at start + 1 .. end; the idle CPU is the median of the IDLE_SECONDS of samples before the load.
     The rate is (target - idle) / (CPU % per req/s): the app's CPU is its idle share plus a cost per
     request. Without a served rate or samples, the `fallback` rate with the reason."""
     record: dict[str, Any] = {"rate": asked, "served_rps": None, "window": None, "cpu_samples": 0, "cpu_median": None,
@@ -246,7 +250,7 @@ def calibration_record(*, asked: float, served: tuple[float, float, float] | Non
         rps, start, end = served
         record["served_rps"], record["window"] = rps, [round(start, 3), round(end, 3)]
         values = [v for t, v in points if start + 1.0 <= t <= end]
-        idle = [v for t, v in points if t < load_start]
+        idle = [v for t, v in points if load_start - IDLE_SECONDS <= t < load_start]
         record["cpu_samples"] = len(values)
         if rps < asked / 2:
             problem = f"the generators served {rps:g} of {asked:g} req/s"
@@ -680,11 +684,11 @@ def calibrate(lab: labinfo.Lab, client: Any, opt: Scenario2Options, *, say: Call
     if served is not None:
         _, _, end = served
         try:
-            points = api.eventually(lambda: _settled(container, opt, since=load_start - 15, after=end + 3),
+            points = api.eventually(lambda: _settled(container, opt, since=load_start - IDLE_SECONDS, after=end + 3),
                                     timeout=settle_timeout, every=1.0, what="the calibration's CPU samples")
         except api.WaitTimeout:
             with contextlib.suppress(EngineError):
-                points = sink.export_series(container, "cpu", start=load_start - 15, end=time.time(), sink=opt.sink)
+                points = sink.export_series(container, "cpu", start=load_start - IDLE_SECONDS, end=time.time(), sink=opt.sink)
             say(f"    {settle_timeout:g} s after the calibration, the sink has no CPU sample of the replica 3 s past "
                 f"its load, or the CPU is not back under 20 %: newest {points[-3:]}")
         except EngineError as exc:

@@ -421,10 +421,10 @@ class _FakeGenerator(scenario2.GeneratorRun):
         self.ts0 = ts0
 
     def start(self) -> _FakeGenerator:
-        lines = calibration_lines(self.ts0, [30, 60, 90] + [100] * 12)
+        lines = calibration_lines(self.ts0, [30, 60, 90] + [100] * 15)
         for line in lines:
             self.take(json.dumps(line))
-        self.take(json.dumps({"summary": {"target_rps": 100.0, "planned": 1380, "sent": 1380, "ok": 1380, "failed": 0,
+        self.take(json.dumps({"summary": {"target_rps": 100.0, "planned": 1680, "sent": 1680, "ok": 1680, "failed": 0,
                                           "missed": 0, "hold_achieved_rps": 100.0, "addresses": {}, "errors": {}}}))
         return self
 
@@ -463,19 +463,20 @@ def fake_calibration_lab(monkeypatch: pytest.MonkeyPatch, sink_points: list[tupl
 def test_the_calibration_runs_a_short_load_without_memory_stress_and_holds_the_rate_its_cpu_cost_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # idle 2 % before the load, 40 % over the hold, back to 2 % 3 s after it: 0.19 % per req/s
-    points = [(990.0 + i, 2.0) for i in range(10)] + [(1001.0 + i, 40.0) for i in range(15)]
-    points += [(1016.0 + i, 2.0) for i in range(5)]
+    # idle 2 % before the load (and 30 % before that: the previous load is not idle), 40 % over the
+    # hold, back to 2 % 3 s after it: 0.19 % per req/s
+    points = [(980.0 + i, 30.0) for i in range(10)] + [(990.0 + i, 2.0) for i in range(10)]
+    points += [(1001.0 + i, 40.0) for i in range(18)] + [(1019.0 + i, 2.0) for i in range(5)]
     made, queries = fake_calibration_lab(monkeypatch, points)
     said: list[str] = []
     lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
     record = scenario2.calibrate(lab, None, scenario2.Scenario2Options(), say=said.append)
     [opt] = made
-    assert (opt.rps, opt.ramp, opt.hold, opt.ramp_down) == (200.0, 3.0, 12.0, 0.0)
-    assert record["served_rps"] == 200.0 and record["window"] == [1007.5, 1015.2]
+    assert (opt.rps, opt.ramp, opt.hold, opt.ramp_down) == (200.0, 3.0, 15.0, 0.0)
+    assert record["served_rps"] == 200.0 and record["window"] == [1006.5, 1018.2] and record["cpu_samples"] == 11
     assert (record["cpu_median"], record["cpu_idle"], record["cpu_per_rps"]) == (40.0, 2.0, 0.19)
     assert record["chosen_rps"] == 450.0 and record["measured"] and record["container_id"] == "c" * 12
-    assert 'container_id="' + "c" * 64 + '"' in queries[0]["match[]"] and float(queries[0]["start"]) == 985.0
+    assert 'container_id="' + "c" * 64 + '"' in queries[0]["match[]"] and float(queries[0]["start"]) == 990.0
     assert "calibrating the hold rate" in said[0] and "hold rate 450 req/s" in said[-1]
 
 
