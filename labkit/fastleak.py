@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import controller_api as api
-from labkit import labinfo, labreset, leak, onetask, variants
+from labkit import labinfo, labreset, leak, onetask, sink, variants
 from labkit.scenario1 import lift_exclusions
 from labkit.zerodowntime import ProbeRun
 from sgcommon.engine import connect, translate
@@ -151,7 +151,7 @@ class FastLeak:
             summary = probe.finish(stop=True)
         fate = leak.container_fate(self.lab, node, container)
         time.sleep(6.0)  # the exporter writes its samples every 5 s
-        points = leak.export_series(container, "mem", start=started - 30, end=time.time())
+        points = sink.export_series(container, "mem", start=started - 30, end=time.time())
         window = rule_window(_rule_text(record), self.s.window) if record else self.s.window
         timeline = leak.timeline(record, points, metric="mem", level=100.0, started=started, window=window, fate=fate)
         timeline["rate_mb_s"] = self.s.rate

@@ -3,7 +3,8 @@
 When did the container's memory (or CPU) actually cross the threshold, when did the rule's trend
 say it would, when did the replacement serve, and did the kernel kill the old container (OOM)?
 - The samples are the exporter's own series in the lab's victoria-metrics (10.99.0.1:8428,
-  `container_metrics_memory_percent{container_id=...}`: one per second, written every 5 s).
+  `container_metrics_memory_percent{container_id=...}`: one per second, written every 5 s), read
+  by labkit/sink.py's `export_series`.
 - T_cross: the first sample at or above the level, interpolated from the sample before it. A
   predictive migration often stops the old container before it gets there: then T_cross is where the
   line through the climb's last samples reaches the level, marked "extrapolated" (the load is a
@@ -12,49 +13,20 @@ say it would, when did the replacement serve, and did the kernel kill the old co
   the level (sgcommon/trend.py, as the rule's predict() drew it).
 - The old container's fate: `State.OOMKilled`, exit code and finish time, through its node's engine.
 Lead time = T_cross - T5: positive when the replacement served before the crossing.
-Everything but `export_series` and `container_fate` is pure and unit-tested.
+Everything but `container_fate` is pure and unit-tested.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import requests
 
 from labkit import labinfo
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.trend import fit_line
 
-SINK = labinfo.SINK
-FIELDS = {"mem": "memory_percent", "cpu": "cpu_percent", "net": "network_percent"}  # rule key -> line-protocol field (docs/metrics.md)
 LIMIT_REACHED = 99.5  # percent: the container got to its limit (memory: the OOM killer's line)
-Points = list[tuple[float, float]]
-
-
-def parse_export(text: str) -> Points:
-    """victoria-metrics /api/v1/export lines (one JSON object each) -> sorted (Unix s, value)."""
-    points: Points = []
-    for line in text.splitlines():
-        if line.strip():
-            doc = json.loads(line)
-            points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"], strict=True))
-    return sorted(set(points))
-
-
-def export_series(container_id: str, metric: str, *, start: float, end: float, sink: str = SINK) -> Points:
-    """The exporter's samples of `metric` (mem, cpu, net) for one container between start and end;
-    EngineError (the lab tools' one error) when the sink cannot give them."""
-    try:
-        response = requests.get(f"{sink}/api/v1/export", timeout=10, params={
-            "match[]": f'container_metrics_{FIELDS[metric]}{{container_id="{container_id}"}}',
-            "start": f"{start:.3f}", "end": f"{end:.3f}"})
-        response.raise_for_status()
-        return parse_export(response.text)
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-        raise EngineError(f"the samples of {container_id[:12]} from {sink}: {type(exc).__name__}: {exc}") from None
 
 
 def crossing(points: Sequence[tuple[float, float]], level: float, *, after: float,

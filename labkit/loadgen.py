@@ -273,10 +273,11 @@ def parse_target(target: str) -> tuple[str, int, str]:
     return url.hostname or "", url.port or 80, (url.path or "/") + (f"?{url.query}" if url.query else "")
 
 
-def add_schedule_args(parser: argparse.ArgumentParser) -> None:
-    """The load options, shared with the scenario-2 scripts."""
+def add_schedule_args(parser: argparse.ArgumentParser, *,
+                      rps_help: str = "target requests per second at the hold (default %(default)s)") -> None:
+    """The load options, shared with the scenario-2 scripts (stress_scenario2: --rps may be left out)."""
     parser.add_argument("--target", default="http://web-stress:8080/api/data", help="URL (default %(default)s)")
-    parser.add_argument("--rps", type=float, default=50.0, help="target requests per second at the hold (default %(default)s)")
+    parser.add_argument("--rps", type=float, default=50.0, help=rps_help)
     parser.add_argument("--ramp-time", type=float, default=30.0, help="seconds from 0 to --rps (default %(default)s)")
     parser.add_argument("--hold-time", type=float, default=120.0, help="seconds at --rps (default %(default)s)")
     parser.add_argument("--ramp-down-time", type=float, default=30.0, help="seconds from --rps to 0 (default %(default)s)")
@@ -285,7 +286,7 @@ def add_schedule_args(parser: argparse.ArgumentParser) -> None:
 def check_schedule_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not args.target.startswith("http://"):
         parser.error("--target must be an http:// URL")
-    if not math.isfinite(args.rps) or args.rps <= 0:
+    if args.rps is not None and (not math.isfinite(args.rps) or args.rps <= 0):
         parser.error("--rps must be > 0")
     for name in ("ramp_time", "hold_time", "ramp_down_time"):
         value = getattr(args, name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import controller_api as api
-from labkit import labinfo, labreset, leak, variants
+from labkit import labinfo, labreset, sink, variants
 from labkit.suite import clone_spec
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.version import add_version_argument
@@ -112,8 +112,8 @@ def _run(lab: labinfo.Lab, client: Any, s: Settings, say: Any) -> dict[str, Any]
         say(f"    {int(time.time() - started)} s: decisions {found or 'none'}")
     records = api.new_records(api.events(client, limit=500), seen)
     time.sleep(6.0)  # the exporters' last batch
-    series = {f"{metric} {NAMES[metric]}": leak.export_series(task["Status"]["ContainerStatus"]["ContainerID"], metric,
-                                                             start=started, end=end)
+    series = {f"{metric} {NAMES[metric]}": sink.export_series(task["Status"]["ContainerStatus"]["ContainerID"], metric,
+                                                            start=started, end=end)
               for metric, task in tasks.items()}
     decisions = count(records, list(NAMES.values()))
     return {"started": started, "minutes": s.minutes, "loads": paths, "decisions": decisions,

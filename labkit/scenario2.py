@@ -7,6 +7,8 @@ the controller scales it back down once the traffic has gone.
    the controller's network thresholds are scaled to what the lab's 2 cores can serve
    (`SWARMGUARD_THRESHOLD_NET_HIGH/NET_LOW` on the controller service, restored afterwards), and a
    memory stress on the replica stands in for the per-request working set the tiny /api/data lacks;
+   unless a rate is given, a short calibration load measures what a request costs the replica in
+   CPU and the run holds the rate that puts it at TARGET_CPU (`calibrate`, the `calibration` record);
 2. load generators (labkit/loadgen.py) run in containers attached to swarmguard-net and send
    GET /api/data with ramp-up, hold and ramp-down; the availability probe runs alongside;
 3. the controller's /events gives each scale_up / scale_down record with T0-T6;
@@ -22,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import math
 import shlex
 import signal
 import statistics
@@ -40,7 +44,8 @@ import requests
 from sgcommon.engine import EngineError, connect, translate
 from sgcommon.engine.swarm import SwarmAdapter
 from labkit import controller_api as api
-from labkit import deploy, labinfo, leak, loadgen
+from labkit import deploy, labinfo, loadgen, sink
+from labkit.sink import Series
 from labkit.zerodowntime import ProbeRun
 from sgcommon.version import add_version_argument
 
@@ -94,7 +99,7 @@ def new_actions(events: Sequence[Mapping[str, Any]], seen: set[str],
                 service: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Records of `service` not in `seen`, oldest first (the controller lists newest first): its scale
     actions, and any other action (a migration the run did not ask for)."""
-    new = [dict(r) for r in api.new_records(events, seen, service=service)]
+    new = api.new_records([dict(r) for r in events], seen, service=service)
     return [r for r in new if r.get("action") in SCALE_ACTIONS], [r for r in new if r.get("action") not in SCALE_ACTIONS]
 
 
@@ -107,31 +112,6 @@ def timings(record: Mapping[str, Any]) -> dict[str, float | None]:
     """The derived latencies of one action record (seconds)."""
     pairs = {"t0_t5": (0, 5), "t0_t6": (0, 6), "alert_t2_t1": (1, 2), "decision_t3_t2": (2, 3), "action_t5_t4": (4, 5)}
     return {name: span(record, start=a, end=b) for name, (a, b) in pairs.items()}
-
-
-@dataclass
-class Series:
-    """One container's CPU samples from the sink: (Unix seconds, percent)."""
-
-    container_id: str
-    node: str
-    points: list[tuple[float, float]] = field(default_factory=list)
-
-
-def parse_export(text: str) -> list[Series]:
-    """victoria-metrics /api/v1/export (one JSON object a line) -> one Series per container."""
-    out: dict[str, Series] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        doc = json.loads(line)
-        metric = doc["metric"]
-        cid = metric.get("container_id", "")
-        series = out.setdefault(cid, Series(container_id=cid, node=metric.get("node", "")))
-        series.points.extend((ts / 1000.0, float(v)) for ts, v in zip(doc["timestamps"], doc["values"], strict=True))
-    for series in out.values():
-        series.points.sort()
-    return list(out.values())
 
 
 def window_means(series: Sequence[Series], *, start: float, end: float) -> dict[str, float]:
@@ -186,6 +166,122 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 total[k] = total.get(k, 0) + n
         out[key] = dict(sorted(total.items()))
     return out
+
+
+# ------------------------------------------------------------------ the hold rate (docs/load.md, "Why the hold rate is calibrated")
+
+# What one request costs the app in CPU differs between runs on the lab (0.65 to 1.65 ms of CPU a
+# request: at 400 req/s, 52 % to 132 % of web-stress's 0.5 CPU limit), so no fixed rate both
+# breaches cpu_high (75 %) on one replica and stays clear of its limit. Unless a rate is
+# given, the run first measures the cost with a short load that no rule can act on and holds the
+# rate that puts one replica at TARGET_CPU.
+CALIBRATION_RPS = 200.0  # 26-66 % of the limit at the costs measured so far; no rule fires (`calibrate`)
+CALIBRATION_RAMP = 3.0
+CALIBRATION_HOLD = 15.0
+# The hold's last 12 s are measured (its first 3 s left out: the ramp's samples). The cost drifts
+# within seconds (60 -> 47 % at a constant 200 req/s, docs/load.md): the longer the window, the less
+# one dip decides the rate.
+CALIBRATION_TAIL = 12.0
+IDLE_SECONDS = 10.0  # before the calibration's load: the replica's idle CPU (its healthcheck, every 2 s)
+# 88 %: above cpu_high by more than the samples' second-to-second spread (about 5 %) and the
+# calibration's own error, so the rule's two consecutive samples breach; under the limit, where the
+# CFS quota throttles the replica and requests queue until they time out. After the scale-up the
+# larger share of the dnsrr split (up to about 58 %) puts one replica near 51 %, well under 75 %.
+# The hold costs 1.0-1.4 times what the calibration measured (docs/load.md): a lower target would
+# miss the breach when it costs the same, as the CI run without a scale-up did.
+TARGET_CPU = 88.0
+# req/s: the cheapest cost seen (0.65 ms) asks for ~680 req/s, the dearest (1.65 ms) for ~260; outside
+# this range the measurement, not the app, is the likelier cause (the lab has only run 100-400 req/s)
+RATE_LIMITS = (250.0, 800.0)
+FALLBACK_RPS = 400.0  # the rate the lab used before calibration: right for ~1 ms of CPU a request
+
+
+def calibration_seconds(lines: Sequence[Mapping[str, Any]], *, ramp: float, hold: float,
+                        tail: float) -> list[Mapping[str, Any]]:
+    """One generator's per-second lines of the last `tail` s of its hold (whole seconds only)."""
+    return [ln for ln in lines if ramp + hold - tail <= ln["second"] and ln["second"] + 1 <= ramp + hold]
+
+
+def served_rate(per_generator: Sequence[Sequence[Mapping[str, Any]]], *, ramp: float, hold: float,
+                tail: float) -> tuple[float, float, float] | None:
+    """(req/s the generators served together over the last `tail` s of the hold, the window's start
+    and end in Unix seconds: the seconds every generator reported); None when one reported none."""
+    if not per_generator:
+        return None
+    total, starts, ends = 0.0, [], []
+    for lines in per_generator:
+        mine = calibration_seconds(lines, ramp=ramp, hold=hold, tail=tail)
+        if not mine:
+            return None
+        total += statistics.fmean(ln["ok"] for ln in mine)
+        starts.append(min(ln["ts"] for ln in mine))
+        ends.append(max(ln["ts"] for ln in mine) + 1.0)
+    if max(starts) >= min(ends):
+        return None
+    return round(total, 2), max(starts), min(ends)
+
+
+def choose_rate(cpu_per_rps: float | None, *, idle: float = 0.0, target: float = TARGET_CPU,
+                limits: tuple[float, float] = RATE_LIMITS, fallback: float = FALLBACK_RPS) -> tuple[float, str]:
+    """(hold rate, note): the rate at which one replica's CPU is `target` % of its limit, rounded to
+    10 req/s and kept within `limits`; `fallback` without a cost. The note says why it is not the
+    measured rate ("" when it is)."""
+    if cpu_per_rps is None or cpu_per_rps <= 0:
+        return fallback, f"no CPU cost measured: the fixed {fallback:g} req/s"
+    rate = round((target - idle) / cpu_per_rps, -1)
+    low, high = limits
+    if rate < low:
+        return low, f"{rate:g} req/s would reach {target:g} %: clamped to {low:g} req/s (the app costs more CPU than expected)"
+    if rate > high:
+        return high, f"{rate:g} req/s would reach {target:g} %: clamped to {high:g} req/s (the app costs less CPU than expected)"
+    return rate, ""
+
+
+def calibration_record(*, asked: float, served: tuple[float, float, float] | None, points: Sequence[tuple[float, float]],
+                       load_start: float, failed: int = 0, target: float = TARGET_CPU,
+                       limits: tuple[float, float] = RATE_LIMITS, fallback: float = FALLBACK_RPS) -> dict[str, Any]:
+    """What the calibration measured and the rate it chose, from the generators' served rate and
+    the replica's CPU samples. A sample stands for the second before it, so the window's samples are
+    those at start + 1 .. end; the idle CPU is the median of the IDLE_SECONDS of samples before the load.
+    The rate is (target - idle) / (CPU % per req/s): the app's CPU is its idle share plus a cost per
+    request. Without a served rate or samples, the `fallback` rate with the reason."""
+    record: dict[str, Any] = {"rate": asked, "served_rps": None, "window": None, "cpu_samples": 0, "cpu_median": None,
+                              "cpu_idle": None, "cpu_per_rps": None, "failed": failed}
+    problem = ""
+    if served is None:
+        problem = "the generators reported no whole second at the end of the hold"
+    else:
+        rps, start, end = served
+        record["served_rps"], record["window"] = rps, [round(start, 3), round(end, 3)]
+        values = [v for t, v in points if start + 1.0 <= t <= end]
+        idle = [v for t, v in points if load_start - IDLE_SECONDS <= t < load_start]
+        record["cpu_samples"] = len(values)
+        if rps < asked / 2:
+            problem = f"the generators served {rps:g} of {asked:g} req/s"
+        elif not values:
+            problem = "the sink has no CPU sample of the replica in the window"
+        else:
+            median = statistics.median(values)
+            record["cpu_median"] = round(median, 2)
+            record["cpu_idle"] = round(min(statistics.median(idle), median), 2) if idle else 0.0
+            record["cpu_per_rps"] = round((median - record["cpu_idle"]) / rps, 4)
+    rate, note = choose_rate(record["cpu_per_rps"], idle=record["cpu_idle"] or 0.0, target=target, limits=limits,
+                             fallback=fallback)
+    record.update(chosen_rps=rate, measured=record["cpu_per_rps"] is not None and record["cpu_per_rps"] > 0,
+                  note=f"{problem}: the fixed {fallback:g} req/s" if problem else note,
+                  expected_cpu=(round(record["cpu_idle"] + record["cpu_per_rps"] * rate, 1)
+                                if record["cpu_per_rps"] is not None else None))
+    return record
+
+
+def calibration_line(record: Mapping[str, Any]) -> str:
+    """The calibration's progress line."""
+    if record["cpu_per_rps"] is None:
+        return f"    calibration: {record['note']}"
+    line = (f"    calibration: {record['served_rps']:g} req/s served -> CPU median {record['cpu_median']:g} % "
+            f"({record['cpu_samples']} samples, idle {record['cpu_idle']:g} %): {record['cpu_per_rps']:g} % per req/s; "
+            f"hold rate {record['chosen_rps']:g} req/s (expected CPU {record['expected_cpu']:g} %)")
+    return line + (f"; {record['note']}" if record["note"] else "")
 
 
 # The remote command's program: python3 reads exactly the generator's source from stdin and runs it
@@ -316,7 +412,7 @@ class ContainerGenerator(GeneratorRun):
             with translate(f"finish load generator {self.name}"):
                 if stop:
                     self._client.stop(self.container_id, timeout=5)
-                status = self._client.wait(self.container_id, timeout=timeout)
+                status = self._client.wait(self.container_id, timeout=math.ceil(timeout))
                 if self._thread:
                     self._thread.join(timeout=10)
                 if status.get("StatusCode", 1) != 0:
@@ -487,15 +583,6 @@ def replica_count(client: Any) -> int:
         return int(client.inspect_service(SERVICE)["Spec"]["Mode"]["Replicated"]["Replicas"])
 
 
-def cpu_series(sink: str, *, start: float, end: float, service: str = SERVICE) -> list[Series]:
-    """Every web-stress container's cpu_percent samples between start and end, from the sink."""
-    response = requests.get(f"{sink}/api/v1/export", timeout=10, params={
-        "match[]": f'container_metrics_cpu_percent{{service_name="{service}"}}',
-        "start": f"{start:.3f}", "end": f"{end:.3f}"})
-    response.raise_for_status()
-    return parse_export(response.text)
-
-
 def stress_memory(lab: labinfo.Lab, client: Any, *, megabytes: int, ramp: float, duration: float) -> str:
     """Starts the memory stress on the single running replica; returns its container id."""
     task = running_replicas(client)[0]
@@ -510,7 +597,7 @@ def stress_memory(lab: labinfo.Lab, client: Any, *, megabytes: int, ramp: float,
 class Scenario2Options:
     """One run's knobs (defaults: the lab test's short run, about 5 minutes with the scale-down)."""
 
-    rps: float = 400.0  # ~0.44 of a core for the app: > 75 % of its 0.5 CPU (docs/load.md)
+    rps: float | None = None  # the hold rate; None: calibrated on the lab before the load (`calibrate`)
     ramp: float = 20.0
     hold: float = 45.0
     ramp_down: float = 10.0
@@ -519,7 +606,7 @@ class Scenario2Options:
     memory_mb: int = 400  # held on the first replica during ramp + hold (see docs/load.md)
     # The memory stress starts once the load serves this many req/s (docs/load.md): memory climbing
     # with no traffic yet is what the predictive migrate rules are for, and they would move the replica.
-    memory_after_rps: float = 100.0  # capped at half of `rps`: `memory_after()`
+    memory_after_rps: float = 100.0  # capped at half of the hold rate: `memory_after()`
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(LAB_THRESHOLDS))
     settle: float = 5.0  # seconds after a new replica is healthy before its CPU counts
     window: float = 15.0  # seconds of samples averaged for the per-replica CPU
@@ -530,16 +617,22 @@ class Scenario2Options:
     ssh_hosts: Sequence[str] = ()  # generators on these hosts over ssh instead of containers
     ssh_config: str | None = None  # ssh -F (a str: the options go into the JSON result)
 
+    def hold_rps(self) -> float:
+        """The hold rate; ValueError before one is chosen (`run_scenario2` calibrates it when None)."""
+        if self.rps is None:
+            raise ValueError("scenario 2: no hold rate yet (run_scenario2 calibrates it)")
+        return self.rps
+
     def memory_after(self) -> float:
         """The req/s the load serves before the memory stress starts."""
-        return min(self.memory_after_rps, self.rps / 2)
+        return min(self.memory_after_rps, self.hold_rps() / 2)
 
 
 def scenario_generators(opt: Scenario2Options, lab: labinfo.Lab) -> list[GeneratorRun]:
     """One generator per ssh host, else `opt.generators` containers in the overlay; equal shares."""
     count = len(opt.ssh_hosts) or opt.generators
     args = [loadgen_args(target=opt.target, rps=share, ramp=opt.ramp, hold=opt.hold, ramp_down=opt.ramp_down,
-                         workers=opt.workers) for share in loadgen.split_rate(opt.rps, count)]
+                         workers=opt.workers) for share in loadgen.split_rate(opt.hold_rps(), count)]
     if opt.ssh_hosts:
         return [SshGenerator(host, args=a, config=opt.ssh_config) for host, a in zip(opt.ssh_hosts, args, strict=True)]
     return [ContainerGenerator(lab.host_socket, name=f"gen-{i + 1}", image=opt.image, network=lab.network, args=a,
@@ -572,14 +665,66 @@ def _prepare(client: Any, say: Callable[[str], None]) -> None:
     api.eventually(lambda: len(running_replicas(client)) == 1, timeout=120, what=f"1 running replica of {SERVICE}")
 
 
+def calibrate(lab: labinfo.Lab, client: Any, opt: Scenario2Options, *, say: Callable[[str], None],
+              settle_timeout: float = 30.0) -> dict[str, Any]:
+    """Measures what a request costs the single replica in CPU and chooses the hold rate
+    (`calibration_record`): CALIBRATION_RPS from the run's own generators, ramp 3 s, hold 12 s, no
+    ramp-down and no memory stress, so no rule can fire (CPU under cpu_high, memory low, network
+    over net_low while it lasts). Then it waits for the window's samples in the sink (the exporters
+    write every 5 s) and for the replica's CPU to be back near idle, so the run's ramp starts from
+    where it would have without the calibration. A sink that does not answer gives the fixed rate."""
+    short = dataclasses.replace(opt, rps=CALIBRATION_RPS, ramp=CALIBRATION_RAMP, hold=CALIBRATION_HOLD, ramp_down=0.0)
+    say(f"==> calibrating the hold rate: {CALIBRATION_RPS:g} req/s for {CALIBRATION_RAMP + CALIBRATION_HOLD:g} s, no "
+        f"memory stress; the run holds the rate that puts the replica at {TARGET_CPU:g} % CPU")
+    container = str(running_replicas(client)[0]["Status"]["ContainerStatus"]["ContainerID"])
+    load_start = time.time()
+    generators = scenario_generators(short, lab)
+    if run_generators(generators, seconds=CALIBRATION_RAMP + CALIBRATION_HOLD):
+        raise KeyboardInterrupt
+    load = load_outcome(generators)
+    served = served_rate([list(g.lines) for g in generators], ramp=CALIBRATION_RAMP, hold=CALIBRATION_HOLD,
+                         tail=CALIBRATION_TAIL)
+    points: list[tuple[float, float]] = []
+    if served is not None:
+        _, _, end = served
+        try:
+            points = api.eventually(lambda: _settled(container, opt, since=load_start - IDLE_SECONDS, after=end + 3),
+                                    timeout=settle_timeout, every=1.0, what="the calibration's CPU samples")
+        except api.WaitTimeout:
+            with contextlib.suppress(EngineError):
+                points = sink.export_series(container, "cpu", start=load_start - IDLE_SECONDS, end=time.time(), sink=opt.sink)
+            say(f"    {settle_timeout:g} s after the calibration, the sink has no CPU sample of the replica 3 s past "
+                f"its load, or the CPU is not back under 20 %: newest {points[-3:]}")
+        except EngineError as exc:
+            say(f"    calibration: {exc}")
+    record = calibration_record(asked=CALIBRATION_RPS, served=served, points=points, load_start=load_start,
+                                failed=load["failed"])
+    record["container_id"] = container[:12]
+    say(calibration_line(record))
+    return record
+
+
+def _settled(container: str, opt: Scenario2Options, *, since: float, after: float) -> list[tuple[float, float]] | None:
+    """The container's CPU samples since `since` once the sink has one past `after` and the newest is
+    back near idle (under 20 %; the calibration's load alone is 26 % or more); else None."""
+    points = sink.export_series(container, "cpu", start=since, end=time.time() + 5, sink=opt.sink)
+    if points and points[-1][0] > after and points[-1][1] < 20.0:
+        return points
+    return None
+
+
 def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[str], None]) -> dict[str, Any]:
     _prepare(client, say)
     nodes = len(lab.node_sockets)
     duration = opt.ramp + opt.hold + opt.ramp_down
     with controller_thresholds(client, opt.thresholds, nodes=nodes, say=say):
+        calibration = calibrate(lab, client, opt, say=say) if opt.rps is None else None
+        if calibration is not None:
+            opt = dataclasses.replace(opt, rps=calibration["chosen_rps"])
         seen = {e["id"] for e in api.events(client, limit=200)}
         replicas_before = replica_count(client)
-        say(f"==> {opt.generators} generators: {opt.rps:g} req/s, ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
+        source = "given" if calibration is None else "calibrated" if calibration["measured"] else "fixed: no calibration"
+        say(f"==> {opt.generators} generators: {opt.hold_rps():g} req/s ({source}), ramp {opt.ramp:g} s, hold {opt.hold:g} s, "
             f"ramp-down {opt.ramp_down:g} s; memory stress {opt.memory_mb} MB on the replica once the load "
             f"serves {opt.memory_after():g} req/s, until 2 s before the hold ends")
         started = time.time()
@@ -615,17 +760,20 @@ def _run(lab: labinfo.Lab, client: Any, opt: Scenario2Options, say: Callable[[st
     # the sink is read once every window has passed, else that step has no samples.
     time.sleep(max(0.0, min(windows_end(actions, opt) - time.time(), opt.settle + opt.window)))
     try:
-        series = cpu_series(opt.sink, start=started - 30, end=time.time())
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        say(f"    no per-replica CPU: the sink {opt.sink} did not answer ({exc})")
+        series = sink.service_series(SERVICE, "cpu", start=started - 30, end=time.time(), sink=opt.sink)
+    except EngineError as exc:
+        say(f"    no per-replica CPU: {exc}")
         series = []
     steps = _steps(actions, series, opt, load_end=started + opt.ramp + opt.hold)
+    for step in steps:
+        say(f"    after {step['action']}: {step['replicas']} replicas, CPU each {step['cpu_per_replica']} "
+            f"(at the breach {step['cpu_before_total']} in all)")
     result = {
         "kind": "proactive", "scenario": "scenario2", "started": started, "actions": actions, "other_actions": others,
         "probe": probe_block(probe_summary, load), "replicas_before": replicas_before, "replicas_after": replicas_after,
         "steps": steps, "timings": [dict(action=a["action"], **timings(a)) for a in actions],
         "load_stopped_at": load_end, "scale_down_after_load_s": _after(actions, "scale_down", since=load_end),
-        "load": load, "first_container": first_container,
+        "load": load, "first_container": first_container, "calibration": calibration,
         "lab_adaptation": {"thresholds": dict(opt.thresholds), "memory_mb": opt.memory_mb},
         "options": {k: v for k, v in vars(opt).items() if k != "thresholds"},
     }
@@ -640,8 +788,8 @@ def scaled_up(actions: Sequence[Mapping[str, Any]]) -> bool:
 
 def _after(actions: Sequence[Mapping[str, Any]], action: str, *, since: float) -> float | None:
     """Seconds from `since` to the first successful `action` being complete (T6, else T5)."""
-    done = [a.get("t6") or a.get("t5") for a in actions if a["action"] == action and a.get("result") == "success"]
-    done = [t for t in done if t is not None]
+    ends = [a.get("t6") or a.get("t5") for a in actions if a["action"] == action and a.get("result") == "success"]
+    done = [float(t) for t in ends if t is not None]
     return round(min(done) - since, 3) if done else None
 
 
@@ -679,7 +827,7 @@ def _memory_after_traffic(lab: labinfo.Lab, client: Any, generators: Sequence[Ge
 
     [rate] = api.eventually(served, timeout=opt.ramp + 30, every=0.25,
                             what=f"the load to serve {wanted:g} req/s before the memory stress starts")
-    ramp = max(opt.ramp * (1.0 - rate / opt.rps), 1.0)
+    ramp = max(opt.ramp * (1.0 - rate / opt.hold_rps()), 1.0)
     say(f"    the load serves {rate:g} req/s: memory stress {opt.memory_mb} MB, ramp {ramp:.1f} s")
     return stress_memory(lab, client, megabytes=opt.memory_mb, ramp=ramp, duration=max(opt.hold - 2, 1.0))
 
@@ -690,7 +838,7 @@ def no_scale_up(client: Any, opt: Scenario2Options, *, container_id: str, start:
     figures: dict[str, Any] = {}
     for name in ("cpu", "mem", "net"):
         try:
-            values = [v for _, v in leak.export_series(container_id, name, start=start, end=end, sink=opt.sink)]
+            values = [v for _, v in sink.export_series(container_id, name, start=start, end=end, sink=opt.sink)]
         except EngineError as exc:
             figures[name] = str(exc)[:200]
             continue
@@ -742,7 +890,9 @@ def _steps(actions: Sequence[Mapping[str, Any]], series: Sequence[Series], opt: 
 
 def format_result(result: Mapping[str, Any]) -> str:
     load = result["load"]
-    lines = [f"scale-down complete {result.get('scale_down_after_load_s')} s after the load stopped",
+    calibration = result.get("calibration")
+    lines = [calibration_line(calibration).strip() if calibration else "hold rate: given",
+             f"scale-down complete {result.get('scale_down_after_load_s')} s after the load stopped",
              f"load: {load['target_rps']} req/s target, hold achieved {load['hold_achieved_rps']} req/s; "
              f"{load['ok']} ok, {load['failed']} failed, {load['missed']} missed; split {load['addresses']}",
              f"probe: {result['probe']['probe_requests']} requests, {result['probe']['probe_failures']} failed, "
@@ -793,7 +943,8 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> argparse.Namespace
     parser = argparse.ArgumentParser(prog="stress_scenario2", description="Scenario 2 on the lab: traffic -> scale up, "
                                      "then scale down after the traffic stops (docs/load.md).")
     add_version_argument(parser)
-    loadgen.add_schedule_args(parser)
+    loadgen.add_schedule_args(parser, rps_help="the hold rate, req/s (default: calibrated on the lab before the run, "
+                                               f"the rate that puts the replica at {TARGET_CPU:g} %% CPU; docs/load.md)")
     defaults = Scenario2Options()
     parser.set_defaults(rps=defaults.rps, ramp_time=defaults.ramp, hold_time=defaults.hold,
                         ramp_down_time=defaults.ramp_down)

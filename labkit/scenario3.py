@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import controller_api as api
-from labkit import labinfo, leak, onetask, variants
+from labkit import labinfo, leak, onetask, sink, variants
 from labkit.fastleak import rule_window
 from labkit.scenario1 import ensure_deployed, lift_exclusions
 from labkit.zerodowntime import ProbeRun
@@ -113,7 +113,7 @@ class Scenario3:
             onetask.stop_stress(self.lab, self.client, self.s.service, task, node)
         fate = leak.container_fate(self.lab, node, container)
         time.sleep(6.0)  # the exporter writes its samples every 5 s
-        points = leak.export_series(container, self.s.metric, start=started - 40, end=time.time())
+        points = sink.export_series(container, self.s.metric, start=started - 40, end=time.time())
         window = rule_window(str(record.get("reason") or ""), self.s.window) if record else self.s.window
         timeline = leak.timeline(record, points, metric=self.s.metric, level=self.s.threshold, started=started,
                                  window=window, fate=fate)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import inspect
+import functools
 import json
 import sys
 import time
@@ -54,38 +54,15 @@ def say(text: str) -> None:
 # ---------------------------------------------------------------- scenario 2
 
 def scenario2_runs(lab: labinfo.Lab, iterations: int) -> list[dict[str, Any]]:
-    """`run_scenario2`, called with what its signature asks for among (lab, iterations); its
-    result (one record, a list, or {"records": [...]}) as a list of `proactive` records."""
+    """`iterations` scenario-2 runs (each calibrates its own hold rate), one `proactive` record each."""
     from labkit import scenario2  # imported late so the rest runs without it
 
-    fn: Callable[..., Any] = scenario2.run_scenario2
-    params = inspect.signature(fn).parameters
-    kwargs: dict[str, Any] = {}
-    if "lab" in params:
-        kwargs["lab"] = lab
-    if "iterations" in params:
-        kwargs["iterations"] = iterations
-        result = fn(**kwargs)
-        return _records(result)
-    runs: list[dict[str, Any]] = []
-    for _ in range(iterations):
-        runs.extend(_records(fn(**kwargs)))
-    return runs
-
-
-def _records(result: Any) -> list[dict[str, Any]]:
-    if isinstance(result, dict) and "records" in result:
-        return list(result["records"])
-    if isinstance(result, dict):
-        return [result]
-    return list(result)
+    return [scenario2.run_scenario2(lab=lab) for _ in range(iterations)]
 
 
 def scenario2_once(lab: labinfo.Lab) -> dict[str, Any]:
-    runs = scenario2_runs(lab, 1)
-    if not runs:
-        raise EngineError("run_scenario2 returned no run")
-    return runs[0]
+    [run] = scenario2_runs(lab, 1)
+    return run
 
 
 # ---------------------------------------------------------------- the concurrent test
@@ -167,7 +144,7 @@ def _concurrent(lab: labinfo.Lab, client: Any, s: ConcurrentSettings) -> dict[st
         client.create_service(**clone_spec(web, CONCURRENT["b"], network_id,
                                            env=[f"STRESS_NETWORK_PEER={CONCURRENT['sink']}:8081"]))
     names = api.node_names(client)
-    tasks = {k: api.eventually(lambda n=n: api.running_tasks(client, n), timeout=120,
+    tasks = {k: api.eventually(functools.partial(api.running_tasks, client, n), timeout=120,
                                what=f"{n} running")[0] for k, n in CONCURRENT.items()}
     time.sleep(3.0)  # a few exporter samples of the idle services
     paths = {"a": f"/stress/cpu?target={s.cpu:g}&duration={s.hold:g}&ramp={s.ramp:g}",

@@ -115,22 +115,23 @@ def test_the_concurrent_test_passes_only_with_both_migrations_and_the_scale_up()
     assert not ok and "sgi-conc-c: no successful migrate (timeout)" in details
 
 
-@pytest.mark.parametrize("shape", ["one", "list", "records"])
-def test_scenario_2_results_are_taken_in_any_of_its_shapes_once_per_iteration(
-    shape: str, monkeypatch: pytest.MonkeyPatch,
+def test_the_suite_runs_scenario_2_once_per_iteration_on_its_lab_and_keeps_each_record_in_order(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[dict[str, Any]] = []
-    run = {"kind": "proactive", "scenario": "scenario2"}
+    labs: list[Any] = []
 
-    def run_scenario2(options: Any = None, *, say: Any = print) -> Any:
-        calls.append({"options": options})
-        return {"one": run, "list": [run], "records": {"records": [run]}}[shape]
+    def run_scenario2(options: Any = None, *, lab: Any = None, say: Any = print) -> dict[str, Any]:
+        assert options is None  # each run calibrates its own hold rate
+        labs.append(lab)
+        return {"kind": "proactive", "scenario": "scenario2", "run": len(labs)}
 
     fake = types.SimpleNamespace(run_scenario2=run_scenario2)
     monkeypatch.setitem(sys.modules, "labkit.scenario2", fake)
     monkeypatch.setattr(labkit, "scenario2", fake, raising=False)
-    assert suite.scenario2_runs(object(), 3) == [run, run, run]  # type: ignore[arg-type]
-    assert len(calls) == 3
+    lab = object()
+    assert [r["run"] for r in suite.scenario2_runs(lab, 3)] == [1, 2, 3]  # type: ignore[arg-type]
+    assert labs == [lab, lab, lab]
+    assert suite.scenario2_once(lab)["run"] == 4  # type: ignore[arg-type]
 
 
 def test_a_suite_argument_error_is_refused_and_short_means_one_iteration() -> None:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from labkit import fastleak, leak, scenario3
+from labkit import fastleak, leak, scenario3, sink
 
 T = 1_800_000_000.0
 
@@ -17,7 +17,7 @@ def climb(start: float = 40.0, per_s: float = 1.0, n: int = 30, t0: float = T) -
 def test_victoria_metrics_export_lines_become_sorted_points() -> None:
     text = "\n".join(json.dumps({"metric": {"__name__": "x"}, "values": values, "timestamps": stamps})
                      for values, stamps in (([2.0, 1.0], [2000, 1000]), ([3.0], [3000])))
-    assert leak.parse_export(text + "\n\n") == [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
+    assert sink.parse_points(text + "\n\n") == [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
 
 
 def test_an_observed_crossing_is_interpolated_between_the_samples_around_it() -> None:

@@ -1,17 +1,21 @@
-"""Scenario 2's parts that need no lab: the ssh command and options, env edits, events, sink parsing, load split.
+"""Scenario 2's parts that need no lab: the ssh command and options, env edits, events, sink parsing, load split,
+the calibrated hold rate (fake generators and a fake sink).
 
 The ssh generator itself (through a stand-in ssh) is in test_ssh_generator.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import threading
+import types
 from pathlib import Path
 
 import pytest
+import requests
 
 from sgcommon.engine import EngineError
-from labkit import labinfo, report, scenario2
+from labkit import labinfo, report, scenario2, sink
 
 
 def test_the_ssh_command_quotes_every_argument_and_sends_the_program_on_stdin() -> None:
@@ -122,7 +126,7 @@ EXPORT = "\n".join(json.dumps(doc) for doc in [
 
 
 def test_the_sinks_export_becomes_one_sorted_series_per_container() -> None:
-    series = {s.container_id: s for s in scenario2.parse_export(EXPORT)}
+    series = {s.container_id: s for s in sink.parse_series(EXPORT)}
     assert series["aaa"].node == "worker-1" and series["aaa"].points[0] == (100.0, 80.0)
     assert series["bbb"].points == [(109.0, 39.0), (111.0, 35.0)]
     assert scenario2.window_means(list(series.values()), start=105, end=115) == {"aaa": 40.0, "bbb": 37.0}
@@ -137,7 +141,7 @@ def test_the_load_split_compares_each_replica_with_the_total_before_over_the_rep
 
 
 def test_steps_take_the_cpu_after_the_new_replica_settled_and_the_total_at_the_breach() -> None:
-    series = scenario2.parse_export(EXPORT)
+    series = sink.parse_series(EXPORT)
     actions = [{"action": "scale_up", "result": "success", "t0": 100.5, "t3": 101.5, "t5": 104.0},
                {"action": "scale_up", "result": "failed", "t0": 120.0, "t5": None}]
     opt = scenario2.Scenario2Options(settle=5.0, window=10.0)
@@ -270,7 +274,7 @@ def test_with_little_traffic_the_memory_stress_waits_for_half_of_it(monkeypatch:
     assert waited == ["the load to serve 30 req/s before the memory stress starts"]
     # 0 starts it at once, before any second was reported
     scenario2._memory_after_traffic(lab, None, [scenario2.GeneratorRun("gen-2")],
-                                    scenario2.Scenario2Options(memory_after_rps=0.0), say=lambda _: None)
+                                    scenario2.Scenario2Options(rps=400.0, memory_after_rps=0.0), say=lambda _: None)
     assert waited[-1] == "the load to serve 0 req/s before the memory stress starts"
 
 
@@ -305,7 +309,7 @@ def test_a_run_without_a_scale_up_says_what_the_container_and_the_controller_did
         return Answer(json.dumps({"metric": {"container_id": "c1"}, "values": values[name],
                                   "timestamps": [1000, 2000, 3000]}))
 
-    monkeypatch.setattr(scenario2.requests, "get", get)
+    monkeypatch.setattr("labkit.sink.requests.get", get)
     logs = _Logs(['{"level":"info","msg":"scrape round"}',
                   '{"level":"info","msg":"decision","rule":"migrate-before-oom"}',
                   '{"level":"warning","msg":"action not started","verdict":"busy"}'])
@@ -324,3 +328,165 @@ def test_a_controller_log_that_cannot_be_read_is_said_not_raised() -> None:
 
     [line] = scenario2.controller_log(Broken(), since=0.0)
     assert "could not be read" in line and "no such service" in line
+
+
+# ------------------------------------------------------------------ the calibrated hold rate
+
+def calibration_lines(ts0: float, oks: list[int]) -> list[dict[str, object]]:
+    """One generator's per-second lines, second 0 starting at ts0 (as loadgen.py prints them)."""
+    return [{"second": i, "ts": ts0 + i, "target_rps": 100.0, "sent": ok, "ok": ok, "failed": 0, "missed": 0,
+             "addresses": {}, "errors": {}} for i, ok in enumerate(oks)]
+
+
+def test_the_served_rate_is_the_generators_mean_over_the_holds_last_seconds_added_up() -> None:
+    # ramp 3 s, hold 12 s: seconds 7..14 are the last 8 s; the ramp's seconds and a short last line are left out
+    a = calibration_lines(1000.0, [30, 60, 90] + [100] * 4 + [98, 102] * 4 + [5])
+    b = calibration_lines(1000.4, [30, 60, 90] + [100] * 4 + [96] * 8)
+    rate, start, end = scenario2.served_rate([a, b], ramp=3, hold=12, tail=8) or (0.0, 0.0, 0.0)
+    assert rate == 196.0
+    assert (start, end) == (1007.4, 1015.0)  # the seconds both generators reported
+
+
+def test_no_served_rate_when_a_generator_reported_no_second_of_the_hold() -> None:
+    assert scenario2.served_rate([calibration_lines(1000.0, [100] * 15), calibration_lines(1000.0, [30, 60])],
+                                 ramp=3, hold=12, tail=8) is None
+    assert scenario2.served_rate([], ramp=3, hold=12, tail=8) is None
+
+
+@pytest.mark.parametrize("cpu_per_rps, idle, rate, clamped", [
+    (0.22, 0.0, 400.0, ""),           # ~1.1 ms of CPU a request: 88 / 0.22
+    (0.13, 0.0, 680.0, ""),           # ~0.65 ms: the low-cost runs
+    (0.13, 3.0, 650.0, ""),           # the idle share is not the requests'
+    (0.05, 0.0, 800.0, "clamped to 800"),
+    (0.5, 0.0, 250.0, "clamped to 250"),
+])
+def test_the_hold_rate_puts_the_replica_at_the_target_cpu_rounded_and_clamped(
+    cpu_per_rps: float, idle: float, rate: float, clamped: str,
+) -> None:
+    chosen, note = scenario2.choose_rate(cpu_per_rps, idle=idle)
+    assert chosen == rate
+    assert (clamped in note) if clamped else note == ""
+
+
+@pytest.mark.parametrize("cost", [None, 0.0, -0.1])
+def test_without_a_cpu_cost_the_hold_rate_falls_back_to_the_fixed_rate_with_the_reason(cost: float | None) -> None:
+    chosen, note = scenario2.choose_rate(cost)
+    assert chosen == scenario2.FALLBACK_RPS and "no CPU cost measured" in note
+
+
+def test_the_calibration_divides_the_replicas_cpu_over_the_window_by_the_served_rate() -> None:
+    # idle 2 % before the load (t < 1000); 200 req/s served over [1007, 1015); the sample at 1007
+    # stands for the second before it (still in the ramp's reach) and the one after 1015 for the stop
+    points = [(990.0 + i, 2.0) for i in range(10)] + [(1007.0, 60.0)] + [(1008.0 + i, v) for i, v in
+                                                                        enumerate([38, 40, 42, 40, 39, 41, 40])]
+    points += [(1016.0, 20.0), (1017.0, 2.0)]
+    record = scenario2.calibration_record(asked=200.0, served=(200.0, 1007.0, 1015.0), points=points, load_start=1000.0)
+    assert (record["cpu_samples"], record["cpu_median"], record["cpu_idle"]) == (7, 40.0, 2.0)
+    assert record["cpu_per_rps"] == 0.19 and record["measured"]
+    assert record["chosen_rps"] == 450.0 and record["note"] == ""  # (88 - 2) / 0.19 = 452.6
+    assert record["expected_cpu"] == 87.5
+    assert "0.19 % per req/s; hold rate 450 req/s" in scenario2.calibration_line(record)
+
+
+@pytest.mark.parametrize("served, points, reason", [
+    (None, [(1010.0, 40.0)], "reported no whole second"),
+    ((200.0, 1007.0, 1015.0), [], "no CPU sample"),
+    ((200.0, 1007.0, 1015.0), [(1020.0, 40.0)], "no CPU sample"),  # samples only after the window
+    ((60.0, 1007.0, 1015.0), [(1010.0, 40.0)], "served 60 of 200"),
+])
+def test_a_calibration_that_cannot_measure_falls_back_to_the_fixed_rate_and_says_why(
+    served: tuple[float, float, float] | None, points: list[tuple[float, float]], reason: str,
+) -> None:
+    record = scenario2.calibration_record(asked=200.0, served=served, points=points, load_start=1000.0)
+    assert record["chosen_rps"] == scenario2.FALLBACK_RPS and not record["measured"]
+    assert reason in record["note"] and "the fixed 400 req/s" in record["note"]
+    assert reason in scenario2.calibration_line(record)
+
+
+def test_the_options_have_no_hold_rate_until_one_is_chosen_and_the_memory_stress_follows_it() -> None:
+    opt = scenario2.Scenario2Options()
+    assert opt.rps is None
+    with pytest.raises(ValueError, match="no hold rate"):
+        opt.memory_after()
+    assert dataclasses.replace(opt, rps=640.0).memory_after() == 100.0
+    assert dataclasses.replace(opt, rps=150.0).memory_after() == 75.0
+    assert scenario2.parse_scenario_args([]).rps is None and scenario2.parse_scenario_args(["--rps", "300"]).rps == 300.0
+
+
+class _FakeGenerator(scenario2.GeneratorRun):
+    """A generator that prints its seconds (100 req/s each) and summary at start, as loadgen.py would."""
+
+    def __init__(self, name: str, ts0: float) -> None:
+        super().__init__(name)
+        self.ts0 = ts0
+
+    def start(self) -> _FakeGenerator:
+        lines = calibration_lines(self.ts0, [30, 60, 90] + [100] * 15)
+        for line in lines:
+            self.take(json.dumps(line))
+        self.take(json.dumps({"summary": {"target_rps": 100.0, "planned": 1680, "sent": 1680, "ok": 1680, "failed": 0,
+                                          "missed": 0, "hold_achieved_rps": 100.0, "addresses": {}, "errors": {}}}))
+        return self
+
+    def finish(self, *, timeout: float, stop: bool = False) -> None:
+        pass
+
+
+def fake_calibration_lab(monkeypatch: pytest.MonkeyPatch, sink_points: list[tuple[float, float]] | None,
+                         ) -> tuple[list[scenario2.Scenario2Options], list[dict[str, str]]]:
+    """scenario2 with a fixed clock (1000 s), one replica, fake generators and a fake sink
+    (None: the sink refuses connections). The options the generators were made with, the sink's queries."""
+    made: list[scenario2.Scenario2Options] = []
+    queries: list[dict[str, str]] = []
+    monkeypatch.setattr(scenario2, "time", types.SimpleNamespace(time=lambda: 1000.0))
+    monkeypatch.setattr(scenario2, "running_replicas",
+                        lambda client: [{"Status": {"ContainerStatus": {"ContainerID": "c" * 64}}}])
+
+    def generators(opt: scenario2.Scenario2Options, lab: labinfo.Lab) -> list[scenario2.GeneratorRun]:
+        made.append(opt)
+        return [_FakeGenerator("gen-1", 1000.2), _FakeGenerator("gen-2", 1000.5)]
+
+    monkeypatch.setattr(scenario2, "scenario_generators", generators)
+
+    def get(url: str, *, timeout: float, params: dict[str, str]) -> types.SimpleNamespace:
+        queries.append(params)
+        if sink_points is None:
+            raise requests.ConnectionError("connection refused")
+        text = json.dumps({"metric": {"container_id": "c" * 64}, "values": [v for _, v in sink_points],
+                           "timestamps": [int(t * 1000) for t, _ in sink_points]})
+        return types.SimpleNamespace(text=text, raise_for_status=lambda: None)
+
+    monkeypatch.setattr("labkit.sink.requests.get", get)
+    return made, queries
+
+
+def test_the_calibration_runs_a_short_load_without_memory_stress_and_holds_the_rate_its_cpu_cost_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # idle 2 % before the load (and 30 % before that: the previous load is not idle), 40 % over the
+    # hold, back to 2 % 3 s after it: 0.19 % per req/s
+    points = [(980.0 + i, 30.0) for i in range(10)] + [(990.0 + i, 2.0) for i in range(10)]
+    points += [(1001.0 + i, 40.0) for i in range(18)] + [(1019.0 + i, 2.0) for i in range(5)]
+    made, queries = fake_calibration_lab(monkeypatch, points)
+    said: list[str] = []
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    record = scenario2.calibrate(lab, None, scenario2.Scenario2Options(), say=said.append)
+    [opt] = made
+    assert (opt.rps, opt.ramp, opt.hold, opt.ramp_down) == (200.0, 3.0, 15.0, 0.0)
+    assert record["served_rps"] == 200.0 and record["window"] == [1006.5, 1018.2] and record["cpu_samples"] == 11
+    assert (record["cpu_median"], record["cpu_idle"], record["cpu_per_rps"]) == (40.0, 2.0, 0.19)
+    assert record["chosen_rps"] == 450.0 and record["measured"] and record["container_id"] == "c" * 12
+    assert 'container_id="' + "c" * 64 + '"' in queries[0]["match[]"] and float(queries[0]["start"]) == 990.0
+    assert "calibrating the hold rate" in said[0] and "hold rate 450 req/s" in said[-1]
+
+
+def test_a_calibration_whose_sink_does_not_answer_holds_the_fixed_rate_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_calibration_lab(monkeypatch, None)
+    said: list[str] = []
+    lab = labinfo.Lab(host_socket="unix:///nonexistent.sock", node_sockets={})
+    record = scenario2.calibrate(lab, None, scenario2.Scenario2Options(), say=said.append)
+    assert record["chosen_rps"] == 400.0 and not record["measured"] and record["served_rps"] == 200.0
+    assert "no CPU sample" in record["note"]
+    assert any("connection refused" in line for line in said) and "the fixed 400 req/s" in said[-1]
