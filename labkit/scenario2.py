@@ -190,8 +190,10 @@ IDLE_SECONDS = 10.0  # before the calibration's load: the replica's idle CPU (it
 # The hold costs 1.0-1.4 times what the calibration measured (docs/load.md): a lower target would
 # miss the breach when it costs the same, as the CI run without a scale-up did.
 TARGET_CPU = 88.0
-# req/s: the cheapest cost seen (0.65 ms) asks for ~680 req/s, the dearest (1.65 ms) for ~260; outside
-# this range the measurement, not the app, is the likelier cause (the lab has only run 100-400 req/s)
+# req/s: the cheapest cost seen (0.65 ms) asks for ~680 req/s; above 800 the measurement, not the
+# app, is the likelier cause. The floor is the network's: the scale rule also needs net > net_high
+# (3 %, ~170 req/s, LAB_THRESHOLDS), so a dearer request (up to 2.0 ms seen) gets 250 req/s, which puts
+# the replica at or over its limit until the scale-up (docs/fast-recovery.md).
 RATE_LIMITS = (250.0, 800.0)
 FALLBACK_RPS = 400.0  # the rate the lab used before calibration: right for ~1 ms of CPU a request
 
