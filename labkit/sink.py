@@ -10,6 +10,7 @@ a line per series. Everything but `export` is pure and unit-tested.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -47,9 +48,14 @@ def parse_series(text: str) -> list[Series]:
     return list(out.values())
 
 
+def merged(series: Sequence[Series]) -> Points:
+    """Every sample of every series, sorted, each (time, value) once."""
+    return sorted({p for one in series for p in one.points})
+
+
 def parse_points(text: str) -> Points:
-    """victoria-metrics /api/v1/export lines -> every sample of every series, sorted, duplicates once."""
-    return sorted({p for series in parse_series(text) for p in series.points})
+    """victoria-metrics /api/v1/export lines -> `merged` samples."""
+    return merged(parse_series(text))
 
 
 def export(selector: str, *, start: float, end: float, sink: str = SINK) -> list[Series]:
@@ -67,7 +73,7 @@ def export(selector: str, *, start: float, end: float, sink: str = SINK) -> list
 def export_series(container_id: str, metric: str, *, start: float, end: float, sink: str = SINK) -> Points:
     """The exporter's samples of `metric` (mem, cpu, net) for one container between start and end."""
     selector = f'container_metrics_{FIELDS[metric]}{{container_id="{container_id}"}}'
-    return sorted({p for series in export(selector, start=start, end=end, sink=sink) for p in series.points})
+    return merged(export(selector, start=start, end=end, sink=sink))
 
 
 def service_series(service: str, metric: str, *, start: float, end: float, sink: str = SINK) -> list[Series]:
