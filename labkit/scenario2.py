@@ -170,12 +170,12 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the hold rate (docs/load.md, "Why the hold rate is calibrated")
 
-# What one request costs the app in CPU differs between runs on the lab (0.65 to 1.65 ms of CPU a
-# request: at 400 req/s, 52 % to 132 % of web-stress's 0.5 CPU limit), so no fixed rate both
+# What one request costs the app in CPU differs between runs on the lab (0.65 to 2.0 ms of CPU a
+# request: at 400 req/s, 52 % to 160 % of web-stress's 0.5 CPU limit), so no fixed rate both
 # breaches cpu_high (75 %) on one replica and stays clear of its limit. Unless a rate is
 # given, the run first measures the cost with a short load that no rule can act on and holds the
 # rate that puts one replica at TARGET_CPU.
-CALIBRATION_RPS = 200.0  # 26-66 % of the limit at the costs measured so far; no rule fires (`calibrate`)
+CALIBRATION_RPS = 200.0  # 26-84 % of the limit at the costs measured so far; no rule fires (`calibrate`)
 CALIBRATION_RAMP = 3.0
 CALIBRATION_HOLD = 15.0
 # The hold's last 12 s are measured (its first 3 s left out: the ramp's samples). The cost drifts
@@ -670,9 +670,9 @@ def _prepare(client: Any, say: Callable[[str], None]) -> None:
 def calibrate(lab: labinfo.Lab, client: Any, opt: Scenario2Options, *, say: Callable[[str], None],
               settle_timeout: float = 30.0) -> dict[str, Any]:
     """Measures what a request costs the single replica in CPU and chooses the hold rate
-    (`calibration_record`): CALIBRATION_RPS from the run's own generators, ramp 3 s, hold 12 s, no
-    ramp-down and no memory stress, so no rule can fire (CPU under cpu_high, memory low, network
-    over net_low while it lasts). Then it waits for the window's samples in the sink (the exporters
+    (`calibration_record`): CALIBRATION_RPS from the run's own generators for CALIBRATION_RAMP +
+    CALIBRATION_HOLD s, no ramp-down and no memory stress, so no rule can fire whatever the CPU
+    (memory low for the scale rule, the network over net_low for the migrate rules). Then it waits for the window's samples in the sink (the exporters
     write every 5 s) and for the replica's CPU to be back near idle, so the run's ramp starts from
     where it would have without the calibration. A sink that does not answer gives the fixed rate."""
     short = dataclasses.replace(opt, rps=CALIBRATION_RPS, ramp=CALIBRATION_RAMP, hold=CALIBRATION_HOLD, ramp_down=0.0)
@@ -708,7 +708,7 @@ def calibrate(lab: labinfo.Lab, client: Any, opt: Scenario2Options, *, say: Call
 
 def _settled(container: str, opt: Scenario2Options, *, since: float, after: float) -> list[tuple[float, float]] | None:
     """The container's CPU samples since `since` once the sink has one past `after` and the newest is
-    back near idle (under 20 %; the calibration's load alone is 26 % or more); else None."""
+    back near idle (under 20 %; the calibration's load alone was 26 % or more in every run); else None."""
     points = sink.export_series(container, "cpu", start=since, end=time.time() + 5, sink=opt.sink)
     if points and points[-1][0] > after and points[-1][1] < 20.0:
         return points
