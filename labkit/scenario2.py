@@ -672,9 +672,10 @@ def calibrate(lab: labinfo.Lab, client: Any, opt: Scenario2Options, *, say: Call
     """Measures what a request costs the single replica in CPU and chooses the hold rate
     (`calibration_record`): CALIBRATION_RPS from the run's own generators for CALIBRATION_RAMP +
     CALIBRATION_HOLD s, no ramp-down and no memory stress, so no rule can fire whatever the CPU
-    (memory low for the scale rule, the network over net_low for the migrate rules). Then it waits for the window's samples in the sink (the exporters
-    write every 5 s) and for the replica's CPU to be back near idle, so the run's ramp starts from
-    where it would have without the calibration. A sink that does not answer gives the fixed rate."""
+    (memory low for the scale rule, the network over net_low for the migrate rules). Then it waits
+    for the window's samples in the sink (the exporters write every 5 s) and for the replica's CPU
+    to be back near idle, so the run's ramp starts from where it would have without the
+    calibration. A sink that does not answer gives the fixed rate."""
     short = dataclasses.replace(opt, rps=CALIBRATION_RPS, ramp=CALIBRATION_RAMP, hold=CALIBRATION_HOLD, ramp_down=0.0)
     say(f"==> calibrating the hold rate: {CALIBRATION_RPS:g} req/s for {CALIBRATION_RAMP + CALIBRATION_HOLD:g} s, no "
         f"memory stress; the run holds the rate that puts the replica at {TARGET_CPU:g} % CPU")
